@@ -1,0 +1,381 @@
+"""Cluster rendered instance embeddings into objects, per semantic thing class, and label any view.
+
+Pipeline (paper 004 section 3, "Rendering instance segmentation maps"; details as the reference code):
+
+1. For each thing class, take the rendered fast-field embeddings of the pixels whose semantic argmax is
+   that class (``[N, dim]``).
+2. Drop outliers: a point is an outlier when, in any dimension, it lies more than ``outlier_sigma``
+   standard deviations from that dimension's mean.
+3. Rescale every dimension to ``[0, 1]`` with the inliers' min/max. The affine map is stored so that
+   novel points are mapped identically (novel points may fall outside ``[0, 1]``; they are not clipped).
+4. Subsample at most ``max_points`` inliers (seeded) and cluster them with HDBSCAN (or DBSCAN /
+   MeanShift); the number of objects is never an input.
+5. One centroid per cluster in the rescaled space. Every pixel of the class (outliers and noise
+   included) is labelled by its nearest centroid.
+
+Instance ids are made globally unique across classes by a per-class offset; stuff pixels get 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+_FORMAT = "lift3d.scene_clusters"
+_FORMAT_VERSION = 1
+
+
+@dataclass
+class ClusterConfig:
+    """How rendered instance embeddings are clustered into objects."""
+
+    algorithm: Literal["hdbscan", "dbscan", "meanshift"] = "hdbscan"
+    """Clustering back-end. HDBSCAN is the paper's choice; DBSCAN and MeanShift are the alternatives of
+    the paper's appendix (they need a length scale: ``dbscan_eps`` / ``meanshift_bandwidth``)."""
+    min_cluster_size: int | None = None
+    """Smallest cluster, in (subsampled) points. For HDBSCAN it is its ``min_cluster_size``; for DBSCAN
+    and MeanShift, clusters with fewer members are discarded (their points are then labelled by the nearest
+    kept centroid). None: choose it with :func:`sweep_min_cluster_size`."""
+    sweep_sizes: tuple[int, ...] = tuple(range(10, 200, 10))
+    """Candidate ``min_cluster_size`` values for the sweep (the reference's 10..190 step 10 on Messy Rooms
+    with 50k points; scale them down for small scenes or fewer rendered pixels)."""
+    min_samples: int = 1
+    """HDBSCAN ``min_samples`` (1: core distance = nearest-neighbour distance, least smoothing); also
+    DBSCAN's ``min_samples``."""
+    max_points: int = 50000
+    """At most this many inlier points per class are clustered (seeded random subsample)."""
+    outlier_sigma: float = 3.0
+    """Points farther than this many standard deviations from the mean in any dimension are left out of
+    the fit and of the min/max rescaling (they are still labelled by nearest centroid)."""
+    dbscan_eps: float = 0.05
+    """DBSCAN neighbourhood radius, in the rescaled ``[0, 1]`` units."""
+    meanshift_bandwidth: float = 0.15
+    """MeanShift flat-kernel bandwidth, in the rescaled ``[0, 1]`` units (the reference's value)."""
+    weighted_centroids: bool = True
+    """HDBSCAN only: centroid = members' mean weighted by HDBSCAN's membership strength
+    (``probabilities_``), as HDBSCAN's ``weighted_cluster_centroid``; False: plain mean. DBSCAN and
+    MeanShift always use the plain mean of the members."""
+    seed: int = 0
+    """Seed of the subsampling."""
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _like(labels: np.ndarray, ref):
+    """Return ``labels`` as a torch long tensor on ``ref``'s device if ``ref`` is a tensor."""
+    if isinstance(ref, torch.Tensor):
+        return torch.as_tensor(labels, dtype=torch.long, device=ref.device)
+    return labels
+
+
+@dataclass
+class ClassClusters:
+    """Cached clusters of one semantic class: the rescaling and the centroids in the rescaled space."""
+
+    offset: np.ndarray
+    """``[dim]`` inliers' per-dimension minimum (subtracted before scaling)."""
+    scale: np.ndarray
+    """``[dim]`` inliers' per-dimension max - min (1 where the range is 0)."""
+    centroids: np.ndarray
+    """``[num_clusters, dim]`` centroids in the rescaled space (at least one)."""
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self.centroids.shape[0])
+
+    def rescale(self, embeddings) -> np.ndarray:
+        """``(x - offset) / scale`` for ``[M, dim]`` embeddings, as float64 numpy."""
+        x = _to_numpy(embeddings).astype(np.float64, copy=False)
+        if x.ndim != 2 or x.shape[1] != self.offset.shape[0]:
+            raise ValueError(
+                f"ClassClusters: embeddings must be [num_points, {self.offset.shape[0]}], got {x.shape}; "
+                "render with the same embedding_dim that the clusters were fitted on."
+            )
+        return (x - self.offset) / self.scale
+
+    def assign(self, embeddings):
+        """Label ``[M, dim]`` embeddings with the index ``0..K-1`` of the nearest centroid (Euclidean, in
+        the rescaled space). Every point gets a label. Returns ``[M]`` int64 (a torch long tensor if the
+        input is a tensor)."""
+        x = self.rescale(embeddings)
+        if x.shape[0] == 0:
+            return _like(np.zeros(0, dtype=np.int64), embeddings)
+        _, idx = cKDTree(self.centroids).query(x, k=1)
+        return _like(np.asarray(idx, dtype=np.int64), embeddings)
+
+    def to_dict(self) -> dict:
+        return {"offset": self.offset.tolist(), "scale": self.scale.tolist(), "centroids": self.centroids.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassClusters":
+        centroids = np.asarray(d["centroids"], dtype=np.float64)
+        offset = np.asarray(d["offset"], dtype=np.float64)
+        return cls(offset=offset, scale=np.asarray(d["scale"], dtype=np.float64),
+                   centroids=centroids.reshape(-1, offset.shape[0]))
+
+
+def _inlier_mask(x: np.ndarray, sigma: float) -> np.ndarray:
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    inliers = np.all(np.abs(x - mean) <= sigma * std, axis=1)
+    return inliers if inliers.any() else np.ones(len(x), dtype=bool)
+
+
+def _run_algorithm(x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ``[n, dim]`` rescaled points -> (labels [n] with -1 = noise, weights [n] for centroids)."""
+    weights = np.ones(len(x))
+    if cfg.algorithm == "hdbscan":
+        import hdbscan
+
+        clusterer = hdbscan.HDBSCAN(
+            min_cluster_size=max(2, min_cluster_size),
+            min_samples=cfg.min_samples,
+            allow_single_cluster=True,
+        ).fit(x)
+        if cfg.weighted_centroids:
+            weights = np.asarray(clusterer.probabilities_, dtype=np.float64)
+        return np.asarray(clusterer.labels_), weights
+    if cfg.algorithm == "dbscan":
+        from sklearn.cluster import DBSCAN
+
+        labels = DBSCAN(eps=cfg.dbscan_eps, min_samples=cfg.min_samples).fit_predict(x)
+    elif cfg.algorithm == "meanshift":
+        from sklearn.cluster import MeanShift
+
+        labels = MeanShift(bandwidth=cfg.meanshift_bandwidth, bin_seeding=True).fit_predict(x)
+    else:
+        raise ValueError(
+            f"ClusterConfig.algorithm: unknown {cfg.algorithm!r}; use 'hdbscan', 'dbscan' or 'meanshift'."
+        )
+    # Same meaning of min_cluster_size for every back-end: smaller clusters become noise.
+    labels = np.asarray(labels).copy()
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    for cid in ids[counts < min_cluster_size]:
+        labels[labels == cid] = -1
+    return labels, weights
+
+
+def fit_class_clusters(embeddings, cfg: ClusterConfig, min_cluster_size: int | None = None) -> ClassClusters:
+    """Fit the clusters of one semantic class (module docstring, steps 2-5).
+
+    Args:
+        embeddings: ``[N, dim]`` rendered instance embeddings of the class's pixels (numpy or torch).
+        cfg: clustering configuration.
+        min_cluster_size: overrides ``cfg.min_cluster_size``; one of the two must be set.
+
+    Returns:
+        :class:`ClassClusters` with ``K >= 1`` centroids. Centroids are the members' means in the rescaled
+        space (HDBSCAN: weighted by membership strength when ``cfg.weighted_centroids``). When the
+        algorithm finds no cluster (or there are fewer points than ``min_cluster_size``), the single
+        centroid is the mean of the fitted points.
+    """
+    size = cfg.min_cluster_size if min_cluster_size is None else min_cluster_size
+    if size is None:
+        raise ValueError(
+            "fit_class_clusters: min_cluster_size is None in both the argument and ClusterConfig; set it, "
+            "or choose it with sweep_min_cluster_size(...)."
+        )
+    x = _to_numpy(embeddings).astype(np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"fit_class_clusters: expected non-empty [N, dim] embeddings, got shape {x.shape}.")
+    if not np.isfinite(x).all():
+        raise ValueError("fit_class_clusters: embeddings contain NaN or inf; check the rendered instance field.")
+    inl = x[_inlier_mask(x, cfg.outlier_sigma)]
+    offset = inl.min(axis=0)
+    scale = inl.max(axis=0) - offset
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (inl - offset) / scale
+    if len(z) > cfg.max_points:
+        rng = np.random.default_rng(cfg.seed)
+        z = z[rng.choice(len(z), size=cfg.max_points, replace=False)]
+
+    centroids = []
+    if len(z) >= max(2, size):
+        labels, weights = _run_algorithm(z, cfg, size)
+        for cid in np.unique(labels[labels >= 0]):
+            members = labels == cid
+            w = weights[members]
+            centroids.append(np.average(z[members], axis=0, weights=w) if w.sum() > 0 else z[members].mean(axis=0))
+    if not centroids:
+        centroids = [z.mean(axis=0)]
+    return ClassClusters(offset=offset, scale=scale, centroids=np.stack(centroids))
+
+
+@dataclass
+class SceneClusters:
+    """Per thing class clusters, and the mapping of (class, cluster) to a scene-wide instance id.
+
+    Instance ids: class ``c`` (in ascending order of the thing classes) owns the ids
+    ``id_offset[c] + 1 .. id_offset[c] + K_c`` with ``id_offset`` the running total of the previous
+    classes' ``K``, so ids are positive, contiguous and never collide across classes. 0 = no instance
+    (stuff pixels, and thing pixels of a class that had no pixel to fit on).
+    """
+
+    thing_classes: tuple[int, ...]
+    """Semantic class ids that are things (sorted)."""
+    classes: dict[int, ClassClusters] = field(default_factory=dict)
+    """Fitted clusters per thing class (a thing class absent from the fitting data has no entry)."""
+
+    def id_offsets(self) -> dict[int, int]:
+        offsets, total = {}, 0
+        for c in sorted(self.classes):
+            offsets[c] = total
+            total += self.classes[c].num_clusters
+        return offsets
+
+    @property
+    def num_instances(self) -> int:
+        """Total number of instance ids (all classes)."""
+        return sum(cc.num_clusters for cc in self.classes.values())
+
+    def instance_classes(self) -> dict[int, int]:
+        """Map each instance id to its semantic class."""
+        out = {}
+        for c, off in self.id_offsets().items():
+            for k in range(self.classes[c].num_clusters):
+                out[off + k + 1] = c
+        return out
+
+    def label(self, sem, emb):
+        """Instance id of every pixel.
+
+        Args:
+            sem: semantic class per pixel, ``[H, W]`` or ``[M]`` (numpy or torch).
+            emb: instance embeddings, ``[*sem.shape, dim]``.
+
+        Returns:
+            Instance ids with ``sem``'s shape (int64 numpy, or torch long if ``sem`` is a tensor):
+            0 for stuff, ``id_offset[c] + 1 + nearest centroid`` for thing class ``c``.
+        """
+        s = _to_numpy(sem)
+        e = _to_numpy(emb)
+        if e.shape[:-1] != s.shape:
+            raise ValueError(
+                f"SceneClusters.label: emb has shape {e.shape} but sem has {s.shape}; emb must be "
+                "[*sem.shape, embedding_dim]."
+            )
+        s_flat = s.reshape(-1)
+        e_flat = e.reshape(-1, e.shape[-1])
+        out = np.zeros(s_flat.shape, dtype=np.int64)
+        for c, off in self.id_offsets().items():
+            mask = s_flat == c
+            if mask.any():
+                out[mask] = off + 1 + self.classes[c].assign(e_flat[mask])
+        return _like(out.reshape(s.shape), sem)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to a small JSON file atomically (temp file in the same folder + ``os.replace``)."""
+        path = Path(path)
+        data = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "thing_classes": [int(c) for c in self.thing_classes],
+            "classes": {str(c): cc.to_dict() for c, cc in sorted(self.classes.items())},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)  # float repr round-trips float64 exactly
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SceneClusters":
+        """Read a file written by :meth:`save`."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read cluster centroids ({err}); re-run the clustering step.") from err
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a lift3d cluster file (missing format {_FORMAT!r}); re-run clustering.")
+        if data.get("version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: cluster file version {data.get('version')} is not supported (expected "
+                f"{_FORMAT_VERSION}); re-run the clustering step with this lift3d."
+            )
+        classes = {int(c): ClassClusters.from_dict(d) for c, d in data["classes"].items()}
+        return cls(thing_classes=tuple(int(c) for c in data["thing_classes"]), classes=classes)
+
+
+def fit_scene_clusters(
+    emb,
+    sem,
+    thing_classes: Iterable[int],
+    cfg: ClusterConfig,
+    min_cluster_size: int | None = None,
+) -> SceneClusters:
+    """Fit :class:`ClassClusters` for every thing class present in ``sem``.
+
+    Args:
+        emb: ``[N, dim]`` rendered fast-field embeddings (pixels of views the method may see: never the
+            test views).
+        sem: ``[N]`` predicted semantic class (rendered argmax) of the same pixels.
+        thing_classes: semantic ids that are things; every other class is stuff (instance 0).
+        cfg: clustering configuration.
+        min_cluster_size: overrides ``cfg.min_cluster_size``.
+    """
+    e = _to_numpy(emb)
+    s = _to_numpy(sem).reshape(-1)
+    e = e.reshape(-1, e.shape[-1])
+    if len(e) != len(s):
+        raise ValueError(f"fit_scene_clusters: {len(e)} embeddings but {len(s)} semantic labels.")
+    things = tuple(sorted(int(c) for c in thing_classes))
+    classes = {}
+    for c in things:
+        mask = s == c
+        if mask.any():
+            classes[c] = fit_class_clusters(e[mask], cfg, min_cluster_size)
+    return SceneClusters(thing_classes=things, classes=classes)
+
+
+def sweep_min_cluster_size(
+    emb,
+    sem,
+    thing_classes: Iterable[int],
+    cfg: ClusterConfig,
+    candidate_sizes: Sequence[int] | None = None,
+    score_fn: Callable[[SceneClusters], float] | None = None,
+) -> tuple[int, dict[int, float]]:
+    """Choose ``min_cluster_size`` by fitting every candidate and keeping the best score.
+
+    Args:
+        emb, sem, thing_classes, cfg: as :func:`fit_scene_clusters`.
+        candidate_sizes: sizes to try (default ``cfg.sweep_sizes``).
+        score_fn: higher is better. In lift3d it labels the training views with the fitted clusters and
+            returns the per-frame PQ against the 2D segmenter's masks (all thing classes merged).
+
+    Returns:
+        ``(best_size, {size: score})``. Ties go to the SMALLEST size (the first in ascending order): of
+        equally scored settings, the one that can still resolve small objects.
+    """
+    if score_fn is None:
+        raise ValueError("sweep_min_cluster_size: score_fn is required (e.g. per-frame PQ on training views).")
+    sizes = sorted(set(int(v) for v in (cfg.sweep_sizes if candidate_sizes is None else candidate_sizes)))
+    if not sizes:
+        raise ValueError("sweep_min_cluster_size: no candidate sizes; pass candidate_sizes or cfg.sweep_sizes.")
+    things = tuple(thing_classes)
+    scores: dict[int, float] = {}
+    best_size, best_score = sizes[0], -math.inf
+    for size in sizes:
+        score = float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size)))
+        scores[size] = score
+        if score > best_score:  # strict: ties keep the smaller size
+            best_size, best_score = size, score
+    return best_size, scores

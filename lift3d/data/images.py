@@ -1,0 +1,125 @@
+"""Reading and writing the image files of a scene (RGB, 8/16-bit id maps, depth, confidence).
+
+Writers are atomic: they write a temporary file beside the target and rename it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["read_rgb", "read_id_map", "read_depth", "read_confidence", "read_image_size",
+           "write_rgb", "write_id_map", "write_depth_png", "atomic_write_bytes"]
+
+
+def read_image_size(path: Path) -> tuple[tuple[int, int], int, np.dtype | None]:
+    """((height, width), channels, dtype or None) of an image or ``.npy`` without decoding more than needed."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        arr = np.load(path, mmap_mode="r")
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        return (arr.shape[0], arr.shape[1]), channels, arr.dtype
+    with Image.open(path) as im:
+        w, h = im.size
+        bands = len(im.getbands())
+        mode = im.mode
+    dtype = None
+    if mode in ("I;16", "I;16B", "I;16L", "I", "L", "P", "1"):
+        dtype = np.dtype(np.int64)
+    elif mode == "F":
+        dtype = np.dtype(np.float32)
+    return (h, w), bands, dtype
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """RGB image as float32 [H, W, 3] in [0, 1] (alpha dropped, grey expanded)."""
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return arr
+
+
+def read_id_map(path: Path) -> np.ndarray:
+    """Single-channel integer id map (8- or 16-bit PNG, or integer ``.npy``) as int64 [H, W]."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        arr = np.load(path)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{path}: id map must be integer, got {arr.dtype}")
+        return arr.astype(np.int64)
+    with Image.open(path) as im:
+        if im.mode == "P":
+            arr = np.asarray(im)  # palette index = id
+        else:
+            arr = np.asarray(im)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: id map must be single-channel, got shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def read_depth(path: Path, unit_scale: float = 0.001) -> np.ndarray:
+    """Depth along the optical axis in metres, float32 [H, W]; 16-bit PNG * ``unit_scale`` or float ``.npy``."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.float32)
+    with Image.open(path) as im:
+        arr = np.asarray(im)
+    return arr.astype(np.float32) * np.float32(unit_scale)
+
+
+def read_confidence(path: Path) -> np.ndarray:
+    """Per-pixel confidence in [0, 1], float32 [H, W]: 8-bit /255, 16-bit /65535, or float ``.npy``."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.clip(np.load(path).astype(np.float32), 0.0, 1.0)
+    with Image.open(path) as im:
+        arr = np.asarray(im)
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    scale = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
+    return arr.astype(np.float32) / np.float32(scale)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _save_png(path: Path, im: Image.Image) -> None:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    """Write float [H, W, 3] in [0, 1] (or uint8) as an 8-bit PNG."""
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    _save_png(path, Image.fromarray(rgb, mode="RGB"))
+
+
+def write_id_map(path: Path, ids: np.ndarray, bits: int = 16) -> None:
+    """Write an integer id map [H, W] as a 16-bit (default) or 8-bit single-channel PNG."""
+    ids = np.asarray(ids)
+    limit = 65535 if bits == 16 else 255
+    if ids.min(initial=0) < 0 or ids.max(initial=0) > limit:
+        raise ValueError(f"{path}: ids must lie in [0, {limit}] for a {bits}-bit PNG, got [{ids.min()}, {ids.max()}]")
+    if bits == 16:
+        im = Image.fromarray(ids.astype(np.uint16))  # mode I;16
+    else:
+        im = Image.fromarray(ids.astype(np.uint8), mode="L")
+    _save_png(path, im)
+
+
+def write_depth_png(path: Path, depth_m: np.ndarray, unit_scale: float = 0.001) -> None:
+    """Write depth in metres as a 16-bit PNG in units of ``unit_scale`` metres (0 = unknown)."""
+    d = np.round(np.nan_to_num(depth_m, nan=0.0, posinf=0.0) / unit_scale)
+    write_id_map(path, np.clip(d, 0, 65535).astype(np.int64), bits=16)

@@ -1,0 +1,154 @@
+"""Camera rays and the in-memory training set: pixels of all views as flat tensors, plus samplers.
+
+Rays follow the scene format (OpenGL camera axes): for pixel (u, v) with centre (u + 0.5, v + 0.5),
+``d_cam = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]`` and ``d_world = R d_cam``. A point at depth ``z``
+(distance along the optical axis) lies at ``o + z * d_world`` because ``d_cam`` has unit -z component; we
+keep this unnormalised direction and call ``t`` the optical-axis depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from lift3d.data.scene import Scene, load_frame
+
+__all__ = ["camera_rays", "PixelSet", "load_pixel_set", "scene_bounds"]
+
+
+def camera_rays(c2w: torch.Tensor, intrinsics: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ray origins and directions for pixels.
+
+    Args:
+        c2w: [N, 4, 4] or [4, 4] camera-to-world (OpenGL axes).
+        intrinsics: [N, 4] or [4] ``(fx, fy, cx, cy)``.
+        uv: [N, 2] integer pixel coordinates (column u, row v).
+    Returns:
+        origins [N, 3] and directions [N, 3] whose camera-space z component is -1, so ``o + t d`` is the
+        point at optical-axis depth ``t``.
+    """
+    uv = uv.to(torch.float32) + 0.5
+    if intrinsics.dim() == 1:
+        intrinsics = intrinsics.expand(uv.shape[0], 4)
+    if c2w.dim() == 2:
+        c2w = c2w.expand(uv.shape[0], 4, 4)
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    d_cam = torch.stack([(uv[:, 0] - cx) / fx, -(uv[:, 1] - cy) / fy, -torch.ones_like(fx)], dim=-1)
+    dirs = torch.einsum("nij,nj->ni", c2w[:, :3, :3], d_cam)
+    return c2w[:, :3, 3].clone(), dirs
+
+
+@dataclass
+class PixelSet:
+    """Every pixel of a set of views, flattened: ``P = sum_v H_v W_v`` rows."""
+
+    view_ids: list[int]
+    """Frame indices (into ``scene.frames``) of the views held, in order."""
+    c2w: torch.Tensor
+    """[V, 4, 4] float32 camera-to-world."""
+    intrinsics: torch.Tensor
+    """[V, 4] (fx, fy, cx, cy)."""
+    sizes: list[tuple[int, int]]
+    """(H, W) per view."""
+    offsets: torch.Tensor
+    """[V + 1] start row of each view in the flat arrays."""
+    pixel_view: torch.Tensor
+    """[P] long, position (0..V-1) of each pixel's view."""
+    pixel_uv: torch.Tensor
+    """[P, 2] long (u, v)."""
+    rgb: torch.Tensor
+    """[P, 3] float32."""
+    instance: torch.Tensor
+    """[P] long 2D segment ids (0 = none), arbitrary per view."""
+    semantic: torch.Tensor
+    """[P] long 2D class ids."""
+    confidence: torch.Tensor
+    """[P] float32 (ones when the scene has none)."""
+    depth: Optional[torch.Tensor] = None
+    """[P] float32 metres along the optical axis, 0 = unknown."""
+    gt_instance: Optional[torch.Tensor] = None
+    gt_semantic: Optional[torch.Tensor] = None
+
+    @property
+    def num_views(self) -> int:
+        return len(self.view_ids)
+
+    def rays(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """World-space (origins, directions) of flat pixel rows [N] -> [N, 3], [N, 3]."""
+        v = self.pixel_view[rows]
+        return camera_rays(self.c2w[v], self.intrinsics[v], self.pixel_uv[rows])
+
+    def view_rows(self, position: int) -> torch.Tensor:
+        """Flat rows [H*W] of the view at ``position`` (row-major)."""
+        return torch.arange(int(self.offsets[position]), int(self.offsets[position + 1]))
+
+
+def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = False) -> PixelSet:
+    """Read the given frames into one :class:`PixelSet` (2D inputs always; depth when the scene has it)."""
+    rgbs, insts, sems, confs, depths, gti, gts, pv, uvs, sizes = [], [], [], [], [], [], [], [], [], []
+    offsets = [0]
+    for pos, idx in enumerate(view_ids):
+        fd = load_frame(scene, idx, with_ground_truth=with_ground_truth)
+        h, w = fd.instance.shape
+        sizes.append((h, w))
+        rgbs.append(fd.rgb.reshape(-1, 3))
+        insts.append(fd.instance.reshape(-1))
+        sems.append(fd.semantic.reshape(-1))
+        confs.append((fd.confidence if fd.confidence is not None else np.ones((h, w), np.float32)).reshape(-1))
+        if fd.depth is not None:
+            depths.append(fd.depth.reshape(-1))
+        if with_ground_truth and fd.gt_instance is not None:
+            gti.append(fd.gt_instance.reshape(-1))
+            gts.append(fd.gt_semantic.reshape(-1))
+        vv, uu = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        uvs.append(np.stack([uu.reshape(-1), vv.reshape(-1)], axis=-1))
+        pv.append(np.full(h * w, pos, dtype=np.int64))
+        offsets.append(offsets[-1] + h * w)
+    frames = [scene.frames[i] for i in view_ids]
+    cat = lambda xs, dt: torch.from_numpy(np.concatenate(xs)).to(dt)  # noqa: E731
+    return PixelSet(
+        view_ids=list(view_ids),
+        c2w=torch.tensor(np.stack([f.camera_to_world for f in frames]), dtype=torch.float32),
+        intrinsics=torch.tensor(np.stack([f.intrinsics() for f in frames]), dtype=torch.float32),
+        sizes=sizes, offsets=torch.tensor(offsets), pixel_view=cat(pv, torch.long), pixel_uv=cat(uvs, torch.long),
+        rgb=cat(rgbs, torch.float32), instance=cat(insts, torch.long), semantic=cat(sems, torch.long),
+        confidence=cat(confs, torch.float32),
+        depth=cat(depths, torch.float32) if len(depths) == len(view_ids) else None,
+        gt_instance=cat(gti, torch.long) if gti else None, gt_semantic=cat(gts, torch.long) if gts else None,
+    )
+
+
+def scene_bounds(scene: Scene, pixels: Optional[PixelSet] = None, margin: float = 0.05) -> np.ndarray:
+    """World-space [2, 3] box the field models.
+
+    The scene's own ``aabb`` when given; else the box around depth back-projections (2nd-98th percentile,
+    enlarged by ``margin`` of its size) when depth exists; else a box around the point closest to all camera
+    axes, sized by the mean camera distance to it.
+    """
+    if scene.aabb is not None:
+        return scene.aabb.astype(np.float64)
+    if pixels is not None and pixels.depth is not None:
+        valid = torch.nonzero(pixels.depth > 0).squeeze(-1)
+        if valid.numel() > 0:
+            sel = valid[torch.randperm(valid.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
+            o, d = pixels.rays(sel)
+            pts = (o + d * pixels.depth[sel, None]).numpy()
+            lo, hi = np.percentile(pts, 2, axis=0), np.percentile(pts, 98, axis=0)
+            pad = (hi - lo) * margin + 1e-3
+            return np.stack([lo - pad, hi + pad])
+    centres = np.stack([f.camera_to_world[:3, 3] for f in scene.frames])
+    axes = np.stack([-f.camera_to_world[:3, 2] for f in scene.frames])
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    # Least-squares point nearest to all camera axes: sum_i (I - a a^T)(p - c_i) = 0.
+    a_mat = np.zeros((3, 3))
+    b_vec = np.zeros(3)
+    for c, a in zip(centres, axes):
+        proj = np.eye(3) - np.outer(a, a)
+        a_mat += proj
+        b_vec += proj @ c
+    focus = np.linalg.lstsq(a_mat, b_vec, rcond=None)[0]
+    radius = float(np.linalg.norm(centres - focus, axis=1).mean())
+    return np.stack([focus - radius, focus + radius])

@@ -1,0 +1,119 @@
+"""After fitting: render whole views, cluster the fast embeddings per semantic class, label any view.
+
+Clustering samples come only from training views (never the test views, unlike the reference Messy Rooms
+script): ``cluster_views`` evenly spaced training views are rendered in full; their pixels predicted as a thing
+class give the embeddings; HDBSCAN's ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all
+thing classes merged) against those views' 2D segments (paper 004 appendix B.3). The centroids are cached in
+the run (``clusters.json``) and label every pixel of any view by the nearest centroid of its predicted class.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from lift3d.cluster import SceneClusters, sweep_min_cluster_size, fit_scene_clusters
+from lift3d.data.rays import PixelSet, load_pixel_set
+from lift3d.data.scene import Scene
+from lift3d.engine.config import FitConfig
+from lift3d.metrics import frame_pq
+from lift3d.models import LiftModel
+
+__all__ = ["ViewRender", "render_pixel_set", "cluster_from_training_views", "CLUSTERS_FILE"]
+
+CLUSTERS_FILE = "clusters.json"
+
+
+@dataclass
+class ViewRender:
+    """Rendered outputs of one view, [H, W] (x channels)."""
+
+    frame_index: int
+    rgb: np.ndarray
+    """float32 [H, W, 3]."""
+    depth: np.ndarray
+    """float32 [H, W] expected optical-axis depth."""
+    semantic: np.ndarray
+    """int64 [H, W] argmax of the rendered class probabilities."""
+    embedding: np.ndarray
+    """float32 [H, W, D] fast instance embedding."""
+    instance: Optional[np.ndarray] = None
+    """int64 [H, W] instance ids after clustering (0 = stuff)."""
+
+
+@torch.no_grad()
+def render_pixel_set(model: LiftModel, pixels: PixelSet, chunk: int = 4096, progress=None) -> list[ViewRender]:
+    """Render every pixel of every view of ``pixels`` (no depth used: views are treated as novel)."""
+    model.eval()
+    out = []
+    for pos, frame_index in enumerate(pixels.view_ids):
+        rows = pixels.view_rows(pos)
+        h, w = pixels.sizes[pos]
+        rgb, dep, sem, emb = [], [], [], []
+        for i in range(0, rows.numel(), chunk):
+            r = rows[i:i + chunk]
+            o, d = pixels.rays(r)
+            s = model.sample_rays(o, d, None, train=False, with_color=True, background=torch.zeros(3))
+            rgb.append(s.rgb)
+            dep.append(s.depth)
+            sem.append(model.render_semantic(s).argmax(-1))
+            emb.append(model.render_embedding(s))
+        out.append(ViewRender(frame_index=frame_index,
+                              rgb=torch.cat(rgb).clamp(0, 1).reshape(h, w, 3).numpy(),
+                              depth=torch.cat(dep).reshape(h, w).numpy(),
+                              semantic=torch.cat(sem).reshape(h, w).numpy().astype(np.int64),
+                              embedding=torch.cat(emb).reshape(h, w, -1).numpy()))
+        if progress is not None:
+            progress()
+    model.train()
+    return out
+
+
+def _evenly_spaced(items: Sequence[int], k: int) -> list[int]:
+    if k >= len(items):
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, k).round().astype(int)
+    return [items[i] for i in idx]
+
+
+def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path,
+                                log=print) -> tuple[SceneClusters, dict]:
+    """Render ``cfg.cluster_views`` training views, cluster, choose ``min_cluster_size`` by the sweep, save."""
+    views = _evenly_spaced(scene.train_indices, cfg.cluster_views)
+    pixels = load_pixel_set(scene, views)
+    renders = render_pixel_set(model, pixels, cfg.render_chunk)
+    things = scene.thing_ids
+    sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
+    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
+    inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
+
+    def label_views(clusters: SceneClusters) -> list[np.ndarray]:
+        return [np.asarray(clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
+                .reshape(r.semantic.shape) for r in renders]
+
+    def score(clusters: SceneClusters) -> float:
+        res = frame_pq([r.semantic for r in renders], label_views(clusters), inputs_sem, inputs_inst,
+                       things=things, stuff=scene.stuff_ids, merge_things=True)
+        return float(res.pq)
+
+    info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
+    if cfg.cluster.min_cluster_size is not None:
+        best = int(cfg.cluster.min_cluster_size)
+        clusters = fit_scene_clusters(emb, sem, things, cfg.cluster, best)
+        info["sweep"] = {}
+    else:
+        best, scores = sweep_min_cluster_size(emb, sem, things, cfg.cluster, list(cfg.sweep_sizes), score)
+        clusters = fit_scene_clusters(emb, sem, things, cfg.cluster, best)
+        info["sweep"] = {str(k): round(float(v), 4) for k, v in scores.items()}
+    info["min_cluster_size"] = best
+    info["num_clusters"] = {str(c): int(cc.num_clusters) for c, cc in clusters.classes.items()}
+    clusters.save(Path(run_dir) / CLUSTERS_FILE)
+    (Path(run_dir) / "clustering.json").write_text(json.dumps(info, indent=2))
+    log(f"clustering: min_cluster_size={best}, clusters per class {info['num_clusters']}")
+    return clusters, info

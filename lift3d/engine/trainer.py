@@ -1,0 +1,320 @@
+"""Per-scene fitting: the loss schedule, optimisers, EMA of the slow field, progress and atomic checkpoints.
+
+One iteration:
+1. ``rays_per_batch`` random pixels over all training views -> photometric loss (+ depth loss when the scene has
+   depth; + semantic cross-entropy after ``semantic_start``).
+2. after ``instance_start``: ONE random training image, up to ``instance_pixels`` of its pixels that carry a 2D
+   segment. Their weights are computed without gradient (instance/segment losses never reach density). The
+   thing-segment pixels are split at random into a fast half and a slow half (paper 004 Eq. 4); pairs only
+   ever form within that image. After the step the slow field follows the fast one by EMA.
+3. after ``segment_consistency_start``: Panoptic Lifting's segment consistency on the same image's pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from lift3d.data.rays import PixelSet, load_pixel_set, scene_bounds
+from lift3d.data.scene import Scene
+from lift3d.engine.config import FitConfig
+from lift3d.losses import (concentration_loss, photometric_loss, segment_consistency_loss, semantic_loss,
+                           slow_fast_contrastive_loss, split_fast_slow, vanilla_contrastive_loss)
+from lift3d.models import LiftModel
+
+__all__ = ["Trainer", "resolve_device", "save_checkpoint", "load_model", "config_to_dict", "config_from_dict"]
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device cpu.")
+    return name
+
+
+def config_to_dict(cfg) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def config_from_dict(cls, d: dict):
+    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output."""
+    kwargs = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for k, v in d.items():
+        if k not in hints:
+            continue
+        default = getattr(cls(), k) if _has_default(cls) else None
+        if dataclasses.is_dataclass(default):
+            kwargs[k] = config_from_dict(type(default), v)
+        elif isinstance(default, tuple) and isinstance(v, list):
+            kwargs[k] = tuple(v)
+        else:
+            kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _has_default(cls) -> bool:
+    try:
+        cls()
+        return True
+    except TypeError:
+        return False
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file, then rename: a checkpoint is never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(run_dir: Path, device: str = "cpu") -> tuple[LiftModel, FitConfig, dict]:
+    """The fitted model of a run folder (``checkpoints/latest.pt`` + ``config.json``)."""
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoints" / "latest.pt"
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"{ckpt_path}: no checkpoint; run `lift3d fit DATA --out {run_dir}` first.")
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    cfg = config_from_dict(FitConfig, ckpt["config"])
+    model = LiftModel(cfg.model, ckpt["num_classes"], np.asarray(ckpt["aabb"]), device)
+    _resize_grids(model, ckpt["model"])
+    model.load_state_dict(ckpt["model"])
+    if model.occupancy is not None and ckpt.get("occupancy") is not None:
+        model.occupancy.load_state_dict({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()})
+    return model.to(device), cfg, ckpt
+
+
+def _resize_grids(model: LiftModel, state: dict) -> None:
+    """A checkpoint saved after a TensoRF upsample has larger planes: grow the fresh model to match."""
+    key = "radiance.density_grid.planes.0"
+    if key in state and state[key].shape[-1] != getattr(model.radiance, "density_grid", None).resolution:
+        model.radiance.upsample(int(state[key].shape[-1]))
+
+
+class Trainer:
+    """Fits a :class:`LiftModel` to a scene; see the module docstring for one iteration."""
+
+    def __init__(self, scene: Scene, cfg: FitConfig, run_dir: Path, progress: bool = True, log=print):
+        self.scene, self.cfg, self.run_dir = scene, cfg, Path(run_dir)
+        self.progress, self.log = progress, log
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.train = load_pixel_set(scene, scene.train_indices)
+        self.aabb = scene_bounds(scene, self.train)
+        self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device).to(self.device)
+        self.thing_ids = torch.tensor(scene.thing_ids)
+        # Pixels usable for instance/segment losses, grouped by view.
+        seg_valid = self.train.instance > 0
+        self.view_segment_rows = [r[seg_valid[r]] for r in (self.train.view_rows(p) for p in range(self.train.num_views))]
+        self.instance_views = [p for p, r in enumerate(self.view_segment_rows) if r.numel() >= 8]
+        self._make_optimisers()
+        self.step = 0
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ setup
+    def _make_optimisers(self) -> None:
+        m, o = self.model, self.cfg.optim
+        self.opt_field = torch.optim.Adam([
+            {"params": m.radiance.grid_parameters(), "lr": o.lr_grid},
+            {"params": m.radiance.network_parameters(), "lr": o.lr_network},
+            {"params": list(m.semantic.parameters()), "lr": o.lr_network},
+        ], betas=(0.9, 0.99))
+        self.opt_instance = torch.optim.Adam(m.instance.fast.parameters(), lr=o.lr_instance, betas=(0.9, 0.99))
+        self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
+
+    def _set_lr(self) -> None:
+        frac = self.step / max(self.cfg.optim.iterations, 1)
+        factor = self.cfg.optim.lr_decay_final ** frac
+        for opt, lrs in zip((self.opt_field, self.opt_instance), self.base_lrs):
+            for g, lr in zip(opt.param_groups, lrs):
+                g["lr"] = lr * factor
+
+    def _upsample_if_due(self) -> None:
+        r = self.cfg.model.radiance
+        if r.backbone != "tensorf" or self.step not in r.upsample_steps:
+            return
+        k = list(r.upsample_steps).index(self.step) + 1
+        n = len(r.upsample_steps)
+        res = int(round(math.exp(math.log(r.grid_resolution) + (math.log(r.final_grid_resolution)
+                                                                   - math.log(r.grid_resolution)) * k / n)))
+        self.model.radiance.upsample(res)
+        self._make_optimisers()  # the grid parameters are new tensors
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest.pt"
+
+    def save(self) -> None:
+        occ = self.model.occupancy.state_dict() if self.model.occupancy is not None else None
+        save_checkpoint(self.ckpt_path, {
+            "step": self.step, "config": config_to_dict(self.cfg), "model": self.model.state_dict(),
+            "occupancy": occ, "opt_field": self.opt_field.state_dict(), "opt_instance": self.opt_instance.state_dict(),
+            "num_classes": self.scene.num_classes, "aabb": self.aabb.tolist(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "history": self.history, "scene": str(self.scene.root),
+        })
+
+    def resume(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        _resize_grids(self.model, ckpt["model"])
+        self.model.load_state_dict(ckpt["model"])
+        self._make_optimisers()
+        self.opt_field.load_state_dict(ckpt["opt_field"])
+        self.opt_instance.load_state_dict(ckpt["opt_instance"])
+        if ckpt.get("occupancy") is not None and self.model.occupancy is not None:
+            self.model.occupancy.load_state_dict(ckpt["occupancy"])
+        self.generator.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.step, self.history = ckpt["step"], ckpt.get("history", [])
+        return True
+
+    # ------------------------------------------------------------------ one iteration
+    def _background(self, n: int) -> torch.Tensor:
+        mode = self.cfg.optim.background
+        if mode == "black":
+            return torch.zeros(3)
+        if mode == "white":
+            return torch.ones(3)
+        return (torch.rand(1, generator=self.generator) < 0.5).float().expand(3)
+
+    def train_step(self) -> dict:
+        cfg, lc, tr, model = self.cfg, self.cfg.losses, self.train, self.model
+        self._upsample_if_due()
+        self._set_lr()
+        o = cfg.optim
+        if model.occupancy is not None and self.step >= o.occupancy_warmup and (self.step - o.occupancy_warmup) % o.occupancy_update_every == 0:
+            model.update_occupancy()
+        logs: dict[str, float] = {}
+
+        # 1. random rays: photometric (+ depth, + semantic)
+        rows = torch.randint(0, tr.rgb.shape[0], (o.rays_per_batch,), generator=self.generator)
+        origins, dirs = tr.rays(rows)
+        depth = tr.depth[rows] if tr.depth is not None else None
+        bg = self._background(rows.shape[0])
+        samples = model.sample_rays(origins, dirs, depth, train=True, with_color=True, background=bg)
+        loss = photometric_loss(samples.rgb, tr.rgb[rows])
+        logs["rgb"] = float(loss)
+        if depth is not None and lc.depth_weight > 0:
+            valid = depth > 0
+            if valid.any():
+                d_err = (samples.depth[valid] - depth[valid]) / model.scene_scale
+                d_loss = (d_err ** 2).mean()
+                loss = loss + lc.depth_weight * d_loss
+                logs["depth"] = float(d_loss)
+        if self.step >= lc.semantic_start and lc.semantic_weight > 0:
+            log_probs = model.render_semantic(samples)
+            s_loss = semantic_loss(log_probs, tr.semantic[rows], tr.confidence[rows])
+            loss = loss + lc.semantic_weight * s_loss
+            logs["sem"] = float(s_loss)
+        self.opt_field.zero_grad(set_to_none=True)
+        loss.backward()
+
+        # 2./3. one image: instance and segment-consistency losses (density without gradient)
+        inst_on = self.step >= lc.instance_start and lc.instance_weight > 0
+        seg_on = self.step >= lc.segment_consistency_start and lc.segment_consistency_weight > 0
+        if (inst_on or seg_on) and self.instance_views:
+            view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
+            cand = self.view_segment_rows[view]
+            pick = cand[torch.randperm(cand.numel(), generator=self.generator)[: o.instance_pixels]]
+            o2, d2 = tr.rays(pick)
+            dp = tr.depth[pick] if tr.depth is not None else None
+            with torch.no_grad():
+                img_samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
+            if seg_on:
+                lp = model.render_semantic(img_samples)
+                sc = segment_consistency_loss(lp, tr.instance[pick])
+                (lc.segment_consistency_weight * sc).backward()
+                logs["seg"] = float(sc)
+            if inst_on:
+                is_thing = torch.isin(tr.semantic[pick], self.thing_ids)
+                thing_rows = is_thing.nonzero().squeeze(-1)
+                if thing_rows.numel() >= 4:
+                    inst_loss = self._instance_loss(img_samples, thing_rows, tr.instance[pick][thing_rows],
+                                                    tr.confidence[pick][thing_rows], logs)
+                    self.opt_instance.zero_grad(set_to_none=True)
+                    (lc.instance_weight * inst_loss).backward()
+                    self.opt_instance.step()
+                    model.instance.update_slow()
+        self.opt_field.step()
+        self.step += 1
+        return logs
+
+    def _instance_loss(self, samples, rows: torch.Tensor, ids: torch.Tensor, conf: torch.Tensor, logs: dict) -> torch.Tensor:
+        lc, model = self.cfg.losses, self.model
+        if lc.instance_loss == "vanilla":
+            emb = model.render_embedding(samples, rows)
+            loss = vanilla_contrastive_loss(emb, ids)
+            logs["con"] = float(loss)
+            return loss
+        fast_idx, slow_idx = split_fast_slow(rows.numel(), self.generator)
+        f = model.render_embedding(samples, rows[fast_idx])
+        s = model.render_embedding(samples, rows[slow_idx], slow=True)
+        con = slow_fast_contrastive_loss(f, ids[fast_idx], s, ids[slow_idx], kernel=lc.kernel,
+                                         bandwidth=lc.kernel_bandwidth)
+        logs["con"] = float(con)
+        loss = con
+        if lc.concentration_weight > 0:
+            conc = concentration_loss(f, ids[fast_idx], s, ids[slow_idx], confidence=conf[fast_idx],
+                                      form=lc.concentration_form)
+            logs["conc"] = float(conc)
+            loss = loss + lc.concentration_weight * conc
+        return loss
+
+    def stage(self) -> str:
+        lc = self.cfg.losses
+        if self.step >= lc.segment_consistency_start:
+            return "rgb+sem+inst+seg"
+        if self.step >= lc.instance_start:
+            return "rgb+sem+inst"
+        if self.step >= lc.semantic_start:
+            return "rgb+sem"
+        return "rgb"
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> dict:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and self.resume():
+            self.log(f"resumed from {self.ckpt_path} at iteration {self.step}")
+        total = self.cfg.optim.iterations
+        t0 = time.perf_counter()
+        start_step = self.step
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = [TextColumn("[bold]fit[/] {task.fields[stage]:<17}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[rate]:>6} it/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   TextColumn("{task.fields[losses]}")]
+        running: dict[str, float] = {}
+        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+            task = bar.add_task("fit", total=total, completed=self.step, stage=self.stage(), rate="-", losses="")
+            while self.step < total:
+                logs = self.train_step()
+                for k, v in logs.items():
+                    running[k] = 0.9 * running.get(k, v) + 0.1 * v
+                if self.step % 10 == 0 or self.step == total:
+                    rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(task, completed=self.step, stage=self.stage(), rate=f"{rate:.1f}",
+                               losses=" ".join(f"{k}={v:.3g}" for k, v in running.items()))
+                if self.step % 50 == 0 or self.step == total:
+                    self.history.append({"step": self.step, **{k: round(v, 5) for k, v in running.items()}})
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
+                    self.save()
+        elapsed = time.perf_counter() - t0
+        summary = {"iterations": total, "seconds": round(elapsed, 2),
+                   "iterations_per_second": round((total - start_step) / max(elapsed, 1e-9), 2),
+                   "final_losses": {k: round(v, 5) for k, v in running.items()}}
+        return summary

@@ -1,0 +1,83 @@
+"""Semantic field and the instance-embedding fields (fast, and the EMA-following slow copy).
+
+Both are shallow MLPs on the normalised position (paper 004, Sec. 3: no grid encoding), optionally with a
+frequency encoding. They are rendered with the density field's *detached* weights, so their losses never
+reach density or colour.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lift3d.fields.mlp import MLP, FrequencyEncoding
+
+__all__ = ["HeadConfig", "SemanticField", "InstanceField", "ema_update"]
+
+
+@dataclass
+class HeadConfig:
+    """An MLP head on xyz."""
+
+    hidden_dim: int = 256
+    """Width of each hidden layer."""
+    hidden_layers: int = 3
+    """Number of hidden layers (paper 004: 3 for the instance field, 4 for the semantic field)."""
+    position_frequencies: int = 0
+    """Frequency-encoding octaves of xyz before the MLP; 0 = raw xyz as in the paper."""
+
+
+class _PositionMLP(nn.Module):
+    def __init__(self, cfg: HeadConfig, out_dim: int):
+        super().__init__()
+        self.encoding = FrequencyEncoding(3, cfg.position_frequencies)
+        self.mlp = MLP(self.encoding.out_dim, cfg.hidden_dim, cfg.hidden_layers, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.encoding(x))
+
+
+class SemanticField(_PositionMLP):
+    """x [N, 3] -> class probabilities p [N, C] (softmax per sample)."""
+
+    def __init__(self, cfg: HeadConfig, num_classes: int):
+        super().__init__(cfg, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(super().forward(x), dim=-1)
+
+
+@torch.no_grad()
+def ema_update(slow: nn.Module, fast: nn.Module, momentum: float) -> None:
+    r"""Slow parameters follow the fast ones: :math:`\theta_s \leftarrow m \theta_s + (1 - m) \theta_f`."""
+    for ps, pf in zip(slow.parameters(), fast.parameters()):
+        ps.mul_(momentum).add_(pf.detach(), alpha=1.0 - momentum)
+
+
+class InstanceField(nn.Module):
+    """Fast embedding field f(x) trained by gradient, and a slow copy that is never optimised.
+
+    The slow field starts as a copy of the fast one and follows it by :func:`ema_update` (paper 004, Sec. 3.2).
+    Its parameters have ``requires_grad = False`` so no loss can reach it.
+    """
+
+    def __init__(self, cfg: HeadConfig, embedding_dim: int = 3, momentum: float = 0.9):
+        super().__init__()
+        self.embedding_dim, self.momentum = embedding_dim, momentum
+        self.fast = _PositionMLP(cfg, embedding_dim)
+        self.slow = copy.deepcopy(self.fast)
+        for p in self.slow.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, slow: bool = False) -> torch.Tensor:
+        """x [N, 3] -> embeddings [N, D] from the fast (default) or slow field."""
+        if slow:
+            with torch.no_grad():
+                return self.slow(x)
+        return self.fast(x)
+
+    def update_slow(self) -> None:
+        ema_update(self.slow, self.fast, self.momentum)

@@ -1,0 +1,153 @@
+"""Configuration of the Messy Rooms scene generator (paper 004, section 4 and appendix A).
+
+One dataclass, :class:`MessyRoomsConfig`, drives every stage: asset sampling, layout and physics, cameras,
+rendering, the simulated 2D segmenter and the writer. Every field carries a docstring so that ``--help`` of the
+CLI is the documentation.
+
+Scaling rules (paper 004, section 4), with ``N = num_objects``:
+
+* floor area  ``A(N) = N * floor_area_per_object``  (objects never get more densely packed as N grows);
+* camera distance ``d(N) = base_camera_distance * sqrt(N / reference_num_objects)``  (cameras move back as the
+  scene's extent ``sqrt(A)`` grows);
+* focal length ``f(N) = base_focal_length * d(N) / base_camera_distance``  (zoom in by the same factor, so the
+  floor footprint of an image, and hence the number of objects per image, stays about constant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Tuple
+
+
+@dataclass
+class PhysicsConfig:
+    """Settings of the pybullet drop-and-settle simulation."""
+
+    time_step: float = 1.0 / 240.0
+    """Simulation time step in seconds (pybullet's default)."""
+    max_seconds: float = 6.0
+    """Stop simulating after this much simulated time even if some object still moves."""
+    min_seconds: float = 0.5
+    """Always simulate at least this long before testing whether the scene has settled."""
+    check_every_steps: int = 24
+    """Test for rest every this many steps (reading all velocities costs one call per object)."""
+    rest_linear_speed: float = 0.01
+    """An object is at rest below this linear speed (m/s)."""
+    rest_angular_speed: float = 0.1
+    """An object is at rest below this angular speed (rad/s)."""
+    lateral_friction: float = 0.6
+    """Coulomb friction coefficient of objects and floor."""
+    rolling_friction: float = 0.002
+    """Rolling friction (m) so that spheres and cylinders on their side come to rest."""
+    spinning_friction: float = 0.002
+    """Spinning (torsional) friction (m)."""
+    restitution: float = 0.05
+    """Bounciness of objects and floor (0 = no bounce)."""
+    linear_damping: float = 0.1
+    """pybullet linear velocity damping per second."""
+    angular_damping: float = 0.3
+    """pybullet angular velocity damping per second."""
+    density: float = 400.0
+    """Density of every object (kg/m^3); masses follow from the convex-hull volume."""
+    spawn_height: float = 0.6
+    """Objects spawn, without overlap, with their centres up to this far (m) above their resting height."""
+    off_floor_margin: float = 0.15
+    """After settling, an object whose centre lies further than this (m) outside the floor region, or below the
+    floor, is deleted (the survivors are renumbered 1..N')."""
+
+
+@dataclass
+class MessyRoomsConfig:
+    """A Messy Rooms scene: ``num_objects`` procedural objects dropped on a floor and seen by ``num_views`` cameras."""
+
+    num_objects: int = 10
+    """Number of objects dropped into the room (paper 004 uses 25, 50, 100 and 500)."""
+    num_views: int = 40
+    """Number of rendered viewpoints (frames)."""
+    resolution: int = 96
+    """Width and height of every image in pixels (square images)."""
+    environment: Literal["old_room", "large_corridor"] = "old_room"
+    """Background environment. The paper projects PolyHaven HDRIs of these names onto a dome; the fast backend uses
+    procedural stand-ins (different floor and wall textures and light)."""
+    hdri_path: Optional[Path] = None
+    """Equirectangular HDRI for the background and lighting. Used by the kubric backend only; the fast backend
+    ignores it (with a warning) and uses its procedural room."""
+    backend: Literal["fast", "kubric"] = "fast"
+    """Renderer: ``fast`` = open3d ray casting with procedural textures (CPU, seconds); ``kubric`` = Blender path
+    tracing with the same layout, physics and cameras (installed separately)."""
+    assets: str = "procedural"
+    """Object library. Only ``procedural`` exists for the fast backend (boxes, solids of revolution, hulls,
+    extrusions, compounds with solid textures)."""
+    segmenter_noise: Literal["clean", "detic-like", "heavy"] = "detic-like"
+    """Noise preset of the simulated 2D segmenter (see ``lift3d.generate.segmenter``)."""
+    seed: int = 0
+    """Seed of every random choice; the same seed gives the same layout, cameras, images and 2D segments."""
+    test_fraction: float = 0.2
+    """Fraction of frames (the last ones) listed as test frames."""
+
+    # --- scaling constants (paper 004, section 4) ---
+    floor_area_per_object: float = 0.16
+    """Floor area per object (m^2): the floor is a square of area ``num_objects * floor_area_per_object``."""
+    object_size_range: Tuple[float, float] = (0.07, 0.25)
+    """Range of the largest extent of an object (m), sampled uniformly."""
+    reference_num_objects: int = 25
+    """Number of objects at which cameras sit at ``base_camera_distance`` with ``base_focal_length``."""
+    base_camera_distance: float = 2.4
+    """Camera distance (m) from the look-at point for ``reference_num_objects`` objects; scales with
+    ``sqrt(num_objects / reference_num_objects)``."""
+    base_focal_length: float = 1.9
+    """Focal length in units of the image width at ``base_camera_distance``; scales with the camera distance so that
+    an image covers about the same floor area for every ``num_objects``."""
+    camera_distance_jitter: float = 0.12
+    """Relative half-width of the radius band of the camera shell: ``d * [1 - jitter, 1 + jitter]``."""
+    camera_elevation_deg: Tuple[float, float] = (25.0, 65.0)
+    """Elevation range (degrees above the floor) of the dome-shaped camera shell."""
+    lookat_jitter: float = 0.6
+    """Cameras look at a point on the floor sampled uniformly in a disk of radius ``lookat_jitter`` times the floor's
+    half side (0 = always the centre)."""
+    lookat_height: float = 0.05
+    """Height (m) of the look-at point above the floor (about the middle of a resting object)."""
+    room_margin: float = 0.5
+    """Free space (m) between the outermost camera and the room's walls and ceiling."""
+
+    # --- rendering (fast backend) ---
+    rgb_supersampling: int = 2
+    """Rays per pixel side for the RGB image (anti-aliasing); depth and ground truth use the pixel centre."""
+    shadows: bool = True
+    """Cast a shadow ray per pixel towards the directional light (objects cast shadows on floor and objects)."""
+
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    """Drop-and-settle simulation settings."""
+
+    def __post_init__(self) -> None:
+        if self.num_objects < 1:
+            raise ValueError(f"num_objects must be >= 1, got {self.num_objects}.")
+        if self.num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {self.num_views}.")
+        if self.resolution < 8:
+            raise ValueError(f"resolution must be >= 8 pixels, got {self.resolution}.")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}.")
+        lo, hi = self.object_size_range
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"object_size_range must satisfy 0 < min <= max, got {self.object_size_range}.")
+        if self.hdri_path is not None:
+            self.hdri_path = Path(self.hdri_path)
+
+    # Derived quantities (paper 004, section 4) ---------------------------------------------------------------
+
+    @property
+    def floor_half_side(self) -> float:
+        """Half side (m) of the square floor region: ``sqrt(N * floor_area_per_object) / 2``."""
+        return 0.5 * (self.num_objects * self.floor_area_per_object) ** 0.5
+
+    @property
+    def camera_distance(self) -> float:
+        """Camera distance ``d(N) = base_camera_distance * sqrt(N / reference_num_objects)`` (m)."""
+        return self.base_camera_distance * (self.num_objects / self.reference_num_objects) ** 0.5
+
+    @property
+    def focal_length_px(self) -> float:
+        """Focal length in pixels, ``f(N) = base_focal_length * resolution * d(N) / base_camera_distance``."""
+        return self.base_focal_length * self.resolution * self.camera_distance / self.base_camera_distance

@@ -1,0 +1,25 @@
+"""Losses: pure functions on rendered tensors (no knowledge of fields or trainers).
+
+One module per family: :mod:`.photometric` (paper 004 Eq. 2), :mod:`.semantic` (cross-entropy and
+Panoptic Lifting's segment consistency), :mod:`.contrastive` (paper 004 Eqs. 3-5).
+"""
+
+from .contrastive import (
+    concentration_loss,
+    slow_fast_contrastive_loss,
+    split_fast_slow,
+    vanilla_contrastive_loss,
+)
+from .photometric import photometric_loss
+from .semantic import segment_consistency_loss, segment_consistency_targets, semantic_loss
+
+__all__ = [
+    "photometric_loss",
+    "semantic_loss",
+    "segment_consistency_loss",
+    "segment_consistency_targets",
+    "slow_fast_contrastive_loss",
+    "concentration_loss",
+    "split_fast_slow",
+    "vanilla_contrastive_loss",
+]

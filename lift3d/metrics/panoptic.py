@@ -1,0 +1,608 @@
+"""Panoptic quality: scene-level PQ (PQ^scene) and per-frame PQ over integer id maps.
+
+PQ^scene (Panoptic Lifting, used by Contrastive Lift, paper 004 Sec. 5) treats a whole scene as
+one big image: a *segment* is every pixel of every frame that carries one ``(class, id)`` pair,
+so an object whose predicted id changes between views is split into several segments and is
+penalised. Per-frame PQ (Kirillov et al.) scores each frame on its own and ignores whether ids
+agree across views.
+
+The procedure (``docs``: /work/shared/notes/method.md, "Scene-level PQ"), for pixels pooled
+over all frames:
+
+1. GT pixels whose class is in ``void_gt`` are void. With ``void_gt_mode="drop"`` (default, as
+   the reference evaluation does) they are removed before anything else; with ``"keep"`` they stay
+   as void GT (predictions lying on them are excused like any prediction on void GT).
+2. Predicted pixels whose class is negative, in ``void_pred`` or not in ``things | stuff`` are
+   *void predictions*.
+3. Classes of ``things | stuff`` absent from both pred and GT are dropped. Classes with fewer than
+   ``min_class_fraction`` (0.5 %) of the N evaluated pixels (N = pixels whose GT is not void_gt)
+   in pred OR in GT (``small_class_rule="either"``; ``"both"`` drops only classes small in both)
+   are dropped too, and *their pixels become void in place*:
+
+   - a GT pixel of a dropped class becomes **void GT**: it stays in the evaluation, so a predicted
+     segment covering it keeps it in |P| but it is subtracted from the union (``|P on void GT|``)
+     and counts towards the ">50 % on void GT" excuse of step 6;
+   - a predicted pixel of a dropped class becomes a **void prediction**: it stays, so a GT segment
+     covered by it keeps it in |G| but it is subtracted from the union (``|void pred on G|``) and
+     counts towards the ">50 % predicted void" excuse of step 6.
+
+   This is the "void colour" reading of the reference (a category outside the evaluated set is
+   mapped to void, not deleted); deleting the pixels instead would give the same IoUs but would
+   turn excused segments into FPs / FNs.
+4. Instance ids of stuff classes are set to 0 in pred and GT (one segment per stuff class). Thing
+   ids carry no special value: ``(thing, 0)`` is a segment like any other.
+5. A predicted segment P and a GT segment G of the same class match iff IoU(P, G) > 0.5 with
+
+   .. math::
+       I = |P \\cap G|,\\qquad
+       U = |P| - |P \\cap \\mathrm{void_{GT}}| + |G| - |G \\cap \\mathrm{void_{pred}}| - I,\\qquad
+       \\mathrm{IoU} = I / U .
+
+   IoU > 0.5 makes matches unique (one G per P and one P per G).
+6. Unmatched G is a false negative unless ``|G ∩ void_pred| / |G| > 0.5``; unmatched P is a false
+   positive unless ``|P ∩ void_GT| / |P| > 0.5``.
+7. Per class c:
+
+   .. math::
+       PQ_c = \\frac{\\sum_{(P,G)\\in TP_c} \\mathrm{IoU}(P,G)}{|TP_c| + |FP_c|/2 + |FN_c|/2},\\quad
+       SQ_c = \\frac{\\sum_{TP_c} \\mathrm{IoU}}{|TP_c|},\\quad
+       RQ_c = \\frac{|TP_c|}{|TP_c| + |FP_c|/2 + |FN_c|/2},
+
+   so PQ_c = SQ_c RQ_c. PQ, SQ, RQ are the unweighted means over the remaining classes (things and
+   stuff together). A remaining class with TP + FP + FN = 0 (all of its segments excused) carries
+   no evidence and is left out of the means (its stats are NaN); SQ_c is 0 when TP_c = 0 and the
+   class has FPs or FNs. (The reference prints SQ and RQ swapped; PQ is unaffected; lift3d reports
+   them as defined here.)
+
+Implementation: each ``(class, id)`` pair is encoded as one int64 key; segments and the
+pred x GT overlap table come from ``bincount`` on dense keys (``np.unique`` when the key space is
+sparse), so 50 frames of 512x512 with hundreds of objects take well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+MATCH_IOU = 0.5
+"""A same-class pred/GT pair is a true positive iff IoU > MATCH_IOU (0.5 makes matches unique)."""
+
+VOID_EXCUSE_FRACTION = 0.5
+"""An unmatched GT (pred) segment is not an FN (FP) if more than this fraction of it is predicted
+void (lies on void GT)."""
+
+MIN_CLASS_FRACTION = 0.005
+"""Default: classes with fewer than 0.5 % of the evaluated pixels (in pred or GT) become void."""
+
+_DENSE_KEY_LIMIT = 1 << 22
+"""Key spaces up to this size are counted with ``np.bincount`` (32 MiB of counts); larger, sparse
+key spaces fall back to ``np.unique``."""
+
+
+@dataclass
+class ClassStats:
+    """Matching counts and quality of one class."""
+
+    tp: int
+    """Matched (IoU > 0.5) pred/GT segment pairs."""
+    fp: int
+    """Unmatched predicted segments not excused by void GT."""
+    fn: int
+    """Unmatched GT segments not excused by void predictions."""
+    iou_sum: float
+    """Sum of the IoUs of the true positives."""
+    pq: float
+    """iou_sum / (tp + fp/2 + fn/2); NaN when tp + fp + fn = 0."""
+    sq: float
+    """iou_sum / tp; 0 when tp = 0 (and fp + fn > 0); NaN when tp + fp + fn = 0."""
+    rq: float
+    """tp / (tp + fp/2 + fn/2); NaN when tp + fp + fn = 0."""
+
+    @staticmethod
+    def from_counts(tp: int, fp: int, fn: int, iou_sum: float) -> "ClassStats":
+        """Build the stats (with PQ, SQ, RQ) from raw counts."""
+        denom = tp + 0.5 * fp + 0.5 * fn
+        if denom == 0:
+            nan = float("nan")
+            return ClassStats(int(tp), int(fp), int(fn), float(iou_sum), nan, nan, nan)
+        sq = iou_sum / tp if tp > 0 else 0.0
+        return ClassStats(int(tp), int(fp), int(fn), float(iou_sum), float(iou_sum / denom), float(sq), float(tp / denom))
+
+    @property
+    def has_evidence(self) -> bool:
+        """True when the class has at least one TP, FP or FN (it enters the class means)."""
+        return self.tp + self.fp + self.fn > 0
+
+    def to_dict(self) -> dict:
+        """Plain-Python dict (JSON-serialisable)."""
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "iou_sum": self.iou_sum, "pq": self.pq, "sq": self.sq, "rq": self.rq}
+
+
+@dataclass
+class PanopticResult:
+    """Result of :func:`scene_pq` or :func:`frame_pq`. Values in [0, 1] (multiply by 100 for tables)."""
+
+    pq: float
+    """Mean PQ over classes with evidence (scene_pq) or mean over frames of the per-frame class mean (frame_pq). NaN if nothing was scored."""
+    sq: float
+    """Mean SQ, averaged like ``pq``."""
+    rq: float
+    """Mean RQ, averaged like ``pq``."""
+    per_class: dict[int, ClassStats]
+    """Stats per remaining class id. For frame_pq the counts are summed over frames and PQ/SQ/RQ are recomputed from the sums."""
+    pq_things: float = float("nan")
+    """Mean PQ over thing classes only (same averaging as ``pq``)."""
+    pq_stuff: float = float("nan")
+    """Mean PQ over stuff classes only (same averaging as ``pq``)."""
+    dropped_classes: tuple[int, ...] = ()
+    """Classes of things | stuff turned void by the absent / < min_class_fraction rule (frame_pq: in at least one frame)."""
+    num_frames: int = 0
+    """Number of frames evaluated."""
+    per_frame_pq: list[float] | None = None
+    """frame_pq only: PQ of every frame (NaN for a frame with nothing to score)."""
+    metadata: dict = field(default_factory=dict)
+    """Settings used (kind, merge_things, min_class_fraction, ...)."""
+
+    def to_dict(self) -> dict:
+        """Plain-Python dict (JSON-serialisable; NaN stays float NaN)."""
+        return {
+            "pq": self.pq,
+            "sq": self.sq,
+            "rq": self.rq,
+            "pq_things": self.pq_things,
+            "pq_stuff": self.pq_stuff,
+            "per_class": {int(c): s.to_dict() for c, s in sorted(self.per_class.items())},
+            "dropped_classes": [int(c) for c in self.dropped_classes],
+            "num_frames": self.num_frames,
+            "per_frame_pq": None if self.per_frame_pq is None else [float(v) for v in self.per_frame_pq],
+            "metadata": dict(self.metadata),
+        }
+
+
+# ----------------------------------------------------------------------------- input handling
+
+
+def _as_frames(x, name: str) -> list[np.ndarray]:
+    """A list of [H, W] arrays from a list/tuple of arrays or tensors, or one [H, W] / [F, H, W] array."""
+    if isinstance(x, (list, tuple)):
+        frames = [np.asarray(f) for f in x]
+    else:
+        arr = np.asarray(x)
+        if arr.ndim == 2:
+            frames = [arr]
+        elif arr.ndim == 3:
+            frames = list(arr)
+        else:
+            raise ValueError(f"{name}: expected a list of [H, W] id maps or one [F, H, W] array, got shape {arr.shape}")
+    for i, f in enumerate(frames):
+        if f.ndim != 2:
+            raise ValueError(f"{name}, frame {i}: expected an [H, W] id map, got shape {f.shape}; pass one 2D array per frame")
+        if not (np.issubdtype(f.dtype, np.integer) or f.dtype == np.bool_):
+            raise ValueError(
+                f"{name}, frame {i}: id maps must be integer arrays, got dtype {f.dtype}; convert with .astype(np.int64) "
+                "(round first if the values came from a float image)"
+            )
+    return frames
+
+
+def _check_frames(pred_sem, pred_inst, gt_sem, gt_inst) -> tuple[list, list, list, list]:
+    names = ("pred_sem", "pred_inst", "gt_sem", "gt_inst")
+    lists = [_as_frames(x, n) for x, n in zip((pred_sem, pred_inst, gt_sem, gt_inst), names)]
+    lengths = {n: len(l) for n, l in zip(names, lists)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"number of frames differs between inputs: {lengths}; pass the same frames in the same order")
+    for i in range(len(lists[0])):
+        shapes = {n: l[i].shape for n, l in zip(names, lists)}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(
+                f"frame {i}: id maps have different shapes {shapes}; resize pred and GT to the same size "
+                "(nearest neighbour) before scoring"
+            )
+    return tuple(lists)  # type: ignore[return-value]
+
+
+def _class_sets(things, stuff, void_gt, void_pred) -> tuple[frozenset, frozenset, frozenset, frozenset]:
+    things, stuff = frozenset(int(c) for c in things), frozenset(int(c) for c in stuff)
+    void_gt, void_pred = frozenset(int(c) for c in void_gt), frozenset(int(c) for c in void_pred)
+    if things & stuff:
+        raise ValueError(f"classes {sorted(things & stuff)} are listed as both things and stuff; each class is one or the other")
+    if void_gt & (things | stuff):
+        raise ValueError(f"void_gt classes {sorted(void_gt & (things | stuff))} are also things/stuff; a void class is not scored")
+    if void_pred & (things | stuff):
+        raise ValueError(f"void_pred classes {sorted(void_pred & (things | stuff))} are also things/stuff; a void class is not scored")
+    if not things | stuff:
+        raise ValueError("things and stuff are both empty: nothing to score")
+    if any(c < 0 for c in things | stuff):
+        raise ValueError(f"things/stuff contain negative ids {sorted(c for c in things | stuff if c < 0)}; negative ids mean 'void prediction'")
+    return things, stuff, void_gt, void_pred
+
+
+# ----------------------------------------------------------------------------- counting helpers
+
+
+def _map_labels(labels: np.ndarray, keys: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
+    """``values[j]`` where ``labels == keys[j]``, else ``default``.
+
+    labels [n] int64; keys [K] sorted unique int64; values [K] int64 -> [n] int64. A lookup table
+    over ``[labels.min(), labels.max()]`` when that range is small, else a binary search.
+    """
+    if labels.size == 0:
+        return np.zeros(0, np.int64)
+    if keys.size == 0:
+        return np.full(labels.shape, default, np.int64)
+    lo, hi = int(labels.min()), int(labels.max())
+    if hi - lo < _DENSE_KEY_LIMIT:
+        lut = np.full(hi - lo + 1, default, np.int64)
+        inside = (keys >= lo) & (keys <= hi)
+        lut[keys[inside] - lo] = values[inside]
+        return lut[labels - lo] if lo != 0 else lut[labels]
+    idx = np.minimum(np.searchsorted(keys, labels), keys.size - 1)
+    return np.where(keys[idx] == labels, values[idx], default).astype(np.int64)
+
+
+def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Index of each label [n] in the sorted class ids ``classes`` [K], or -1 where it is none of them."""
+    return _map_labels(labels, classes, np.arange(classes.size, dtype=np.int64), -1)
+
+
+def _segments(keys1: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments from shifted keys.
+
+    ``keys1`` [n] = segment key + 1 (>= 0), with 0 meaning void; ``space`` > keys1.max().
+    Returns (segment index per pixel [n], void pixels -> m; segment keys [m] sorted; areas [m]).
+    """
+    if space <= _DENSE_KEY_LIMIT and space <= 4 * keys1.size + 65536:
+        counts = np.bincount(keys1, minlength=space)
+        seg_keys1 = np.flatnonzero(counts[1:]) + 1
+        m = seg_keys1.size
+        table = np.full(space, m, np.int64)
+        table[seg_keys1] = np.arange(m)
+        return table[keys1], seg_keys1 - 1, counts[seg_keys1]
+    uniq, inverse, counts = np.unique(keys1, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    if uniq.size and uniq[0] == 0:  # void present: segments are 1.., void goes to the last slot
+        m = uniq.size - 1
+        return np.where(inverse == 0, m, inverse - 1), uniq[1:] - 1, counts[1:]
+    return inverse, uniq - 1, counts
+
+
+def _pair_counts(sp: np.ndarray, sg: np.ndarray, n_p: int, n_g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-zero cells of the [n_p + 1, n_g + 1] overlap table of pred and GT segment indices [n].
+
+    Returns (rows, cols, counts); row n_p is "void prediction", column n_g is "void GT".
+    """
+    joint = sp * (n_g + 1) + sg
+    space = (n_p + 1) * (n_g + 1)
+    if space <= _DENSE_KEY_LIMIT and space <= 4 * joint.size + 65536:
+        counts = np.bincount(joint, minlength=space)
+        cells = np.flatnonzero(counts)
+        counts = counts[cells]
+    else:
+        cells, counts = np.unique(joint, return_counts=True)
+    return cells // (n_g + 1), cells % (n_g + 1), counts
+
+
+def _id_span(ids: np.ndarray, num_classes: int) -> tuple[np.ndarray, int, int]:
+    """(ids, id_min, span) such that ``class * span + id - id_min`` is a unique non-negative key.
+
+    id_min <= 0 so that stuff pixels can use id 0; ids with an absurd range are compressed first.
+    """
+    if ids.size == 0:
+        return ids, 0, 1
+    id_min, id_max = min(int(ids.min()), 0), max(int(ids.max()), 0)
+    span = id_max - id_min + 1
+    if (num_classes + 1) * span >= (1 << 62):
+        _, ids = np.unique(ids, return_inverse=True)
+        ids = ids.reshape(-1).astype(np.int64) + 1  # 0 stays free for stuff
+        id_min, span = 0, int(ids.max()) + 1
+    return ids, id_min, span
+
+
+# ----------------------------------------------------------------------------- core
+
+
+def _pq_pooled(
+    ps: np.ndarray,
+    pi: np.ndarray,
+    gs: np.ndarray,
+    gi: np.ndarray,
+    offsets: np.ndarray,
+    frame_base: int,
+    things: frozenset,
+    stuff: frozenset,
+    void_gt: frozenset,
+    min_class_fraction: float,
+    small_class_rule: str,
+    void_gt_mode: str,
+    merge_things: bool,
+) -> tuple[dict[int, ClassStats], tuple[int, ...]]:
+    """PQ stats of pooled pixels: flat int64 arrays [n] of pred/GT class and instance ids.
+
+    ``offsets`` [F + 1] (cumulative frame sizes) and ``frame_base`` only serve error messages.
+    Returns ({class id: stats} for the remaining classes, classes turned void by the small-class rule).
+    """
+    if small_class_rule not in ("either", "both"):
+        raise ValueError(f"small_class_rule must be 'either' or 'both', got {small_class_rule!r}")
+    if void_gt_mode not in ("drop", "keep"):
+        raise ValueError(f"void_gt_mode must be 'drop' or 'keep', got {void_gt_mode!r}")
+    classes = np.array(sorted(things | stuff), np.int64)  # original class ids [K0]
+    if merge_things and things:
+        merged = min(things)
+        scored_ids = np.array(sorted({merged} | set(stuff)), np.int64)  # [K]
+        to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(np.int64)
+    else:
+        scored_ids, to_scored = classes, np.arange(classes.size, dtype=np.int64)
+    num_classes = scored_ids.size
+    is_thing = np.array([c in things or (merge_things and c == min(things)) for c in scored_ids.tolist()], bool)
+
+    # class index per pixel: pred -1 = void prediction; GT -2 = void_gt, -3 = unknown (an error)
+    pcls = _map_labels(ps, classes, to_scored, -1)
+    void_ids = np.array(sorted(void_gt), np.int64)
+    gt_keys = np.concatenate([classes, void_ids])
+    order = np.argsort(gt_keys)
+    gt_values = np.concatenate([to_scored, np.full(void_ids.size, -2, np.int64)])
+    gcls = _map_labels(gs, gt_keys[order], gt_values[order], -3)
+    bad = gcls == -3
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        frame = frame_base + int(np.searchsorted(offsets, first, side="right")) - 1
+        unknown = np.unique(gs[bad])[:10].tolist()
+        raise ValueError(
+            f"frame {frame}: GT class ids {unknown} are neither things, stuff nor void_gt; "
+            "add them to void_gt (or to things/stuff) so every GT pixel has a role"
+        )
+    gt_void = (gcls == -2) if void_ids.size else None
+    if gt_void is not None and void_gt_mode == "drop":
+        pcls[gt_void] = -1  # a dropped pixel takes no part at all: void in pred and GT
+
+    # absent / small classes become void in place (module docstring, step 3)
+    gt_counts = np.bincount(gcls + 2, minlength=num_classes + 2)[2:]
+    pred_on_eval = pcls if (gt_void is None or void_gt_mode == "drop") else np.where(gt_void, -1, pcls)
+    pred_counts = np.bincount(pred_on_eval + 1, minlength=num_classes + 1)[1:]
+    threshold = min_class_fraction * int(gt_counts.sum())
+    present = (pred_counts > 0) | (gt_counts > 0)
+    if small_class_rule == "either":
+        small = (pred_counts < threshold) | (gt_counts < threshold)
+    else:
+        small = (pred_counts < threshold) & (gt_counts < threshold)
+    keep = present & ~small
+    dropped = tuple(int(c) for c in scored_ids[present & small])
+
+    # one int64 key per (class, id): class * span + id - id_min, stuff ids -> 0; stored + 1 so that
+    # 0 = void. Tables are indexed by class index + 2 (entries 0 and 1: void GT / void prediction).
+    def keys_plus_one(cls: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, int]:
+        ids, id_min, span = _id_span(ids, num_classes)
+        base1 = np.zeros(num_classes + 2, np.int64)
+        base1[2:] = np.where(keep, np.arange(num_classes) * span - id_min + 1, 0)
+        use_id = np.zeros(num_classes + 2, np.int64)
+        use_id[2:] = keep & is_thing
+        idx = cls + 2
+        return base1[idx] + ids * use_id[idx], span
+
+    kp1, span_p = keys_plus_one(pcls, pi)
+    kg1, span_g = keys_plus_one(gcls, gi)
+    sp, p_key, p_area = _segments(kp1, num_classes * span_p + 1)  # [n], [nP], [nP]
+    sg, g_key, g_area = _segments(kg1, num_classes * span_g + 1)  # [n], [nG], [nG]
+    p_cls, g_cls = p_key // span_p, g_key // span_g
+    n_p, n_g = p_cls.size, g_cls.size
+
+    rows, cols, inter = _pair_counts(sp, sg, n_p, n_g)
+    p_on_void = np.zeros(n_p + 1, np.int64)  # |P ∩ void GT|
+    g_on_void = np.zeros(n_g + 1, np.int64)  # |G ∩ void pred|
+    sel = cols == n_g
+    p_on_void[rows[sel]] = inter[sel]
+    sel = rows == n_p
+    g_on_void[cols[sel]] = inter[sel]
+
+    pair = (rows < n_p) & (cols < n_g)
+    r, c, i = rows[pair], cols[pair], inter[pair].astype(np.float64)
+    same = p_cls[r] == g_cls[c]
+    r, c, i = r[same], c[same], i[same]
+    union = p_area[r] - p_on_void[r] + g_area[c] - g_on_void[c] - i
+    iou = i / union
+    m = iou > MATCH_IOU
+    tp = np.bincount(p_cls[r[m]], minlength=num_classes)
+    iou_sum = np.bincount(p_cls[r[m]], weights=iou[m], minlength=num_classes)
+    p_matched = np.zeros(n_p, bool)
+    p_matched[r[m]] = True
+    g_matched = np.zeros(n_g, bool)
+    g_matched[c[m]] = True
+    fp_seg = ~p_matched & ~(p_on_void[:n_p] > VOID_EXCUSE_FRACTION * p_area)
+    fn_seg = ~g_matched & ~(g_on_void[:n_g] > VOID_EXCUSE_FRACTION * g_area)
+    fp = np.bincount(p_cls[fp_seg], minlength=num_classes)
+    fn = np.bincount(g_cls[fn_seg], minlength=num_classes)
+
+    per_class = {
+        int(scored_ids[k]): ClassStats.from_counts(int(tp[k]), int(fp[k]), int(fn[k]), float(iou_sum[k]))
+        for k in np.flatnonzero(keep).tolist()
+    }
+    return per_class, dropped
+
+
+def _class_means(per_class: dict[int, ClassStats], things: frozenset, merge_things: bool) -> tuple[float, float, float, float, float]:
+    """(PQ, SQ, RQ, PQ_things, PQ_stuff): unweighted means over classes with evidence (NaN if none)."""
+    scored = {c: s for c, s in per_class.items() if s.has_evidence}
+    thing_keys = {min(things)} if (merge_things and things) else set(things)
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else float("nan")
+
+    return (
+        mean([s.pq for s in scored.values()]),
+        mean([s.sq for s in scored.values()]),
+        mean([s.rq for s in scored.values()]),
+        mean([s.pq for c, s in scored.items() if c in thing_keys]),
+        mean([s.pq for c, s in scored.items() if c not in thing_keys]),
+    )
+
+
+def _pool(frames_lists) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate the frames of the four id maps into flat int64 arrays [n] plus offsets [F + 1]."""
+    out = [np.concatenate([f.reshape(-1) for f in fl]).astype(np.int64, copy=False) if fl else np.zeros(0, np.int64) for fl in frames_lists]
+    offsets = np.concatenate([[0], np.cumsum([f.size for f in frames_lists[0]])]).astype(np.int64)
+    return (*out, offsets)
+
+
+def scene_pq(
+    pred_sem: Sequence[np.ndarray],
+    pred_inst: Sequence[np.ndarray],
+    gt_sem: Sequence[np.ndarray],
+    gt_inst: Sequence[np.ndarray],
+    things: Iterable[int],
+    stuff: Iterable[int],
+    void_gt: Iterable[int] = (),
+    *,
+    void_pred: Iterable[int] = (),
+    min_class_fraction: float = MIN_CLASS_FRACTION,
+    small_class_rule: Literal["either", "both"] = "either",
+    void_gt_mode: Literal["drop", "keep"] = "drop",
+    merge_things: bool = False,
+) -> PanopticResult:
+    """Scene-level panoptic quality PQ^scene (Panoptic Lifting's metric, paper 004 Sec. 5).
+
+    All pixels of all frames are pooled; a segment is every pixel with one ``(class, id)`` pair, so
+    ids must be consistent across views to score well. See the module docstring for the exact
+    procedure (void handling, small-class rule, matching, excuses); in short
+
+    .. math::
+        PQ = \\frac{1}{|C|} \\sum_{c \\in C} \\frac{\\sum_{TP_c} \\mathrm{IoU}}{|TP_c| + |FP_c|/2 + |FN_c|/2},
+        \\quad \\mathrm{IoU} = \\frac{I}{|P| - |P \\cap \\mathrm{void_{GT}}| + |G| - |G \\cap \\mathrm{void_{pred}}| - I}.
+
+    Args:
+        pred_sem, pred_inst, gt_sem, gt_inst: per-frame integer id maps, each a list of ``[H, W]``
+            arrays (or one ``[F, H, W]`` array); frames may differ in size but the four maps of a
+            frame must have the same shape. Nothing is resized here: resize (nearest) beforehand.
+        things, stuff: disjoint class ids scored as things (instance ids matter) / stuff (ids -> 0).
+        void_gt: GT classes that are void (e.g. ``(0,)`` on ScanNet; ``()`` on Messy Rooms, where 0
+            is the background stuff class). Every other GT class must be in things or stuff.
+        void_pred: predicted classes meaning "no prediction". Negative class ids and any class
+            outside ``things | stuff`` are void predictions too.
+        min_class_fraction: classes with fewer than this fraction of the evaluated pixels become
+            void (0 disables the rule; classes absent from both are always dropped).
+        small_class_rule: ``"either"`` (reference: small in pred OR in GT) or ``"both"``.
+        void_gt_mode: ``"drop"`` removes void_gt pixels (reference); ``"keep"`` keeps them as void GT.
+        merge_things: score all thing classes as one class (keyed by the smallest thing id), as the
+            clustering sweep does: a thing segment is then ``(thing, id)`` whatever its semantic
+            class, so thing instance ids must be unique across thing classes.
+
+    Returns:
+        :class:`PanopticResult` with ``pq``, ``sq``, ``rq`` in [0, 1] and per-class stats.
+
+    >>> import numpy as np
+    >>> sem = [np.array([[0, 1, 1, 1]])]; inst = [np.array([[0, 5, 5, 6]])]
+    >>> scene_pq(sem, inst, sem, inst, things=[1], stuff=[0], min_class_fraction=0).pq
+    1.0
+    """
+    things_s, stuff_s, void_gt_s, void_pred_s = _class_sets(things, stuff, void_gt, void_pred)
+    lists = _check_frames(pred_sem, pred_inst, gt_sem, gt_inst)
+    ps, pi, gs, gi, offsets = _pool(lists)
+    per_class, dropped = _pq_pooled(
+        ps, pi, gs, gi, offsets, 0, things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
+    )
+    pq, sq, rq, pq_t, pq_s = _class_means(per_class, things_s, merge_things)
+    return PanopticResult(
+        pq=pq,
+        sq=sq,
+        rq=rq,
+        per_class=per_class,
+        pq_things=pq_t,
+        pq_stuff=pq_s,
+        dropped_classes=dropped,
+        num_frames=len(lists[0]),
+        metadata=_metadata("scene", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s),
+    )
+
+
+def frame_pq(
+    pred_sem: Sequence[np.ndarray],
+    pred_inst: Sequence[np.ndarray],
+    gt_sem: Sequence[np.ndarray],
+    gt_inst: Sequence[np.ndarray],
+    things: Iterable[int],
+    stuff: Iterable[int],
+    void_gt: Iterable[int] = (),
+    *,
+    void_pred: Iterable[int] = (),
+    min_class_fraction: float = MIN_CLASS_FRACTION,
+    small_class_rule: Literal["either", "both"] = "either",
+    void_gt_mode: Literal["drop", "keep"] = "drop",
+    merge_things: bool = False,
+) -> PanopticResult:
+    """Per-frame panoptic quality, averaged over frames (ids need not agree across views).
+
+    Each frame f is scored alone with exactly the procedure of :func:`scene_pq` (so
+    ``frame_pq`` of a single frame equals ``scene_pq`` of it; the small-class rule is applied per
+    frame, pass ``min_class_fraction=0`` for textbook per-image PQ), giving
+    :math:`PQ_f = \\frac{1}{|C_f|}\\sum_{c \\in C_f} PQ_{f,c}` over the classes C_f remaining in that
+    frame with at least one TP, FP or FN; then
+
+    .. math::
+        PQ = \\frac{1}{|F'|} \\sum_{f \\in F'} PQ_f
+
+    over the frames F' that have any such class (SQ, RQ, PQ_things, PQ_stuff likewise).
+    ``per_class`` holds TP/FP/FN/IoU sums over all frames with PQ/SQ/RQ recomputed from the sums;
+    ``per_frame_pq`` lists PQ_f (NaN for frames with nothing to score). With ``merge_things=True``
+    this is the score of the clustering sweep (min_cluster_size chosen against 2D masks).
+
+    Arguments are those of :func:`scene_pq`.
+
+    >>> import numpy as np
+    >>> sem = [np.array([[1, 1]]), np.array([[1, 1]])]
+    >>> frame_pq(sem, [np.array([[3, 3]]), np.array([[4, 4]])], sem, [np.array([[7, 7]])] * 2,
+    ...          things=[1], stuff=[], min_class_fraction=0).pq
+    1.0
+    """
+    things_s, stuff_s, void_gt_s, void_pred_s = _class_sets(things, stuff, void_gt, void_pred)
+    lists = _check_frames(pred_sem, pred_inst, gt_sem, gt_inst)
+    totals: dict[int, list] = {}
+    per_frame: list[tuple[float, float, float, float, float]] = []
+    dropped_all: set[int] = set()
+    for f in range(len(lists[0])):
+        frame_lists = tuple([l[f]] for l in lists)
+        ps, pi, gs, gi, offsets = _pool(frame_lists)
+        per_class, dropped = _pq_pooled(
+            ps, pi, gs, gi, offsets, f, things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
+        )
+        dropped_all.update(dropped)
+        per_frame.append(_class_means(per_class, things_s, merge_things))
+        for c, s in per_class.items():
+            t = totals.setdefault(c, [0, 0, 0, 0.0])
+            t[0] += s.tp
+            t[1] += s.fp
+            t[2] += s.fn
+            t[3] += s.iou_sum
+    arr = np.array(per_frame, np.float64).reshape(-1, 5)
+
+    def frame_mean(col: int) -> float:
+        vals = arr[:, col]
+        vals = vals[~np.isnan(vals)]
+        return float(vals.mean()) if vals.size else float("nan")
+
+    return PanopticResult(
+        pq=frame_mean(0),
+        sq=frame_mean(1),
+        rq=frame_mean(2),
+        per_class={c: ClassStats.from_counts(*t) for c, t in sorted(totals.items())},
+        pq_things=frame_mean(3),
+        pq_stuff=frame_mean(4),
+        dropped_classes=tuple(sorted(dropped_all)),
+        num_frames=len(lists[0]),
+        per_frame_pq=[float(v) for v in arr[:, 0]],
+        metadata=_metadata("frame", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s),
+    )
+
+
+def _metadata(kind, min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt, void_pred) -> dict:
+    return {
+        "kind": kind,
+        "min_class_fraction": float(min_class_fraction),
+        "small_class_rule": small_class_rule,
+        "void_gt_mode": void_gt_mode,
+        "merge_things": bool(merge_things),
+        "void_gt": sorted(void_gt),
+        "void_pred": sorted(void_pred),
+        "match_iou": MATCH_IOU,
+    }

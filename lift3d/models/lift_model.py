@@ -1,0 +1,209 @@
+"""LiftModel: the fields of one scene and how a batch of rays is rendered through them.
+
+World points are mapped to the field's cube by ``x_n = (x - centre) / half_size`` (per axis). A ray
+``x(t) = o + t d`` (``t`` = optical-axis depth, see :mod:`lift3d.data.rays`) keeps its parameter ``t`` in the
+cube; interval lengths used for opacity are measured in world units divided by ``scene_scale`` (the largest
+half size), times ``distance_scale``:  :math:`\\alpha_i = 1 - \\exp(-\\sigma_i \\, s \\, \\delta t_i \\|d\\| / h)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField
+from lift3d.fields.radiance import RadianceField, RadianceFieldConfig
+from lift3d.render.samplers import OccupancyGrid, depth_band_t, intervals_from_t, ray_aabb, stratified_t
+from lift3d.render.volume import render_weights
+
+__all__ = ["ModelConfig", "LiftModel", "RaySamples"]
+
+
+@dataclass
+class ModelConfig:
+    """Fields and ray sampling."""
+
+    radiance: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
+    """Density + colour field."""
+    semantic: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, hidden_layers=4))
+    """Semantic MLP on xyz (paper 004: 4 hidden layers of 256)."""
+    instance: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, hidden_layers=3))
+    """Instance-embedding MLP on xyz (paper 004: 3 hidden layers of 256, raw xyz)."""
+    embedding_dim: int = 3
+    """Instance embedding dimension D (paper 004: 3 is nearly optimal)."""
+    ema_momentum: float = 0.9
+    """Slow field update ``slow <- m slow + (1 - m) fast`` once per instance step."""
+    distance_scale: float = 25.0
+    """Multiplies interval lengths (in units of the scene's largest half size) in the opacity."""
+    num_samples: int = 96
+    """Stratified samples per ray over its span inside the box (before occupancy culling)."""
+    num_samples_render: int = 192
+    """Stratified samples per ray when rendering views (no depth)."""
+    depth_guided_samples: int = 8
+    """Extra samples per training ray in a band around the given depth (0 disables; only with depth)."""
+    depth_band: float = 0.03
+    """Half-width of the depth band, as a fraction of the scene's largest half size."""
+    occupancy_resolution: int = 64
+    """Cells per axis of the occupancy grid that skips empty space (0 disables)."""
+    occupancy_threshold: float = 0.01
+    """Opacity per sample step under which a cell is empty."""
+    head_weight_threshold: float = 1e-4
+    """Semantic and instance heads are evaluated only at samples whose weight exceeds this."""
+
+
+@dataclass
+class RaySamples:
+    """Samples of a batch of rays and their (possibly detached) rendering weights."""
+
+    points: torch.Tensor
+    """[R, S, 3] sample positions in the field's cube."""
+    weights: torch.Tensor
+    """[R, S] rendering weights."""
+    t: torch.Tensor
+    """[R, S] sample positions along the rays (optical-axis depth)."""
+    rgb: Optional[torch.Tensor] = None
+    """[R, 3] rendered colour, if requested."""
+
+    @property
+    def depth(self) -> torch.Tensor:
+        """[R] expected optical-axis depth ``sum_i w_i t_i``."""
+        return (self.weights * self.t).sum(-1)
+
+    @property
+    def opacity(self) -> torch.Tensor:
+        return self.weights.sum(-1)
+
+
+class LiftModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, num_classes: int, aabb: np.ndarray, device: str = "cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+        aabb = torch.as_tensor(np.asarray(aabb), dtype=torch.float32)
+        self.register_buffer("aabb", aabb)
+        self.radiance = RadianceField(cfg.radiance, device)
+        self.semantic = SemanticField(cfg.semantic, num_classes)
+        self.instance = InstanceField(cfg.instance, cfg.embedding_dim, cfg.ema_momentum)
+        self.occupancy = OccupancyGrid(cfg.occupancy_resolution, cfg.occupancy_threshold, device=device) \
+            if cfg.occupancy_resolution > 0 else None
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def centre(self) -> torch.Tensor:
+        return (self.aabb[0] + self.aabb[1]) * 0.5
+
+    @property
+    def half_size(self) -> torch.Tensor:
+        return (self.aabb[1] - self.aabb[0]) * 0.5
+
+    @property
+    def scene_scale(self) -> float:
+        return float(self.half_size.max())
+
+    def to_cube(self, x: torch.Tensor) -> torch.Tensor:
+        """World [..., 3] -> cube [..., 3]."""
+        return (x - self.centre) / self.half_size
+
+    def from_cube(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.half_size + self.centre
+
+    def occupancy_step(self) -> float:
+        """Typical sample spacing, in the opacity's length units, used by the occupancy threshold."""
+        return self.cfg.distance_scale * 2.0 / max(self.cfg.num_samples, 1)
+
+    @torch.no_grad()
+    def update_occupancy(self) -> None:
+        if self.occupancy is not None:
+            self.occupancy.update(self.radiance.density, self.occupancy_step())
+
+    # ------------------------------------------------------------------ rendering
+    def sample_rays(self, origins: torch.Tensor, dirs: torch.Tensor, depth: Optional[torch.Tensor], train: bool,
+                    with_color: bool, density_grad: bool = True, num_samples: Optional[int] = None,
+                    background: Optional[torch.Tensor] = None) -> RaySamples:
+        """March rays through the field.
+
+        Args:
+            origins, dirs: [R, 3] world rays (``dirs`` with camera-space z = -1).
+            depth: [R] optical-axis depth (0 = unknown) for depth-guided samples, or None.
+            train: jitter samples.
+            with_color: also evaluate colour and composite ``rgb`` (over ``background`` [3] or [R, 3]).
+            density_grad: keep the autograd graph of density (False for instance/semantic-only batches).
+        """
+        cfg = self.cfg
+        n = num_samples or (cfg.num_samples if train else cfg.num_samples_render)
+        o_c = self.to_cube(origins)
+        d_c = dirs / self.half_size
+        near, far = ray_aabb(o_c, d_c)
+        hit = far > near
+        far = torch.where(hit, far, near + 1e-3)
+        t = stratified_t(near, far, n, jitter=train)
+        forced = torch.zeros_like(t, dtype=torch.bool)
+        if depth is not None and cfg.depth_guided_samples > 0:
+            valid = depth > 0
+            band = cfg.depth_band * self.scene_scale / dirs.norm(dim=-1).clamp_min(1e-6)
+            u = depth_band_t(torch.zeros_like(depth), 1.0, cfg.depth_guided_samples)  # in [-1, 1]
+            t_d = depth[:, None] + band[:, None] * u
+            t_d = torch.where(valid[:, None], t_d, near[:, None].expand_as(t_d))
+            t_d = t_d.clamp(min=near[:, None], max=far[:, None])
+            t = torch.cat([t, t_d], dim=-1)
+            forced = torch.cat([forced, valid[:, None].expand_as(t_d)], dim=-1)
+            t, order = t.sort(dim=-1)
+            forced = torch.gather(forced, 1, order)
+        step = (far - near)[:, None] / n
+        t_starts, t_ends = intervals_from_t(t, far, float("inf"))
+        t_ends = torch.minimum(t_ends, t_starts + step)
+        t_mid = 0.5 * (t_starts + t_ends)
+        pts = o_c[:, None, :] + t_mid[..., None] * d_c[:, None, :]  # [R, S, 3]
+        live = hit[:, None] & (pts.abs() <= 1.0).all(-1)
+        if self.occupancy is not None:
+            live &= self.occupancy.query(pts) | forced
+        idx = live.nonzero(as_tuple=True)
+        flat_pts = pts[idx]
+        sigma = torch.zeros(t.shape, dtype=pts.dtype, device=pts.device)
+        rgb_samples = None
+        with torch.set_grad_enabled(density_grad and torch.is_grad_enabled()):
+            if with_color:
+                vd = torch.nn.functional.normalize(dirs, dim=-1)[idx[0]]
+                s, c = self.radiance(flat_pts, vd)
+                rgb_samples = torch.zeros(*t.shape, 3, dtype=pts.dtype, device=pts.device)
+                rgb_samples = rgb_samples.index_put(idx, c)
+            else:
+                s = self.radiance.density(flat_pts)
+            sigma = sigma.index_put(idx, s)
+            length = (t_ends - t_starts) * dirs.norm(dim=-1, keepdim=True) / self.scene_scale * cfg.distance_scale
+            weights = render_weights(torch.zeros_like(length), length, sigma)
+        out = RaySamples(points=pts, weights=weights, t=t_mid)
+        if with_color:
+            rgb = (weights[..., None] * rgb_samples).sum(1)
+            if background is not None:
+                rgb = rgb + (1.0 - weights.sum(-1, keepdim=True)) * background
+            out.rgb = rgb
+        return out
+
+    def render_head(self, head: Callable[[torch.Tensor], torch.Tensor], samples: RaySamples,
+                    rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """:math:`\\sum_i \\bar w_i f(x_i)` with the weights detached, evaluating ``head`` only where
+        :math:`\\bar w_i >` ``head_weight_threshold``. rows: optional [R'] subset -> [R', D]."""
+        w = samples.weights.detach()
+        pts = samples.points
+        if rows is not None:
+            w, pts = w[rows], pts[rows]
+        keep = (w > self.cfg.head_weight_threshold).nonzero(as_tuple=True)
+        vals = head(pts[keep])
+        out = torch.zeros(w.shape[0], vals.shape[-1], dtype=vals.dtype, device=vals.device)
+        return out.index_add(0, keep[0], w[keep][:, None] * vals)
+
+    def render_semantic(self, samples: RaySamples, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Rendered class log-probabilities [R, C]:
+        :math:`\\log(\\sum_i \\bar w_i p_i / \\sum_c \\sum_i \\bar w_i p_{ic} + 10^{-8})`."""
+        acc = self.render_head(self.semantic, samples, rows)
+        return torch.log(acc / acc.sum(-1, keepdim=True).clamp_min(1e-12) + 1e-8)
+
+    def render_embedding(self, samples: RaySamples, rows: Optional[torch.Tensor] = None, slow: bool = False) -> torch.Tensor:
+        """Rendered instance embeddings [R, D] from the fast (or slow) field."""
+        return self.render_head(lambda x: self.instance(x, slow=slow), samples, rows)
+

@@ -1,0 +1,91 @@
+"""Sample placement along rays: AABB clipping, stratified samples, depth-guided samples, occupancy grid."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+__all__ = ["ray_aabb", "stratified_t", "depth_band_t", "OccupancyGrid", "intervals_from_t"]
+
+
+def ray_aabb(origins: torch.Tensor, dirs: torch.Tensor, near_min: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slab intersection with the cube [-1, 1]^3: origins, dirs [R, 3] -> (near, far) [R], far <= near on a miss."""
+    inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
+    t0, t1 = (-1.0 - origins) * inv, (1.0 - origins) * inv
+    near = torch.minimum(t0, t1).amax(-1).clamp_min(near_min)
+    far = torch.maximum(t0, t1).amin(-1)
+    return near, far
+
+
+def stratified_t(near: torch.Tensor, far: torch.Tensor, num_samples: int, jitter: bool,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """num_samples sample positions per ray in [near, far], one per equal bin (jittered in training). [R] -> [R, S]."""
+    u = torch.arange(num_samples, dtype=near.dtype, device=near.device)
+    if jitter:
+        u = u + torch.rand(near.shape[0], num_samples, generator=generator, device=near.device)
+    else:
+        u = u + 0.5
+    frac = u / num_samples
+    return near[:, None] + (far - near).clamp_min(0)[:, None] * frac
+
+
+def depth_band_t(depth: torch.Tensor, band: float, num_samples: int,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Depth-guided samples uniformly in [depth - band, depth + band]: [R] -> [R, S] (sorted)."""
+    u = (torch.arange(num_samples, dtype=depth.dtype) + torch.rand(depth.shape[0], num_samples, generator=generator)) / num_samples
+    return depth[:, None] + band * (2.0 * u - 1.0)
+
+
+def intervals_from_t(t: torch.Tensor, far: torch.Tensor, last_step: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted sample positions [R, S] -> intervals (starts, ends) [R, S]: [t_i, t_{i+1}), the last one
+    ``last_step`` long (clipped to far)."""
+    t_end_last = torch.minimum(t[:, -1:] + last_step, torch.maximum(far[:, None], t[:, -1:]))
+    ends = torch.cat([t[:, 1:], t_end_last], dim=-1)
+    return t, ends
+
+
+class OccupancyGrid:
+    """A binary grid over [-1, 1]^3 that marks cells where density may be non-zero (pure PyTorch twin of
+    nerfacc's ``OccGridEstimator``, whose sampling is CUDA-only).
+
+    Every ``update`` evaluates density at one random point per cell, keeps an exponential moving maximum
+    ``d <- max(decay * d, sigma(x))`` and marks cells with ``d * step > threshold`` occupied (as nerfacc).
+    """
+
+    def __init__(self, resolution: int = 64, threshold: float = 0.01, decay: float = 0.95, device: str = "cpu"):
+        self.resolution, self.threshold, self.decay = resolution, threshold, decay
+        self.density = torch.full((resolution ** 3,), 1e3, device=device)  # all cells start occupied
+        self.occupied = torch.ones(resolution ** 3, dtype=torch.bool, device=device)
+        self.num_updates = 0
+
+    def cell_centres(self, jitter: bool) -> torch.Tensor:
+        r = self.resolution
+        idx = torch.arange(r ** 3, device=self.density.device)
+        ijk = torch.stack([idx // (r * r), (idx // r) % r, idx % r], dim=-1).float()
+        off = torch.rand_like(ijk) if jitter else torch.full_like(ijk, 0.5)
+        return (ijk + off) / r * 2.0 - 1.0
+
+    @torch.no_grad()
+    def update(self, density_fn, step_size: float, chunk: int = 1 << 16) -> None:
+        pts = self.cell_centres(jitter=True)
+        sig = torch.cat([density_fn(pts[i:i + chunk]) for i in range(0, pts.shape[0], chunk)])
+        self.density = torch.maximum(self.density * self.decay, sig)
+        thr = min(self.threshold / step_size, float(self.density.mean()))
+        self.occupied = self.density > thr
+        self.num_updates += 1
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., 3] in [-1, 1] -> bool [...] (False outside the cube)."""
+        r = self.resolution
+        ijk = ((x + 1.0) * 0.5 * r).floor().long()
+        inside = ((ijk >= 0) & (ijk < r)).all(-1)
+        ijk = ijk.clamp(0, r - 1)
+        flat = (ijk[..., 0] * r + ijk[..., 1]) * r + ijk[..., 2]
+        return self.occupied[flat] & inside
+
+    def state_dict(self) -> dict:
+        return {"density": self.density, "occupied": self.occupied, "num_updates": self.num_updates}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.density, self.occupied, self.num_updates = s["density"], s["occupied"], s["num_updates"]

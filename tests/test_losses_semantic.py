@@ -1,0 +1,81 @@
+"""Hand-computed checks of lift3d.losses.photometric and lift3d.losses.semantic."""
+
+import math
+
+import torch
+
+from lift3d.losses import (
+    photometric_loss,
+    segment_consistency_loss,
+    segment_consistency_targets,
+    semantic_loss,
+)
+
+
+def test_photometric_is_mse_over_rays_and_channels():
+    pred = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.5]])
+    gt = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    # squared errors: 0,0,1 and 0,0,0.25 -> sum 1.25 over 6 elements = 0.208333
+    assert math.isclose(photometric_loss(pred, gt).item(), 1.25 / 6, rel_tol=1e-6)
+
+
+def _two_rays():
+    probs = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]])
+    return probs.log(), torch.tensor([0, 2])
+
+
+def test_semantic_loss_hand_value():
+    log_probs, target = _two_rays()
+    # ray 0: -ln 0.5 = ln 2 = 0.693147; ray 1: -ln 0.1 = ln 10 = 2.302585; mean = 1.497866
+    expected = (math.log(2) + math.log(10)) / 2
+    assert math.isclose(semantic_loss(log_probs, target).item(), expected, rel_tol=1e-6)
+
+
+def test_semantic_loss_confidence_weighting():
+    log_probs, target = _two_rays()
+    conf = torch.tensor([1.0, 0.5])
+    # (1 * 0.693147 + 0.5 * 2.302585) / 2 rays = 0.922220 (divided by R, not by sum of weights)
+    expected = (math.log(2) + 0.5 * math.log(10)) / 2
+    assert math.isclose(semantic_loss(log_probs, target, conf).item(), expected, rel_tol=1e-6)
+    # zero confidence removes a ray's contribution entirely
+    zero = semantic_loss(log_probs, target, torch.tensor([0.0, 1.0])).item()
+    assert math.isclose(zero, math.log(10) / 2, rel_tol=1e-6)
+
+
+def _segment_rays():
+    # segment 1: rays 0-2; segment 2: ray 3; ray 4 has no segment (id 0).
+    probs = torch.tensor([[0.01, 0.99], [0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.5, 0.5]])
+    ids = torch.tensor([1, 1, 1, 2, 0])
+    return probs.log(), ids
+
+
+def test_segment_consistency_target_is_argmax_of_mean_log_prob():
+    log_probs, ids = _segment_rays()
+    # segment 1, mean log-prob: class 0: (ln .01 + 2 ln .9)/3 = -1.605297
+    #                           class 1: (ln .99 + 2 ln .1)/3 = -1.538407  -> class 1.
+    # (Majority vote of per-ray argmax, and the mean of probabilities 0.603 vs 0.397, would both say
+    # class 0: the target really is the argmax of the mean LOG-probability.)
+    # segment 2: class 1. Ray 4: no segment -> -1.
+    targets = segment_consistency_targets(log_probs, ids)
+    assert targets.tolist() == [1, 1, 1, 1, -1]
+
+
+def test_segment_consistency_loss_hand_value_and_no_grad_through_target():
+    log_probs, ids = _segment_rays()
+    log_probs = log_probs.clone().requires_grad_(True)
+    loss = segment_consistency_loss(log_probs, ids)
+    # mean over the 4 rays in segments of -log p[target=1]:
+    # (-ln .99 - 2 ln .1 - ln .7) / 4 = (0.010050 + 4.605170 + 0.356675) / 4 = 1.242974
+    assert math.isclose(loss.item(), 1.2429738664, rel_tol=1e-6)
+    loss.backward()
+    # the target carries no gradient: d loss / d log_probs is -1/4 at each (ray, target) entry only.
+    expected = torch.zeros(5, 2)
+    expected[:4, 1] = -0.25
+    assert torch.allclose(log_probs.grad, expected)
+
+
+def test_segment_consistency_without_segments_is_zero_and_differentiable():
+    log_probs = torch.log(torch.tensor([[0.5, 0.5]])).requires_grad_(True)
+    loss = segment_consistency_loss(log_probs, torch.tensor([0]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(log_probs.grad, torch.zeros(1, 2))
