@@ -37,6 +37,9 @@ class LossConfig:
     depth_weight: float = 0.1
     """Weight of the depth loss (squared error of expected depth, relative to the scene scale); used only when
     the scene provides depth."""
+    free_space_weight: float = 0.0
+    """Weight of the line-of-sight loss (only with depth): the rendering weight that falls outside
+    ``depth +- model.depth_band`` is pushed to zero, which empties free space fast."""
     semantic_start: int = 200
     """Iteration at which the semantic loss starts (before it: RGB only)."""
     instance_start: int = 400

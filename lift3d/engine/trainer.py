@@ -131,7 +131,8 @@ class Trainer:
             {"params": m.radiance.grid_parameters(), "lr": o.lr_grid},
             {"params": m.radiance.network_parameters(), "lr": o.lr_network},
             {"params": list(m.semantic.parameters()), "lr": o.lr_network},
-        ], betas=(0.9, 0.99))
+        ] + ([{"params": list(m.background_mlp.parameters()), "lr": o.lr_network}] if m.background_mlp is not None else []),
+            betas=(0.9, 0.99))
         self.opt_instance = torch.optim.Adam(m.instance.fast.parameters(), lr=o.lr_instance, betas=(0.9, 0.99))
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
 
@@ -208,19 +209,26 @@ class Trainer:
         bg = self._background(rows.shape[0])
         samples = model.sample_rays(origins, dirs, depth, train=True, with_color=True, background=bg)
         loss = photometric_loss(samples.rgb, tr.rgb[rows])
-        logs["rgb"] = float(loss)
+        logs["rgb"] = float(loss.detach())
         if depth is not None and lc.depth_weight > 0:
             valid = depth > 0
-            if valid.any():
-                d_err = (samples.depth[valid] - depth[valid]) / model.scene_scale
+            end = model.to_cube(origins + dirs * depth[:, None])
+            inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
+            if inside.any():
+                d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
                 d_loss = (d_err ** 2).mean()
                 loss = loss + lc.depth_weight * d_loss
-                logs["depth"] = float(d_loss)
+                logs["depth"] = float(d_loss.detach())
+            if valid.any():
+                if lc.free_space_weight > 0:
+                    fs = self._free_space_loss(samples, dirs[valid], depth[valid], valid)
+                    loss = loss + lc.free_space_weight * fs
+                    logs["fs"] = float(fs.detach())
         if self.step >= lc.semantic_start and lc.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
             s_loss = semantic_loss(log_probs, tr.semantic[rows], tr.confidence[rows])
             loss = loss + lc.semantic_weight * s_loss
-            logs["sem"] = float(s_loss)
+            logs["sem"] = float(s_loss.detach())
         self.opt_field.zero_grad(set_to_none=True)
         loss.backward()
 
@@ -239,7 +247,7 @@ class Trainer:
                 lp = model.render_semantic(img_samples)
                 sc = segment_consistency_loss(lp, tr.instance[pick])
                 (lc.segment_consistency_weight * sc).backward()
-                logs["seg"] = float(sc)
+                logs["seg"] = float(sc.detach())
             if inst_on:
                 is_thing = torch.isin(tr.semantic[pick], self.thing_ids)
                 thing_rows = is_thing.nonzero().squeeze(-1)
@@ -254,24 +262,31 @@ class Trainer:
         self.step += 1
         return logs
 
+    def _free_space_loss(self, samples, dirs: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Line-of-sight loss: :math:`\\frac{1}{R}\\sum_r \\sum_{i: |t_i - D_r| \\|d_r\\| > b} w_{ri}` with b =
+        ``depth_band`` times the scene scale (world units). [R] rays with valid depth."""
+        band = self.cfg.model.depth_band * self.model.scene_scale
+        dist = (samples.t[valid] - depth[:, None]).abs() * dirs.norm(dim=-1, keepdim=True)
+        return (samples.weights[valid] * (dist > band)).sum(-1).mean()
+
     def _instance_loss(self, samples, rows: torch.Tensor, ids: torch.Tensor, conf: torch.Tensor, logs: dict) -> torch.Tensor:
         lc, model = self.cfg.losses, self.model
         if lc.instance_loss == "vanilla":
             emb = model.render_embedding(samples, rows)
             loss = vanilla_contrastive_loss(emb, ids)
-            logs["con"] = float(loss)
+            logs["con"] = float(loss.detach())
             return loss
         fast_idx, slow_idx = split_fast_slow(rows.numel(), self.generator)
         f = model.render_embedding(samples, rows[fast_idx])
         s = model.render_embedding(samples, rows[slow_idx], slow=True)
         con = slow_fast_contrastive_loss(f, ids[fast_idx], s, ids[slow_idx], kernel=lc.kernel,
                                          bandwidth=lc.kernel_bandwidth)
-        logs["con"] = float(con)
+        logs["con"] = float(con.detach())
         loss = con
         if lc.concentration_weight > 0:
             conc = concentration_loss(f, ids[fast_idx], s, ids[slow_idx], confidence=conf[fast_idx],
                                       form=lc.concentration_form)
-            logs["conc"] = float(conc)
+            logs["conc"] = float(conc.detach())
             loss = loss + lc.concentration_weight * conc
         return loss
 

@@ -89,8 +89,15 @@ def sample_asset(rng: np.random.Generator, size_range: Tuple[float, float]) -> A
     """Draw a random asset: family (uniform), unit-scale parameters, size in ``size_range`` and a texture."""
     kind = SHAPE_FAMILIES[int(rng.integers(len(SHAPE_FAMILIES)))]
     size = float(rng.uniform(*size_range))
-    params = _SAMPLERS[kind](rng)
+    params = sample_shape_params(kind, rng)
     return AssetSpec(kind, size, params, sample_texture(rng))
+
+
+def sample_shape_params(kind: str, rng: np.random.Generator) -> Dict:
+    """Random unit-scale parameters of shape family ``kind``."""
+    if kind not in _SAMPLERS:
+        raise ValueError(f"Unknown shape family {kind!r}; expected one of {SHAPE_FAMILIES}.")
+    return _SAMPLERS[kind](rng)
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -189,49 +196,49 @@ def _sphere_profile(radius: float, n: int = 14) -> np.ndarray:
     return _arc((0.0, 0.0), radius, -np.pi / 2, np.pi / 2, n)
 
 
-def _build_raw(kind: str, p: Dict) -> Tuple[np.ndarray, np.ndarray, bool]:
-    """Unit-scale mesh of a family: (vertices, triangles, smooth_hull) where smooth_hull marks pebbles."""
+def _build_raw(kind: str, p: Dict) -> Tuple[np.ndarray, np.ndarray]:
+    """Unit-scale mesh of a family: vertices ``[V, 3]`` and triangles ``[T, 3]``."""
     if kind == "box":
-        return (*_box(p["dims"]), False)
+        return _box(p["dims"])
     if kind == "ellipsoid":
         v, t = _lathe([(_sphere_profile(1.0), False)])
-        return v * np.asarray(p["radii"]), t, False
+        return v * np.asarray(p["radii"]), t
     if kind == "cylinder":
-        return (*_cylinder(p["radius"], p["height"]), False)
+        return _cylinder(p["radius"], p["height"])
     if kind == "cone":
-        return (*_cylinder(p["radius"], p["height"], p["top_radius"]), False)
+        return _cylinder(p["radius"], p["height"], p["top_radius"])
     if kind == "capsule":
         r, L = p["radius"], p["length"]
         prof = np.concatenate([_arc((0, 0), r, -np.pi / 2, 0, 8), _arc((0, L), r, 0, np.pi / 2, 8)])
-        return (*_lathe([(prof, False)]), False)
+        return _lathe([(prof, False)])
     if kind == "torus":
         circle = _arc((p["major"], 0.0), p["minor"], 0.0, 2 * np.pi, 17)[:-1]
-        return (*_lathe([(circle, True)]), False)
+        return _lathe([(circle, True)])
     if kind == "vase":
         z = np.linspace(0, p["height"], 16)
         r = p["radius"] * (1 + p["bulge"] * np.sin(2 * np.pi * p["waves"] * z / p["height"] + p["phase"]))
         r = np.maximum(r, 0.05)
         side = np.stack([r, z], 1)
-        return (*_lathe([(np.array([[0, 0], side[0]]), False), (side, False),
-                         (np.array([side[-1], [0, p["height"]]]), False)]), False)
+        return _lathe([(np.array([[0, 0], side[0]]), False), (side, False),
+                       (np.array([side[-1], [0, p["height"]]]), False)])
     if kind == "bottle":
         R, H, neck, sh = p["radius"], p["height"], p["radius"] * p["neck"], p["shoulder"]
         t = np.linspace(0, 1, 8)
         shoulder = np.stack([R + (neck - R) * (3 * t**2 - 2 * t**3), sh * H + t * 0.2 * H], 1)
         side = np.concatenate([[[R, 0.0]], shoulder, [[neck, H]]])
-        return (*_lathe([(np.array([[0, 0], [R, 0]]), False), (side, False),
-                         (np.array([[neck, H], [0, H]]), False)]), False)
+        return _lathe([(np.array([[0, 0], [R, 0]]), False), (side, False),
+                       (np.array([[neck, H], [0, H]]), False)])
     if kind == "bowl":
         R, H, th = p["radius"], p["height"], p["thickness"]
         a = np.linspace(-np.pi / 2, 0, 10)
         outer = np.stack([R * np.cos(a), H + H * np.sin(a)], 1)
         inner = np.stack([(R - th) * np.cos(a[::-1]), H + (H - th) * np.sin(a[::-1])], 1)
-        foot = np.array([[0.0, 0.0], [0.35 * R, 0.0]])
-        return (*_lathe([(foot, False), (outer[np.cos(a) * R >= 0.35 * R], False),
-                         (np.array([outer[-1], inner[0]]), False), (inner, False)]), False)
+        foot = np.array([[0.0, 0.0], [0.35 * R, 0.0]])  # flat foot ring, then the outer wall starts at its edge
+        outer = np.concatenate([foot[1:], outer[outer[:, 0] > 0.45 * R]])
+        return _lathe([(foot, False), (outer, False), (np.array([outer[-1], inner[0]]), False), (inner, False)])
     if kind == "hull":
         pts = np.asarray(p["points"], dtype=np.float64)
-        return (*_flat(pts, _hull_faces(pts)), False)
+        return _flat(pts, _hull_faces(pts))
     if kind == "pebble":
         rng = np.random.default_rng(p["seed"])
         d = rng.normal(size=(160, 3))
@@ -241,11 +248,11 @@ def _build_raw(kind: str, p: Dict) -> Tuple[np.ndarray, np.ndarray, bool]:
         used = np.unique(faces)
         remap = np.full(len(pts), -1)
         remap[used] = np.arange(len(used))
-        return pts[used], remap[faces], True
+        return pts[used], remap[faces]
     if kind == "extrusion":
-        return (*_extrusion(p), False)
+        return _extrusion(p)
     if kind == "compound":
-        return (*_compound(p), False)
+        return _compound(p)
     raise ValueError(f"Unknown shape family {kind!r}; expected one of {SHAPE_FAMILIES}.")
 
 
@@ -313,8 +320,8 @@ def _merge(parts: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.n
 
 def _moved(mesh: Tuple[np.ndarray, np.ndarray], offset=(0, 0, 0), axis_x: bool = False):
     v, t = mesh
-    if axis_x:  # lay a z-axis solid along x
-        v = v[:, [2, 1, 0]] * [1, 1, 1]
+    if axis_x:  # lay a z-axis solid along x (swapping two axes mirrors, so flip the winding)
+        v = v[:, [2, 1, 0]]
         t = t[:, ::-1]
     return v + np.asarray(offset, dtype=np.float64), t
 
@@ -379,7 +386,7 @@ def build_mesh(spec: AssetSpec) -> Mesh:
 @lru_cache(maxsize=4096)
 def _build_cached(key: str) -> Mesh:
     d = json.loads(key)
-    v, t, _ = _build_raw(d["kind"], d["params"])
+    v, t = _build_raw(d["kind"], d["params"])
     v = np.asarray(v, dtype=np.float64)
     t = np.asarray(t, dtype=np.int64)
     extent = (v.max(0) - v.min(0)).max()

@@ -15,9 +15,10 @@ Scaling rules (paper 004, section 4), with ``N = num_objects``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 
 @dataclass
@@ -87,7 +88,7 @@ class MessyRoomsConfig:
     """Fraction of frames (the last ones) listed as test frames."""
 
     # --- scaling constants (paper 004, section 4) ---
-    floor_area_per_object: float = 0.16
+    floor_area_per_object: float = 0.12
     """Floor area per object (m^2): the floor is a square of area ``num_objects * floor_area_per_object``."""
     object_size_range: Tuple[float, float] = (0.07, 0.25)
     """Range of the largest extent of an object (m), sampled uniformly."""
@@ -96,16 +97,19 @@ class MessyRoomsConfig:
     base_camera_distance: float = 2.4
     """Camera distance (m) from the look-at point for ``reference_num_objects`` objects; scales with
     ``sqrt(num_objects / reference_num_objects)``."""
-    base_focal_length: float = 1.9
+    base_focal_length: float = 4.0
     """Focal length in units of the image width at ``base_camera_distance``; scales with the camera distance so that
     an image covers about the same floor area for every ``num_objects``."""
     camera_distance_jitter: float = 0.12
     """Relative half-width of the radius band of the camera shell: ``d * [1 - jitter, 1 + jitter]``."""
-    camera_elevation_deg: Tuple[float, float] = (25.0, 65.0)
+    camera_elevation_deg: Tuple[float, float] = (30.0, 65.0)
     """Elevation range (degrees above the floor) of the dome-shaped camera shell."""
-    lookat_jitter: float = 0.6
-    """Cameras look at a point on the floor sampled uniformly in a disk of radius ``lookat_jitter`` times the floor's
-    half side (0 = always the centre)."""
+    lookat_margin: float = 0.3
+    """Cameras look at a point sampled uniformly in the floor square shrunk by this margin (m) on every side, so that
+    the views of a large scene cover all of its floor while an image rarely shows mostly empty floor."""
+    lookat_jitter: float = 1.0
+    """Scale of the look-at square: half side ``lookat_jitter * max(L - lookat_margin, 0)`` (0 = always the
+    centre)."""
     lookat_height: float = 0.05
     """Height (m) of the look-at point above the floor (about the middle of a resting object)."""
     room_margin: float = 0.5
@@ -138,6 +142,11 @@ class MessyRoomsConfig:
     # Derived quantities (paper 004, section 4) ---------------------------------------------------------------
 
     @property
+    def lookat_half_side(self) -> float:
+        """Half side (m) of the square of look-at points, ``lookat_jitter * max(L - lookat_margin, 0)``."""
+        return self.lookat_jitter * max(self.floor_half_side - self.lookat_margin, 0.0)
+
+    @property
     def floor_half_side(self) -> float:
         """Half side (m) of the square floor region: ``sqrt(N * floor_area_per_object) / 2``."""
         return 0.5 * (self.num_objects * self.floor_area_per_object) ** 0.5
@@ -151,3 +160,41 @@ class MessyRoomsConfig:
     def focal_length_px(self) -> float:
         """Focal length in pixels, ``f(N) = base_focal_length * resolution * d(N) / base_camera_distance``."""
         return self.base_focal_length * self.resolution * self.camera_distance / self.base_camera_distance
+
+
+def config_from_dict(d: Dict[str, Any]) -> MessyRoomsConfig:
+    """Build a config from a (JSON) dict of field values; missing fields keep their defaults.
+
+    Keys starting with ``_`` (comments) are ignored; ``physics`` may be a dict of :class:`PhysicsConfig` fields.
+    """
+    d = {k: v for k, v in d.items() if not k.startswith("_")}
+    known = {f.name for f in fields(MessyRoomsConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"Unknown MessyRoomsConfig fields {unknown}; valid fields are {sorted(known)}.")
+    if isinstance(d.get("physics"), dict):
+        d["physics"] = PhysicsConfig(**d["physics"])
+    for name in ("object_size_range", "camera_elevation_deg"):
+        if name in d:
+            d[name] = tuple(d[name])
+    return MessyRoomsConfig(**d)
+
+
+def load_config(path: Path) -> MessyRoomsConfig:
+    """Read a scene config JSON (e.g. ``datasets/messy_rooms/configs/old_room_025.json``)."""
+    path = Path(path)
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def config_to_dict(cfg: MessyRoomsConfig) -> Dict[str, Any]:
+    """JSON-serialisable dict of every :class:`MessyRoomsConfig` field (inverse of :func:`config_from_dict`).
+
+    Fields added by subclasses (e.g. the CLI's output folder) are left out.
+    """
+    d = {f.name: getattr(cfg, f.name) for f in fields(MessyRoomsConfig)}
+    d["physics"] = asdict(cfg.physics)
+    d["hdri_path"] = None if cfg.hdri_path is None else str(cfg.hdri_path)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

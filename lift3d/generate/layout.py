@@ -13,7 +13,7 @@ World frame: z up, the floor is the plane z = 0, the floor region holding the ob
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -263,18 +263,18 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = np.array(
 def sample_cameras(rng: np.random.Generator, cfg: MessyRoomsConfig) -> np.ndarray:
     """Inward-facing cameras on a dome-shaped shell (paper 004, section 4). Returns ``[V, 4, 4]`` camera-to-world.
 
-    Per view: a look-at point uniform in the disk of radius ``lookat_jitter * L`` (height ``lookat_height``); a
+    Per view: a look-at point uniform in the square of half side ``cfg.lookat_half_side`` (height
+    ``lookat_height``), so that the views of large scenes cover their whole floor; a
     distance ``d(N) * U(1 - j, 1 + j)`` with ``d(N) = base_camera_distance * sqrt(N / reference_num_objects)``; an
     elevation with ``sin(elevation)`` uniform in the configured range (uniform area on the dome); an azimuth uniform
     in ``[0, 2 pi)``. The camera sits at ``target + distance * (cos el cos az, cos el sin az, sin el)``.
     """
-    d, L = cfg.camera_distance, cfg.floor_half_side
+    d = cfg.camera_distance
     lo, hi = np.sin(np.deg2rad(cfg.camera_elevation_deg[0])), np.sin(np.deg2rad(cfg.camera_elevation_deg[1]))
     out = np.zeros((cfg.num_views, 4, 4))
     for v in range(cfg.num_views):
-        rad_t = cfg.lookat_jitter * L * np.sqrt(rng.random())
-        ang_t = rng.uniform(0.0, 2.0 * np.pi)
-        target = np.array([rad_t * np.cos(ang_t), rad_t * np.sin(ang_t), cfg.lookat_height])
+        x, y = rng.uniform(-cfg.lookat_half_side, cfg.lookat_half_side, size=2)
+        target = np.array([x, y, cfg.lookat_height])
         dist = d * rng.uniform(1.0 - cfg.camera_distance_jitter, 1.0 + cfg.camera_distance_jitter)
         el = np.arcsin(rng.uniform(lo, hi))
         az = rng.uniform(0.0, 2.0 * np.pi)
@@ -287,7 +287,7 @@ def room_box(cfg: MessyRoomsConfig) -> Tuple[np.ndarray, np.ndarray]:
     """Closed room ``(min [3], max [3])`` that contains the floor region and every possible camera position."""
     d_max = cfg.camera_distance * (1.0 + cfg.camera_distance_jitter)
     el_lo, el_hi = np.deg2rad(cfg.camera_elevation_deg[0]), np.deg2rad(cfg.camera_elevation_deg[1])
-    half = max(cfg.lookat_jitter * cfg.floor_half_side + d_max * np.cos(el_lo), cfg.floor_half_side) + cfg.room_margin
+    half = max(cfg.lookat_half_side + d_max * np.cos(el_lo), cfg.floor_half_side) + cfg.room_margin
     height = cfg.lookat_height + d_max * np.sin(el_hi) + cfg.room_margin
     return np.array([-half, -half, 0.0]), np.array([half, half, height])
 

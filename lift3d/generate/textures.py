@@ -10,7 +10,7 @@ Colours in specs are sRGB in ``[0, 1]``; evaluation returns *linear* RGB (``srgb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence, Tuple
+from typing import Literal, Tuple
 
 import numpy as np
 
@@ -260,7 +260,6 @@ def _large_corridor(points: np.ndarray, surface: np.ndarray) -> np.ndarray:
     wall = np.where(seam[:, None], wall * 0.5, wall)
     out[w] = np.where((z[w] < 0.15)[:, None], srgb_to_linear(np.array([0.12, 0.12, 0.14])), wall)
     c = surface == CEILING
-    cells = np.floor(points[c, :2] / 2.0).astype(np.int64)
     lamp = (np.mod(points[c, :2], 2.0) > 0.6).all(axis=1) & (np.mod(points[c, :2], 2.0) < 1.4).all(axis=1)
     out[c] = np.where(lamp[:, None], np.array([1.0, 1.0, 1.0]), srgb_to_linear(np.array([0.8, 0.8, 0.8])))
     return out

@@ -6,18 +6,23 @@ so an object whose predicted id changes between views is split into several segm
 penalised. Per-frame PQ (Kirillov et al.) scores each frame on its own and ignores whether ids
 agree across views.
 
-The procedure (``docs``: /work/shared/notes/method.md, "Scene-level PQ"), for pixels pooled
-over all frames:
+The procedure, as the Panoptic Lifting / Contrastive Lift evaluation computes it (project method
+notes, "Scene-level PQ"), for the pixels of all frames pooled together (the caller resizes pred
+and GT to a common size per frame, e.g. 512x512 nearest, beforehand):
 
-1. GT pixels whose class is in ``void_gt`` are void. With ``void_gt_mode="drop"`` (default, as
-   the reference evaluation does) they are removed before anything else; with ``"keep"`` they stay
-   as void GT (predictions lying on them are excused like any prediction on void GT).
+1. GT pixels whose class is in ``void_gt`` are void and never count in N below. With
+   ``void_gt_mode="drop"`` (default, as the reference evaluation does) they are removed before
+   anything else, so a prediction on them simply loses those pixels (the rest of the segment is
+   still scored, and is an FP if unmatched); with ``"keep"`` they stay as void GT, subtracted from
+   unions and counting towards the ">50 % on void GT" excuse of step 6.
 2. Predicted pixels whose class is negative, in ``void_pred`` or not in ``things | stuff`` are
    *void predictions*.
 3. Classes of ``things | stuff`` absent from both pred and GT are dropped. Classes with fewer than
    ``min_class_fraction`` (0.5 %) of the N evaluated pixels (N = pixels whose GT is not void_gt)
    in pred OR in GT (``small_class_rule="either"``; ``"both"`` drops only classes small in both)
-   are dropped too, and *their pixels become void in place*:
+   are dropped too (pred pixels are counted only where GT is not void_gt). Under "either" a class
+   the prediction misses entirely is dropped, not penalised: that is the reference rule. The pixels
+   of a dropped class *become void in place*:
 
    - a GT pixel of a dropped class becomes **void GT**: it stays in the evaluation, so a predicted
      segment covering it keeps it in |P| but it is subtracted from the union (``|P on void GT|``)
@@ -54,14 +59,15 @@ over all frames:
    class has FPs or FNs. (The reference prints SQ and RQ swapped; PQ is unaffected; lift3d reports
    them as defined here.)
 
-Implementation: each ``(class, id)`` pair is encoded as one int64 key; segments and the
-pred x GT overlap table come from ``bincount`` on dense keys (``np.unique`` when the key space is
-sparse), so 50 frames of 512x512 with hundreds of objects take well under a second.
+Implementation: each ``(class, id)`` pair is encoded as one int64 key
+``class * span + id - id_min``; three passes over chunks of frames (class counts, segment areas,
+pred x GT overlap table) use ``bincount`` on dense keys (``np.unique`` when the key space is
+sparse), so 50 frames of 512x512 with 500 objects take about half a second on a small CPU and
+memory stays bounded by the chunk size plus two int32 keys per pixel.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
@@ -138,7 +144,7 @@ class PanopticResult:
     pq_stuff: float = float("nan")
     """Mean PQ over stuff classes only (same averaging as ``pq``)."""
     dropped_classes: tuple[int, ...] = ()
-    """Classes of things | stuff turned void by the absent / < min_class_fraction rule (frame_pq: in at least one frame)."""
+    """Classes present in pred or GT but turned void by the < min_class_fraction rule (frame_pq: in at least one frame); classes absent from both are not listed."""
     num_frames: int = 0
     """Number of frames evaluated."""
     per_frame_pq: list[float] | None = None
@@ -185,6 +191,12 @@ def _as_frames(x, name: str) -> list[np.ndarray]:
                 f"{name}, frame {i}: id maps must be integer arrays, got dtype {f.dtype}; convert with .astype(np.int64) "
                 "(round first if the values came from a float image)"
             )
+        if f.dtype == np.bool_:
+            frames[i] = f.astype(np.uint8)
+        elif f.dtype == np.uint64:
+            if f.size and int(f.max()) >= 1 << 62:
+                raise ValueError(f"{name}, frame {i}: ids up to {int(f.max())} do not fit int64; relabel them to small integers")
+            frames[i] = f.astype(np.int64)
     return frames
 
 
@@ -226,8 +238,8 @@ def _class_sets(things, stuff, void_gt, void_pred) -> tuple[frozenset, frozenset
 def _map_labels(labels: np.ndarray, keys: np.ndarray, values: np.ndarray, default: int) -> np.ndarray:
     """``values[j]`` where ``labels == keys[j]``, else ``default``.
 
-    labels [n] int64; keys [K] sorted unique int64; values [K] int64 -> [n] int64. A lookup table
-    over ``[labels.min(), labels.max()]`` when that range is small, else a binary search.
+    labels [n] any integer dtype; keys [K] sorted unique int64; values [K] int64 -> [n] int64. A
+    lookup table over ``[labels.min(), labels.max()]`` when that range is small, else a binary search.
     """
     if labels.size == 0:
         return np.zeros(0, np.int64)
@@ -238,7 +250,12 @@ def _map_labels(labels: np.ndarray, keys: np.ndarray, values: np.ndarray, defaul
         lut = np.full(hi - lo + 1, default, np.int64)
         inside = (keys >= lo) & (keys <= hi)
         lut[keys[inside] - lo] = values[inside]
-        return lut[labels - lo] if lo != 0 else lut[labels]
+        if lo == 0:
+            return lut[labels]
+        if lo > 0:  # labels - lo stays in range for any dtype
+            return lut[labels - lo]
+        return lut[labels.astype(np.int64) - lo]
+    labels = labels.astype(np.int64, copy=False)
     idx = np.minimum(np.searchsorted(keys, labels), keys.size - 1)
     return np.where(keys[idx] == labels, values[idx], default).astype(np.int64)
 
@@ -248,69 +265,77 @@ def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return _map_labels(labels, classes, np.arange(classes.size, dtype=np.int64), -1)
 
 
-def _segments(keys1: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Segments from shifted keys.
+class _KeyCounter:
+    """Counts of non-negative int64 keys accumulated over chunks of pixels.
 
-    ``keys1`` [n] = segment key + 1 (>= 0), with 0 meaning void; ``space`` > keys1.max().
-    Returns (segment index per pixel [n], void pixels -> m; segment keys [m] sorted; areas [m]).
+    Dense (one ``np.bincount`` table of size ``space``) when the key space is small, else sparse
+    (``np.unique`` per chunk, merged at the end).
     """
-    if space <= _DENSE_KEY_LIMIT and space <= 4 * keys1.size + 65536:
-        counts = np.bincount(keys1, minlength=space)
-        seg_keys1 = np.flatnonzero(counts[1:]) + 1
-        m = seg_keys1.size
-        table = np.full(space, m, np.int64)
-        table[seg_keys1] = np.arange(m)
-        return table[keys1], seg_keys1 - 1, counts[seg_keys1]
-    uniq, inverse, counts = np.unique(keys1, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    if uniq.size and uniq[0] == 0:  # void present: segments are 1.., void goes to the last slot
-        m = uniq.size - 1
-        return np.where(inverse == 0, m, inverse - 1), uniq[1:] - 1, counts[1:]
-    return inverse, uniq - 1, counts
 
+    def __init__(self, space: int):
+        self.space = int(space)
+        self.dense = self.space <= _DENSE_KEY_LIMIT
+        self.counts = np.zeros(self.space if self.dense else 0, np.int64)
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
 
-def _pair_counts(sp: np.ndarray, sg: np.ndarray, n_p: int, n_g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-zero cells of the [n_p + 1, n_g + 1] overlap table of pred and GT segment indices [n].
+    def add(self, keys: np.ndarray) -> None:
+        """Count the keys [n] of one chunk."""
+        if self.dense:
+            self.counts += np.bincount(keys, minlength=self.space)
+        else:
+            self.parts.append(np.unique(keys, return_counts=True))
 
-    Returns (rows, cols, counts); row n_p is "void prediction", column n_g is "void GT".
-    """
-    joint = sp * (n_g + 1) + sg
-    space = (n_p + 1) * (n_g + 1)
-    if space <= _DENSE_KEY_LIMIT and space <= 4 * joint.size + 65536:
-        counts = np.bincount(joint, minlength=space)
-        cells = np.flatnonzero(counts)
-        counts = counts[cells]
-    else:
-        cells, counts = np.unique(joint, return_counts=True)
-    return cells // (n_g + 1), cells % (n_g + 1), counts
-
-
-def _id_span(ids: np.ndarray, num_classes: int) -> tuple[np.ndarray, int, int]:
-    """(ids, id_min, span) such that ``class * span + id - id_min`` is a unique non-negative key.
-
-    id_min <= 0 so that stuff pixels can use id 0; ids with an absurd range are compressed first.
-    """
-    if ids.size == 0:
-        return ids, 0, 1
-    id_min, id_max = min(int(ids.min()), 0), max(int(ids.max()), 0)
-    span = id_max - id_min + 1
-    if (num_classes + 1) * span >= (1 << 62):
-        _, ids = np.unique(ids, return_inverse=True)
-        ids = ids.reshape(-1).astype(np.int64) + 1  # 0 stays free for stuff
-        id_min, span = 0, int(ids.max()) + 1
-    return ids, id_min, span
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted keys with a non-zero count [m], their counts [m])."""
+        if self.dense:
+            keys = np.flatnonzero(self.counts)
+            return keys, self.counts[keys]
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        keys, inverse = np.unique(np.concatenate([k for k, _ in self.parts]), return_inverse=True)
+        counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([c for _, c in self.parts]), minlength=keys.size)
+        return keys, counts.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- core
 
 
+@dataclass
+class _Chunk:
+    """Consecutive frames pooled into flat integer arrays [n] (the input dtypes, not widened)."""
+
+    first_frame: int
+    offsets: np.ndarray  # [frames + 1] pixel offsets of the frames inside the chunk
+    ps: np.ndarray
+    pi: np.ndarray
+    gs: np.ndarray
+    gi: np.ndarray
+
+
+def _chunks(lists, first_frame: int = 0, max_pixels: int = 1 << 19) -> list[_Chunk]:
+    """Group consecutive frames into chunks of about ``max_pixels`` pixels (bounded memory, cache-friendly)."""
+    chunks, group = [], []
+
+    def flush():
+        if group:
+            cols = [np.concatenate([lists[j][f].reshape(-1) for f in group]) for j in range(4)]
+            offsets = np.concatenate([[0], np.cumsum([lists[0][f].size for f in group])]).astype(np.int64)
+            chunks.append(_Chunk(first_frame + group[0], offsets, *cols))
+            group.clear()
+
+    size = 0
+    for f in range(len(lists[0])):
+        group.append(f)
+        size += lists[0][f].size
+        if size >= max_pixels:
+            flush()
+            size = 0
+    flush()
+    return chunks
+
+
 def _pq_pooled(
-    ps: np.ndarray,
-    pi: np.ndarray,
-    gs: np.ndarray,
-    gi: np.ndarray,
-    offsets: np.ndarray,
-    frame_base: int,
+    chunks: list[_Chunk],
     things: frozenset,
     stuff: frozenset,
     void_gt: frozenset,
@@ -319,49 +344,63 @@ def _pq_pooled(
     void_gt_mode: str,
     merge_things: bool,
 ) -> tuple[dict[int, ClassStats], tuple[int, ...]]:
-    """PQ stats of pooled pixels: flat int64 arrays [n] of pred/GT class and instance ids.
+    """PQ stats of all pixels of ``chunks`` pooled together (module docstring, steps 1-7).
 
-    ``offsets`` [F + 1] (cumulative frame sizes) and ``frame_base`` only serve error messages.
     Returns ({class id: stats} for the remaining classes, classes turned void by the small-class rule).
+    Three passes over the pixels: class counts, segment areas, pred x GT overlaps.
     """
     if small_class_rule not in ("either", "both"):
         raise ValueError(f"small_class_rule must be 'either' or 'both', got {small_class_rule!r}")
     if void_gt_mode not in ("drop", "keep"):
         raise ValueError(f"void_gt_mode must be 'drop' or 'keep', got {void_gt_mode!r}")
     classes = np.array(sorted(things | stuff), np.int64)  # original class ids [K0]
-    if merge_things and things:
-        merged = min(things)
+    merged = min(things) if (merge_things and things) else None
+    if merged is not None:
         scored_ids = np.array(sorted({merged} | set(stuff)), np.int64)  # [K]
         to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(np.int64)
     else:
         scored_ids, to_scored = classes, np.arange(classes.size, dtype=np.int64)
     num_classes = scored_ids.size
-    is_thing = np.array([c in things or (merge_things and c == min(things)) for c in scored_ids.tolist()], bool)
-
-    # class index per pixel: pred -1 = void prediction; GT -2 = void_gt, -3 = unknown (an error)
-    pcls = _map_labels(ps, classes, to_scored, -1)
+    is_thing = np.array([c in things or c == merged for c in scored_ids.tolist()], bool)
     void_ids = np.array(sorted(void_gt), np.int64)
     gt_keys = np.concatenate([classes, void_ids])
     order = np.argsort(gt_keys)
-    gt_values = np.concatenate([to_scored, np.full(void_ids.size, -2, np.int64)])
-    gcls = _map_labels(gs, gt_keys[order], gt_values[order], -3)
-    bad = gcls == -3
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        frame = frame_base + int(np.searchsorted(offsets, first, side="right")) - 1
-        unknown = np.unique(gs[bad])[:10].tolist()
-        raise ValueError(
-            f"frame {frame}: GT class ids {unknown} are neither things, stuff nor void_gt; "
-            "add them to void_gt (or to things/stuff) so every GT pixel has a role"
-        )
-    gt_void = (gcls == -2) if void_ids.size else None
-    if gt_void is not None and void_gt_mode == "drop":
-        pcls[gt_void] = -1  # a dropped pixel takes no part at all: void in pred and GT
+    gt_keys = gt_keys[order]
+    gt_values = np.concatenate([to_scored, np.full(void_ids.size, -2, np.int64)])[order]
+
+    def chunk_classes(ch: _Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pred class index [n] with -1 = void prediction, GT class index [n] with -2 = void_gt,
+        pred class index restricted to pixels whose GT is not void_gt, for the small-class rule)."""
+        pcls = _map_labels(ch.ps, classes, to_scored, -1)
+        gcls = _map_labels(ch.gs, gt_keys, gt_values, -3)
+        bad = gcls == -3
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            frame = ch.first_frame + int(np.searchsorted(ch.offsets, first, side="right")) - 1
+            unknown = np.unique(ch.gs[bad])[:10].tolist()
+            raise ValueError(
+                f"frame {frame}: GT class ids {unknown} are neither things, stuff nor void_gt; "
+                "add them to void_gt (or to things/stuff) so every GT pixel has a role"
+            )
+        on_void = gcls == -2
+        if void_gt_mode == "drop":
+            pcls[on_void] = -1  # a dropped pixel takes no part at all: void in pred and GT
+            return pcls, gcls, pcls
+        return pcls, gcls, np.where(on_void, -1, pcls)
+
+    # pass 1: class pixel counts and id ranges
+    gt_counts = np.zeros(num_classes, np.int64)
+    pred_counts = np.zeros(num_classes, np.int64)
+    id_lo, id_hi = 0, 0
+    for ch in chunks:
+        pcls, gcls, pcls_eval = chunk_classes(ch)
+        gt_counts += np.bincount(gcls + 2, minlength=num_classes + 2)[2:]
+        pred_counts += np.bincount(pcls_eval + 1, minlength=num_classes + 1)[1:]
+        for ids in (ch.pi, ch.gi):
+            if ids.size:
+                id_lo, id_hi = min(id_lo, int(ids.min())), max(id_hi, int(ids.max()))
 
     # absent / small classes become void in place (module docstring, step 3)
-    gt_counts = np.bincount(gcls + 2, minlength=num_classes + 2)[2:]
-    pred_on_eval = pcls if (gt_void is None or void_gt_mode == "drop") else np.where(gt_void, -1, pcls)
-    pred_counts = np.bincount(pred_on_eval + 1, minlength=num_classes + 1)[1:]
     threshold = min_class_fraction * int(gt_counts.sum())
     present = (pred_counts > 0) | (gt_counts > 0)
     if small_class_rule == "either":
@@ -371,25 +410,64 @@ def _pq_pooled(
     keep = present & ~small
     dropped = tuple(int(c) for c in scored_ids[present & small])
 
-    # one int64 key per (class, id): class * span + id - id_min, stuff ids -> 0; stored + 1 so that
-    # 0 = void. Tables are indexed by class index + 2 (entries 0 and 1: void GT / void prediction).
-    def keys_plus_one(cls: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, int]:
-        ids, id_min, span = _id_span(ids, num_classes)
-        base1 = np.zeros(num_classes + 2, np.int64)
-        base1[2:] = np.where(keep, np.arange(num_classes) * span - id_min + 1, 0)
-        use_id = np.zeros(num_classes + 2, np.int64)
-        use_id[2:] = keep & is_thing
-        idx = cls + 2
-        return base1[idx] + ids * use_id[idx], span
+    # one int64 key per (class, id): class * span + id - id_lo (stuff ids -> 0), stored + 1 so that
+    # 0 = void; tables are indexed by class index + 2 (entry 0: void_gt, entry 1: void prediction)
+    span = id_hi - id_lo + 1
+    if (num_classes + 1) * span >= (1 << 62):
+        raise ValueError(f"instance ids range over [{id_lo}, {id_hi}], too wide to encode; relabel them to small integers")
+    key_space = num_classes * span + 1
+    key_dtype = np.int32 if key_space < (1 << 31) else np.int64  # halves the memory kept between passes
+    base1 = np.zeros(num_classes + 2, np.int64)
+    base1[2:] = np.where(keep, np.arange(num_classes) * span - id_lo + 1, 0)
+    use_id = np.zeros(num_classes + 2, np.int64)
+    use_id[2:] = keep & is_thing
 
-    kp1, span_p = keys_plus_one(pcls, pi)
-    kg1, span_g = keys_plus_one(gcls, gi)
-    sp, p_key, p_area = _segments(kp1, num_classes * span_p + 1)  # [n], [nP], [nP]
-    sg, g_key, g_area = _segments(kg1, num_classes * span_g + 1)  # [n], [nG], [nG]
-    p_cls, g_cls = p_key // span_p, g_key // span_g
-    n_p, n_g = p_cls.size, g_cls.size
+    def chunk_keys(ch: _Chunk) -> tuple[np.ndarray, np.ndarray]:
+        pcls, gcls, _ = chunk_classes(ch)
+        pidx, gidx = pcls + 2, gcls + 2
+        kp1 = base1[pidx] + ch.pi * use_id[pidx]  # int64: use_id is int64
+        kg1 = base1[gidx] + ch.gi * use_id[gidx]
+        return kp1.astype(key_dtype, copy=False), kg1.astype(key_dtype, copy=False)
 
-    rows, cols, inter = _pair_counts(sp, sg, n_p, n_g)
+    # pass 2: segments and their areas
+    p_counter, g_counter = _KeyCounter(key_space), _KeyCounter(key_space)
+    chunk_key_list = []  # kept for pass 3
+    for ch in chunks:
+        kp1, kg1 = chunk_keys(ch)
+        p_counter.add(kp1)
+        g_counter.add(kg1)
+        chunk_key_list.append((kp1, kg1))
+    p_keys1, p_area = p_counter.result()
+    g_keys1, g_area = g_counter.result()
+    # key 0 (void) becomes the last slot: segment indices 0..n-1, void n
+    p_has_void, g_has_void = p_keys1.size > 0 and p_keys1[0] == 0, g_keys1.size > 0 and g_keys1[0] == 0
+    p_seg_keys1 = np.concatenate([p_keys1[1:], [0]]) if p_has_void else np.concatenate([p_keys1, [0]])
+    g_seg_keys1 = np.concatenate([g_keys1[1:], [0]]) if g_has_void else np.concatenate([g_keys1, [0]])
+    p_area = p_area[1:] if p_has_void else p_area
+    g_area = g_area[1:] if g_has_void else g_area
+    n_p, n_g = p_area.size, g_area.size
+    p_cls, g_cls = (p_seg_keys1[:n_p] - 1) // span, (g_seg_keys1[:n_g] - 1) // span  # class index per segment
+
+    # pass 3: overlaps |P ∩ G| of every pred segment (row, void = n_p) and GT segment (column, void = n_g)
+    dense = key_space <= _DENSE_KEY_LIMIT
+    if dense:
+        p_table = np.zeros(key_space, np.int64)
+        p_table[p_seg_keys1] = np.arange(n_p + 1)
+        g_table = np.zeros(key_space, np.int64)
+        g_table[g_seg_keys1] = np.arange(n_g + 1)
+    else:
+        p_sorted, g_sorted = np.argsort(p_seg_keys1), np.argsort(g_seg_keys1)
+    pair_counter = _KeyCounter((n_p + 1) * (n_g + 1))
+    for kp1, kg1 in chunk_key_list:
+        if dense:
+            sp, sg = p_table[kp1], g_table[kg1]
+        else:
+            sp = p_sorted[np.searchsorted(p_seg_keys1[p_sorted], kp1)]
+            sg = g_sorted[np.searchsorted(g_seg_keys1[g_sorted], kg1)]
+        pair_counter.add(sp * (n_g + 1) + sg)
+    cells, inter = pair_counter.result()
+    rows, cols = cells // (n_g + 1), cells % (n_g + 1)
+
     p_on_void = np.zeros(n_p + 1, np.int64)  # |P ∩ void GT|
     g_on_void = np.zeros(n_g + 1, np.int64)  # |G ∩ void pred|
     sel = cols == n_g
@@ -397,6 +475,7 @@ def _pq_pooled(
     sel = rows == n_p
     g_on_void[cols[sel]] = inter[sel]
 
+    # matching (step 5) and unmatched segments (step 6)
     pair = (rows < n_p) & (cols < n_g)
     r, c, i = rows[pair], cols[pair], inter[pair].astype(np.float64)
     same = p_cls[r] == g_cls[c]
@@ -437,13 +516,6 @@ def _class_means(per_class: dict[int, ClassStats], things: frozenset, merge_thin
         mean([s.pq for c, s in scored.items() if c in thing_keys]),
         mean([s.pq for c, s in scored.items() if c not in thing_keys]),
     )
-
-
-def _pool(frames_lists) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate the frames of the four id maps into flat int64 arrays [n] plus offsets [F + 1]."""
-    out = [np.concatenate([f.reshape(-1) for f in fl]).astype(np.int64, copy=False) if fl else np.zeros(0, np.int64) for fl in frames_lists]
-    offsets = np.concatenate([[0], np.cumsum([f.size for f in frames_lists[0]])]).astype(np.int64)
-    return (*out, offsets)
 
 
 def scene_pq(
@@ -498,9 +570,8 @@ def scene_pq(
     """
     things_s, stuff_s, void_gt_s, void_pred_s = _class_sets(things, stuff, void_gt, void_pred)
     lists = _check_frames(pred_sem, pred_inst, gt_sem, gt_inst)
-    ps, pi, gs, gi, offsets = _pool(lists)
     per_class, dropped = _pq_pooled(
-        ps, pi, gs, gi, offsets, 0, things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
+        _chunks(lists), things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
     )
     pq, sq, rq, pq_t, pq_s = _class_means(per_class, things_s, merge_things)
     return PanopticResult(
@@ -562,9 +633,8 @@ def frame_pq(
     dropped_all: set[int] = set()
     for f in range(len(lists[0])):
         frame_lists = tuple([l[f]] for l in lists)
-        ps, pi, gs, gi, offsets = _pool(frame_lists)
         per_class, dropped = _pq_pooled(
-            ps, pi, gs, gi, offsets, f, things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
+            _chunks(frame_lists, first_frame=f), things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
         )
         dropped_all.update(dropped)
         per_frame.append(_class_means(per_class, things_s, merge_things))

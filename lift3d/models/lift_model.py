@@ -9,13 +9,14 @@ half size), times ``distance_scale``:  :math:`\\alpha_i = 1 - \\exp(-\\sigma_i \
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField
+from lift3d.fields.mlp import MLP, FrequencyEncoding
 from lift3d.fields.radiance import RadianceField, RadianceFieldConfig
 from lift3d.render.samplers import OccupancyGrid, depth_band_t, intervals_from_t, ray_aabb, stratified_t
 from lift3d.render.volume import render_weights
@@ -51,8 +52,15 @@ class ModelConfig:
     """Cells per axis of the occupancy grid that skips empty space (0 disables)."""
     occupancy_threshold: float = 0.01
     """Opacity per sample step under which a cell is empty."""
+    occupancy_decay: float = 0.95
+    """Per-update decay of each cell's running-max density (lower forgets the early, cloudy field faster)."""
     head_weight_threshold: float = 1e-4
     """Semantic and instance heads are evaluated only at samples whose weight exceeds this."""
+    background: Literal["direction", "none"] = "direction"
+    """What a ray sees after leaving the box: ``direction`` = a small MLP of the view direction (an environment
+    model for walls and far floor outside the modelled box); ``none`` = a fixed colour given at render time."""
+    background_class: Optional[int] = 0
+    """Semantic class of the mass left when a ray leaves the box (the transmittance at exit); None: no class."""
 
 
 @dataclass
@@ -88,7 +96,11 @@ class LiftModel(nn.Module):
         self.radiance = RadianceField(cfg.radiance, device)
         self.semantic = SemanticField(cfg.semantic, num_classes)
         self.instance = InstanceField(cfg.instance, cfg.embedding_dim, cfg.ema_momentum)
-        self.occupancy = OccupancyGrid(cfg.occupancy_resolution, cfg.occupancy_threshold, device=device) \
+        self.background_mlp = None
+        if cfg.background == "direction":
+            self.background_encoding = FrequencyEncoding(3, 4)
+            self.background_mlp = MLP(self.background_encoding.out_dim, 64, 2, 3)
+        self.occupancy = OccupancyGrid(cfg.occupancy_resolution, cfg.occupancy_threshold, cfg.occupancy_decay, device=device) \
             if cfg.occupancy_resolution > 0 else None
 
     # ------------------------------------------------------------------ geometry
@@ -179,8 +191,13 @@ class LiftModel(nn.Module):
         out = RaySamples(points=pts, weights=weights, t=t_mid)
         if with_color:
             rgb = (weights[..., None] * rgb_samples).sum(1)
-            if background is not None:
-                rgb = rgb + (1.0 - weights.sum(-1, keepdim=True)) * background
+            remaining = (1.0 - weights.sum(-1, keepdim=True)).clamp_min(0.0)
+            if self.background_mlp is not None:
+                bg = torch.sigmoid(self.background_mlp(self.background_encoding(
+                    torch.nn.functional.normalize(dirs, dim=-1))))
+                rgb = rgb + remaining * bg
+            elif background is not None:
+                rgb = rgb + remaining * background
             out.rgb = rgb
         return out
 
@@ -199,9 +216,17 @@ class LiftModel(nn.Module):
 
     def render_semantic(self, samples: RaySamples, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Rendered class log-probabilities [R, C]:
-        :math:`\\log(\\sum_i \\bar w_i p_i / \\sum_c \\sum_i \\bar w_i p_{ic} + 10^{-8})`."""
+        :math:`\\log(\\sum_i \\bar w_i p_i / \\sum_c \\sum_i \\bar w_i p_{ic} + 10^{-8})`
+        The mass left after the box (transmittance at exit) goes to ``background_class``;
+        (a 1e-6 uniform mass is added so an empty ray renders the uniform distribution)."""
         acc = self.render_head(self.semantic, samples, rows)
-        return torch.log(acc / acc.sum(-1, keepdim=True).clamp_min(1e-12) + 1e-8)
+        if self.cfg.background_class is not None and self.cfg.background_class < acc.shape[-1]:
+            w = samples.weights.detach() if rows is None else samples.weights.detach()[rows]
+            remaining = (1.0 - w.sum(-1)).clamp_min(0.0)
+            acc = acc.index_add(1, torch.tensor([self.cfg.background_class], device=acc.device), remaining[:, None])
+        # A ray with (almost) no rendered mass gets the uniform distribution instead of log(1e-8).
+        tiny = 1e-6
+        return torch.log((acc + tiny / acc.shape[-1]) / (acc.sum(-1, keepdim=True) + tiny) + 1e-8)
 
     def render_embedding(self, samples: RaySamples, rows: Optional[torch.Tensor] = None, slow: bool = False) -> torch.Tensor:
         """Rendered instance embeddings [R, D] from the fast (or slow) field."""

@@ -51,11 +51,12 @@ class OccupancyGrid:
 
     Every ``update`` evaluates density at one random point per cell, keeps an exponential moving maximum
     ``d <- max(decay * d, sigma(x))`` and marks cells with ``d * step > threshold`` occupied (as nerfacc).
+    Until the first update every cell is occupied.
     """
 
     def __init__(self, resolution: int = 64, threshold: float = 0.01, decay: float = 0.95, device: str = "cpu"):
         self.resolution, self.threshold, self.decay = resolution, threshold, decay
-        self.density = torch.full((resolution ** 3,), 1e3, device=device)  # all cells start occupied
+        self.density = torch.zeros(resolution ** 3, device=device)
         self.occupied = torch.ones(resolution ** 3, dtype=torch.bool, device=device)
         self.num_updates = 0
 

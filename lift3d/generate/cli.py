@@ -1,0 +1,25 @@
+"""``lift3d generate messy-rooms``: the CLI face of :func:`lift3d.generate.generate_scene`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lift3d.generate.config import MessyRoomsConfig
+
+__all__ = ["GenerateMessyRooms"]
+
+
+@dataclass
+class GenerateMessyRooms(MessyRoomsConfig):
+    """Generate a Messy Rooms scene (paper 004, Sec. 4): objects dropped and settled on a floor, seen from cameras in
+    a dome-shaped shell; writes lift3d's scene format (transforms.json + images, depth, GT and 2D segments)."""
+
+    out: Path = Path("scenes/messy_rooms")
+    """Folder to write (must not exist or be empty; written atomically)."""
+
+    def run_command(self) -> None:
+        from lift3d.generate import generate_scene
+
+        path = generate_scene(self, self.out)
+        print(f"wrote {path}")

@@ -1,0 +1,191 @@
+"""Fast CPU renderer of a :class:`SceneLayout`: open3d ray casting, procedural textures, Lambertian shading.
+
+Per view it produces RGB, depth (distance along the optical axis, metres), ground-truth instance ids (0 = room,
+k = object k, the same in every view because they come from one 3D scene) and ground-truth semantics
+(0 = background, 1 = object). The room is a closed box (floor, four walls, ceiling) around every camera, so every
+ray hits a surface and depth is defined at every pixel.
+
+Shading (linear RGB, then ``c ** (1 / 2.2)``)::
+
+    c = albedo * (ambient + light * max(0, n . l) * visible)
+
+with ``n`` the interpolated vertex normal turned towards the camera, ``l`` the unit direction to the directional
+light and ``visible`` = 0 if a shadow ray towards the light hits an object (the room casts no shadows).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional
+
+import numpy as np
+import open3d as o3d
+
+from lift3d.generate.config import MessyRoomsConfig
+from lift3d.generate.layout import SceneLayout
+from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture,
+                                      linear_to_srgb8)
+from lift3d.generate.views import RenderedViews
+
+BACKGROUND_ID = 0
+OBJECT_CLASS = 1
+SHADOW_OFFSET = 1e-3
+"""Shadow rays start this far (m) along the surface normal to avoid self-hits."""
+
+
+class _Scene:
+    """Ray-casting scenes plus the per-geometry tables needed to shade a hit."""
+
+    def __init__(self, layout: SceneLayout) -> None:
+        self.primary = o3d.t.geometry.RaycastingScene()
+        self.shadow = o3d.t.geometry.RaycastingScene()
+        tris, normals, first_tri = [], [], []
+        self.rotations, self.translations, self.sizes, self.textures, self.instance_of = [], [], [], [], []
+        n_verts = n_tris = 0
+        for obj in layout.objects:
+            mesh = obj.mesh()
+            wv = (mesh.vertices @ obj.rotation.T + obj.translation).astype(np.float32)
+            tri = mesh.triangles.astype(np.uint32)
+            gid = self.primary.add_triangles(o3d.core.Tensor(wv), o3d.core.Tensor(tri))
+            self.shadow.add_triangles(o3d.core.Tensor(wv), o3d.core.Tensor(tri))
+            assert gid == len(first_tri)
+            tris.append(mesh.triangles + n_verts)
+            normals.append(mesh.normals @ obj.rotation.T)
+            first_tri.append(n_tris)
+            n_verts += len(wv)
+            n_tris += len(tri)
+            self.rotations.append(obj.rotation)
+            self.translations.append(obj.translation)
+            self.sizes.append(obj.asset.size)
+            self.textures.append(obj.asset.texture)
+            self.instance_of.append(obj.instance_id)
+        room_v, room_t, room_surface = _room_mesh(layout.room_min, layout.room_max)
+        self.room_gid = self.primary.add_triangles(o3d.core.Tensor(room_v.astype(np.float32)),
+                                                   o3d.core.Tensor(room_t.astype(np.uint32)))
+        self.room_surface = room_surface
+        self.num_objects = len(layout.objects)
+        self.instance_of = np.asarray(self.instance_of + [BACKGROUND_ID], dtype=np.uint16)
+        self.triangles = np.concatenate(tris) if tris else np.zeros((0, 3), np.int64)
+        self.normals = np.concatenate(normals) if normals else np.zeros((0, 3))
+        self.first_tri = np.asarray(first_tri + [n_tris], dtype=np.int64)
+        self.rotations = np.asarray(self.rotations).reshape(-1, 3, 3)
+        self.translations = np.asarray(self.translations).reshape(-1, 3)
+
+    def cast(self, origins: np.ndarray, dirs: np.ndarray):
+        rays = np.concatenate([origins, dirs], axis=1).astype(np.float32)
+        ans = self.primary.cast_rays(o3d.core.Tensor(rays))
+        t = ans["t_hit"].numpy().astype(np.float64)
+        gid = ans["geometry_ids"].numpy().astype(np.int64)
+        prim = ans["primitive_ids"].numpy().astype(np.int64)
+        uv = ans["primitive_uvs"].numpy().astype(np.float64)
+        face_n = ans["primitive_normals"].numpy().astype(np.float64)
+        if not np.isfinite(t).all():
+            raise RuntimeError("A camera ray left the room box; the room must contain every camera.")
+        return t, gid, prim, uv, face_n
+
+
+def _room_mesh(lo: np.ndarray, hi: np.ndarray):
+    """Closed box: 12 triangles (floor, 4 walls, ceiling) and the surface kind of each triangle."""
+    x0, y0, z0 = lo
+    x1, y1, z1 = hi
+    quads = [
+        ([x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0], FLOOR),
+        ([x0, y0, z1], [x0, y1, z1], [x1, y1, z1], [x1, y0, z1], CEILING),
+        ([x0, y0, z0], [x0, y1, z0], [x0, y1, z1], [x0, y0, z1], WALL),
+        ([x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0], WALL),
+        ([x0, y0, z0], [x0, y0, z1], [x1, y0, z1], [x1, y0, z0], WALL),
+        ([x0, y1, z0], [x1, y1, z0], [x1, y1, z1], [x0, y1, z1], WALL),
+    ]
+    verts, tris, surface = [], [], []
+    for k, (a, b, c, d, kind) in enumerate(quads):
+        verts += [a, b, c, d]
+        tris += [[4 * k, 4 * k + 1, 4 * k + 2], [4 * k, 4 * k + 2, 4 * k + 3]]
+        surface += [kind, kind]
+    return np.asarray(verts, float), np.asarray(tris), np.asarray(surface)
+
+
+def pixel_rays(c2w: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
+               samples_per_side: int = 1):
+    """World-space rays of a view, OpenGL convention (CONVENTIONS-dev.md).
+
+    Sub-pixel sample ``(su, sv)`` of pixel ``(u, v)`` sits at ``(u + (su + 0.5) / s, v + (sv + 0.5) / s)``; with
+    ``s = 1`` that is the pixel centre ``(u + 0.5, v + 0.5)``. The camera-space direction is
+    ``[(x - cx) / fx, -(y - cy) / fy, -1]`` (not normalised, so the ray parameter at a hit *is* the depth along
+    the optical axis). Returns origins and directions ``[H * s, W * s, 3]`` (sub-pixel rows/columns interleaved).
+    """
+    s = samples_per_side
+    xs = (np.arange(width * s) + 0.5) / s
+    ys = (np.arange(height * s) + 0.5) / s
+    x, y = np.meshgrid(xs, ys)
+    d_cam = np.stack([(x - cx) / fx, -(y - cy) / fy, -np.ones_like(x)], axis=-1)
+    dirs = d_cam @ c2w[:3, :3].T
+    origins = np.broadcast_to(c2w[:3, 3], dirs.shape)
+    return origins, dirs
+
+
+def _shade(scene: _Scene, env: str, origins: np.ndarray, dirs: np.ndarray, shadows: bool) -> np.ndarray:
+    """Linear RGB ``[M, 3]`` of rays ``[M, 3]``; also see the module docstring."""
+    style = ENVIRONMENTS[env]
+    t, gid, prim, uv, face_n = scene.cast(origins, dirs)
+    points = origins + t[:, None] * dirs
+    is_obj = gid < scene.num_objects
+    normals = face_n.copy()
+    if is_obj.any():  # interpolated vertex normals on objects (barycentric coordinates from primitive_uvs)
+        tri = scene.triangles[scene.first_tri[gid[is_obj]] + prim[is_obj]]
+        u, v = uv[is_obj, 0:1], uv[is_obj, 1:2]
+        n = (1 - u - v) * scene.normals[tri[:, 0]] + u * scene.normals[tri[:, 1]] + v * scene.normals[tri[:, 2]]
+        normals[is_obj] = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    facing = np.einsum("ij,ij->i", normals, dirs) > 0
+    normals[facing] *= -1.0
+    albedo = np.zeros_like(points)
+    for g in np.unique(gid[is_obj]):
+        sel = gid == g
+        local = (points[sel] - scene.translations[g]) @ scene.rotations[g]
+        albedo[sel] = evaluate_texture(scene.textures[g], local / scene.sizes[g])
+    room = ~is_obj
+    albedo[room] = environment_albedo(env, points[room], scene.room_surface[prim[room]])
+    az, el = np.deg2rad(style.light_azimuth_deg), np.deg2rad(style.light_elevation_deg)
+    light_dir = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    lambert = np.clip(normals @ light_dir, 0.0, None)
+    if shadows and scene.num_objects > 0:
+        lit = lambert > 0
+        rays = np.concatenate([points[lit] + SHADOW_OFFSET * normals[lit],
+                               np.broadcast_to(light_dir, (int(lit.sum()), 3))], axis=1).astype(np.float32)
+        blocked = scene.shadow.test_occlusions(o3d.core.Tensor(rays)).numpy()
+        lambert[np.flatnonzero(lit)[blocked]] = 0.0
+    shading = np.asarray(style.ambient_color) + np.outer(lambert, style.light_color)
+    return albedo * shading
+
+
+def render_views(layout: SceneLayout, cfg: MessyRoomsConfig,
+                 progress: Optional[Callable[[int, int], None]] = None) -> RenderedViews:
+    """Render every camera of ``layout`` (RGB, depth, GT instance and semantic maps). See the module docstring.
+
+    ``progress(done_views, num_views)`` is called after each view.
+    """
+    if cfg.environment not in ENVIRONMENTS:
+        raise ValueError(f"Unknown environment {cfg.environment!r}; expected one of {sorted(ENVIRONMENTS)}.")
+    if cfg.hdri_path is not None:
+        warnings.warn("hdri_path is only used by the kubric backend; the fast backend renders its procedural "
+                      f"'{cfg.environment}' room instead.", stacklevel=2)
+    scene = _Scene(layout)
+    K = layout.intrinsics
+    W, H, s = K.width, K.height, max(1, cfg.rgb_supersampling)
+    V = layout.num_views
+    out = RenderedViews(np.zeros((V, H, W, 3), np.uint8), np.zeros((V, H, W), np.float32),
+                        np.zeros((V, H, W), np.uint16), np.zeros((V, H, W), np.uint8))
+    for v in range(V):
+        c2w = layout.camera_to_world[v]
+        origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1)
+        t, gid, *_ = scene.cast(origins.reshape(-1, 3), dirs.reshape(-1, 3))
+        out.depth[v] = t.reshape(H, W)
+        inst = scene.instance_of[np.minimum(gid, scene.num_objects)].reshape(H, W)
+        out.instance[v] = inst
+        out.semantic[v] = (inst != BACKGROUND_ID).astype(np.uint8) * OBJECT_CLASS
+        o_s, d_s = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, s)
+        color = _shade(scene, cfg.environment, o_s.reshape(-1, 3), d_s.reshape(-1, 3), cfg.shadows)
+        color = color.reshape(H, s, W, s, 3).mean(axis=(1, 3))
+        out.rgb[v] = linear_to_srgb8(color)
+        if progress is not None:
+            progress(v + 1, V)
+    return out

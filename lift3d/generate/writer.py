@@ -1,0 +1,161 @@
+"""Write a generated scene in lift3d's scene format (docs/scene-format.md).
+
+Layout of the folder::
+
+    transforms.json                 intrinsics, classes, aabb, frames, train/test split (+ a "generator" record)
+    layout.json                     the SceneLayout (object specs and poses, room, cameras) for other backends
+    images/frame_00000.png          RGB, 8-bit
+    depth/frame_00000.png           distance along the optical axis, 16-bit, millimetres (0 = unknown)
+    segments/instance/...png        simulated 2D segmenter ids, 16-bit (ids arbitrary per view)
+    segments/semantic/...png        simulated 2D segmenter classes, 8-bit
+    segments/confidence/...png      simulated confidence, 8-bit (value / 255)
+    gt/instance/...png              tracked ground-truth instance ids, 16-bit (evaluation only)
+    gt/semantic/...png              ground-truth classes, 8-bit (evaluation only)
+
+Everything is written into a hidden temporary sibling folder which is renamed to ``out_dir`` at the end, so a
+crash never leaves a half-written scene under ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import imageio.v3 as iio
+import numpy as np
+
+from lift3d.generate.config import MessyRoomsConfig, config_to_dict
+from lift3d.generate.layout import SceneLayout
+from lift3d.generate.views import RenderedViews, SegmenterOutputs
+
+DEPTH_UNIT = 0.001
+"""Metres per depth-PNG unit (millimetres)."""
+CLASSES = [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "object", "thing": True}]
+SUBDIRS = ("images", "depth", "segments/instance", "segments/semantic", "segments/confidence", "gt/instance",
+           "gt/semantic")
+
+
+def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
+    """Metres -> uint16 millimetres: ``round(depth / 0.001)``; depths beyond 65.535 m become 0 (unknown)."""
+    mm = np.round(np.asarray(depth_m, dtype=np.float64) / DEPTH_UNIT)
+    mm[~np.isfinite(mm) | (mm > np.iinfo(np.uint16).max) | (mm < 0)] = 0
+    return mm.astype(np.uint16)
+
+
+def split_frames(num_frames: int, test_fraction: float) -> int:
+    """Number of train frames: the last ``round(test_fraction * num_frames)`` frames are test frames."""
+    num_test = int(round(test_fraction * num_frames))
+    return num_frames - num_test
+
+
+def objects_aabb(layout: SceneLayout, margin_xy: float = 0.15, margin_z: float = 0.1) -> np.ndarray:
+    """[2, 3] box around every placed object's mesh (world space) and the floor under them, enlarged by the margins.
+
+    This is the region the neural field models: the objects and the floor around them. Walls and the floor further
+    out are seen through the box and are explained by the field's background model (see ``lift3d.models``).
+    """
+    from lift3d.generate.assets import build_mesh
+
+    pts = [o.rotation @ build_mesh(o.asset).vertices.T + o.translation[:, None] for o in layout.objects]
+    if not pts:
+        return np.array([layout.room_min, layout.room_max], dtype=np.float64)
+    allp = np.concatenate(pts, axis=1)
+    lo = allp.min(axis=1) - np.array([margin_xy, margin_xy, 0.0])
+    hi = allp.max(axis=1) + np.array([margin_xy, margin_xy, margin_z])
+    lo[2] = min(lo[2], 0.0) - margin_z * 0.5  # keep the floor plane inside
+    lo[:2], hi = np.maximum(lo[:2], layout.room_min[:2]), np.minimum(hi, layout.room_max)
+    return np.stack([lo, hi])
+
+
+def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
+    """The ``transforms.json`` content (see docs/scene-format.md). ``aabb`` is the box around the objects (the
+    region the field models); ``room_aabb`` is the closed room box."""
+    K = layout.intrinsics
+    frames, names = [], []
+    for v in range(layout.num_views):
+        name = f"frame_{v:05d}.png"
+        names.append(f"images/{name}")
+        frames.append({
+            "file_path": f"images/{name}",
+            "transform_matrix": layout.camera_to_world[v].tolist(),
+            "instance_file_path": f"segments/instance/{name}",
+            "semantic_file_path": f"segments/semantic/{name}",
+            "confidence_file_path": f"segments/confidence/{name}",
+            "depth_file_path": f"depth/{name}",
+            "gt_instance_file_path": f"gt/instance/{name}",
+            "gt_semantic_file_path": f"gt/semantic/{name}",
+        })
+    num_train = split_frames(len(frames), cfg.test_fraction)
+    cfg_dict = config_to_dict(cfg)
+    return {
+        "fl_x": K.fx, "fl_y": K.fy, "cx": K.cx, "cy": K.cy, "w": K.width, "h": K.height,
+        "depth_unit_scale_factor": DEPTH_UNIT,
+        "classes": CLASSES,
+        "aabb": objects_aabb(layout).tolist(),
+        "room_aabb": [layout.room_min.tolist(), layout.room_max.tolist()],
+        "frames": frames,
+        "train_filenames": names[:num_train],
+        "test_filenames": names[num_train:],
+        "generator": {"name": "lift3d.generate messy_rooms", "backend": cfg.backend,
+                      "num_objects_placed": len(layout.objects), "config": cfg_dict},
+    }
+
+
+def check_output_folder(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to write into a non-empty existing folder unless ``overwrite`` (an empty folder is fine)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} already exists and is not empty; choose another output folder or pass "
+                              "overwrite=True.")
+
+
+def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
+                cfg: MessyRoomsConfig, overwrite: bool = False,
+                progress: Optional[Callable[[int, int], None]] = None) -> Path:
+    """Write all frames and ``transforms.json`` atomically to ``out_dir`` (see the module docstring).
+
+    ``progress(done_frames, num_frames)`` is called after each frame. Returns ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        for sub in SUBDIRS:
+            (tmp / sub).mkdir(parents=True)
+        V = layout.num_views
+        for v in range(V):
+            name = f"frame_{v:05d}.png"
+            iio.imwrite(tmp / "images" / name, views.rgb[v])
+            iio.imwrite(tmp / "depth" / name, depth_to_png(views.depth[v]))
+            iio.imwrite(tmp / "segments/instance" / name, segments.instance[v].astype(np.uint16))
+            iio.imwrite(tmp / "segments/semantic" / name, segments.semantic[v].astype(np.uint8))
+            conf8 = np.round(np.clip(segments.confidence[v], 0.0, 1.0) * 255.0).astype(np.uint8)
+            iio.imwrite(tmp / "segments/confidence" / name, conf8)
+            iio.imwrite(tmp / "gt/instance" / name, views.instance[v].astype(np.uint16))
+            iio.imwrite(tmp / "gt/semantic" / name, views.semantic[v].astype(np.uint8))
+            if progress is not None:
+                progress(v + 1, V)
+        (tmp / "transforms.json").write_text(json.dumps(transforms_dict(layout, cfg), indent=2))
+        (tmp / "layout.json").write_text(json.dumps(layout.to_dict()))
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        if out_dir.exists():  # overwrite: move the old scene aside first, delete it once the new one is in place
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
