@@ -143,7 +143,10 @@ def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
     assert 0.7 < means[100] / means[25] < 1.3, means
 
 
-def test_kubric_backend_raises_a_clear_error():
+def test_kubric_backend_raises_a_clear_error_without_the_extra(monkeypatch):
+    import lift3d.generate.kubric_backend as kb_backend
+
+    monkeypatch.setattr(kb_backend, "missing_dependencies", lambda: ["kubric", "bpy"])  # as without the extra
     cfg = tiny(backend="kubric")
-    with pytest.raises(KubricBackendNotInstalled, match="kubric backend"):
+    with pytest.raises(KubricBackendNotInstalled, match=r"kubric backend.*lift3d\[generate\]"):
         render(None, cfg)

@@ -47,9 +47,15 @@ def test_transforms_json_has_the_documented_keys(written):
     # the last round(0.2 * 5) = 1 frame is the test split
     assert meta["train_filenames"] == [f["file_path"] for f in meta["frames"][:4]]
     assert meta["test_filenames"] == [meta["frames"][4]["file_path"]]
-    lo, hi = np.asarray(meta["aabb"])
+    # the room holds every camera; the field's aabb holds every object (and the floor under them)
+    lo, hi = np.asarray(meta["room_aabb"])
     cams = np.array([f["transform_matrix"] for f in meta["frames"]])[:, :3, 3]
     assert (cams > lo).all() and (cams < hi).all()
+    layout = SceneLayout.from_dict(json.loads((out / "layout.json").read_text()))
+    box_lo, box_hi = np.asarray(meta["aabb"])
+    assert box_lo[2] < 0.0 < box_hi[2]
+    for obj in layout.objects:
+        assert (obj.translation > box_lo).all() and (obj.translation < box_hi).all()
     assert not list(out.parent.glob(".demo.tmp-*"))  # nothing half-written left behind
 
 
@@ -85,10 +91,13 @@ def test_depth_png_encoding_by_hand(tmp_path):
     assert split_frames(40, 0.2) == 32 and split_frames(4, 0.0) == 4
 
 
-def test_existing_output_is_protected_and_kubric_is_reported(written, tmp_path):
+def test_existing_output_is_protected_and_kubric_is_reported(written, tmp_path, monkeypatch):
+    import lift3d.generate.kubric_backend as kb_backend
+
     cfg, out = written
     with pytest.raises(FileExistsError, match="already exists"):
         generate_scene(cfg, out, progress=False)
+    monkeypatch.setattr(kb_backend, "missing_dependencies", lambda: ["kubric"])  # as without the extra
     with pytest.raises(KubricBackendNotInstalled, match="backend='fast'"):
         generate_scene(tiny(backend="kubric"), tmp_path / "k", progress=False)
     assert not (tmp_path / "k").exists()

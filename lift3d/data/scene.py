@@ -152,12 +152,20 @@ def _parse_classes(meta: dict, path: Path) -> list[SceneClass]:
 def load_scene(path: str | Path, check_files: bool = True) -> Scene:
     """Read and validate a scene folder (or a ``transforms.json`` path).
 
+    A folder without ``transforms.json`` that holds ``metadata.json`` and ``color/`` is read as a released Messy
+    Rooms scene (:func:`lift3d.data.messy_rooms.load_release`).
+
     Checks, before any work: the JSON parses; each frame has the required keys; every referenced file exists;
     each image's size equals the frame's ``w x h``; poses are finite 4x4 matrices with a rotation part;
     instance/semantic maps are single-channel integer images; semantic ids are known classes (on the first
     frames read in full). Raises :class:`SceneFormatError` naming the file and the frame.
     """
     path = Path(path)
+    if path.is_dir() and not (path / "transforms.json").exists():
+        from lift3d.data.messy_rooms import is_release_folder, load_release
+
+        if is_release_folder(path):  # the released Messy Rooms layout (metadata.json + color/ + detic_*/)
+            return load_release(path, check_files=check_files)
     json_path = path / "transforms.json" if path.is_dir() else path
     if not json_path.exists():
         raise SceneFormatError(f"{json_path}: not found. Point lift3d at a scene folder holding transforms.json.")
@@ -193,8 +201,11 @@ def load_scene(path: str | Path, check_files: bool = True) -> Scene:
         if not np.isfinite(c2w).all():
             raise SceneFormatError(f"{where}: transform_matrix has non-finite values (NaN/inf).")
         rot = c2w[:3, :3]
-        if abs(abs(np.linalg.det(rot)) - 1.0) > 1e-2:
-            raise SceneFormatError(f"{where}: the rotation part of transform_matrix is not orthonormal (det={np.linalg.det(rot):.4f}).")
+        # Orthonormal: R^T R = I (a det check alone lets shears with det 1 through).
+        if np.abs(rot.T @ rot - np.eye(3)).max() > 1e-2:
+            raise SceneFormatError(f"{where}: the rotation part of transform_matrix is not orthonormal "
+                                   f"(max |R^T R - I| = {np.abs(rot.T @ rot - np.eye(3)).max():.4f}, "
+                                   f"det={np.linalg.det(rot):.4f}); remove any scale or shear from the pose.")
         w = int(_intrinsic(meta, fr, "w", where))
         h = int(_intrinsic(meta, fr, "h", where))
 
@@ -214,16 +225,23 @@ def load_scene(path: str | Path, check_files: bool = True) -> Scene:
             _check_frame_files(frame, where)
         frames.append(frame)
 
-    def optional_all(attr: str) -> bool:
+    def optional_all(attr: str, key: str) -> bool:
         present = [getattr(f, attr) is not None for f in frames]
         if any(present) and not all(present):
-            missing = [f.name for f, ok in zip(frames, present) if not ok][:3]
-            raise SceneFormatError(f"{json_path}: '{attr}' is given for some frames but not for {missing} ...; give it for all or none.")
+            missing = [f for f, ok in zip(frames, present) if not ok]
+            listed = ", ".join(f"frame {f.index} ({f.name})" for f in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise SceneFormatError(f"{json_path}: '{key}' is given for some frames but not for {listed}; "
+                                   "give it for all frames or none.")
         return all(present)
 
-    has_depth = optional_all("depth_path")
-    has_conf = optional_all("confidence_path")
-    has_gt = optional_all("gt_instance_path") and optional_all("gt_semantic_path")
+    has_depth = optional_all("depth_path", "depth_file_path")
+    has_conf = optional_all("confidence_path", "confidence_file_path")
+    has_gti = optional_all("gt_instance_path", "gt_instance_file_path")
+    has_gts = optional_all("gt_semantic_path", "gt_semantic_file_path")
+    if has_gti != has_gts:
+        raise SceneFormatError(f"{json_path}: give both 'gt_instance_file_path' and 'gt_semantic_file_path' "
+                               "(evaluation needs both) or neither.")
+    has_gt = has_gti and has_gts
 
     names = {f.name: f.index for f in frames}
     if "train_filenames" in meta or "test_filenames" in meta:
@@ -304,4 +322,7 @@ def load_frame(scene: Scene, index: int, with_ground_truth: bool = False) -> Fra
     if with_ground_truth and f.gt_instance_path is not None:
         data.gt_instance = read_id_map(f.gt_instance_path)
         data.gt_semantic = read_id_map(f.gt_semantic_path)
+    adapter = scene.extras.get("frame_adapter")  # dataset-specific conventions (e.g. lift3d.data.messy_rooms)
+    if adapter is not None:
+        data = adapter(scene, index, data)
     return data

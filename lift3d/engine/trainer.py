@@ -314,7 +314,11 @@ class Trainer:
                    TextColumn("{task.fields[rate]:>6} it/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                    TextColumn("{task.fields[losses]}")]
         running: dict[str, float] = {}
-        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+        import sys
+
+        live = self.progress and sys.stdout.isatty()
+        line_every = max(total // 10, 1)  # without a terminal: a plain progress line every 10%
+        with Progress(*columns, disable=not live, transient=False) as bar:
             task = bar.add_task("fit", total=total, completed=self.step, stage=self.stage(), rate="-", losses="")
             while self.step < total:
                 logs = self.train_step()
@@ -324,6 +328,11 @@ class Trainer:
                     rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
                     bar.update(task, completed=self.step, stage=self.stage(), rate=f"{rate:.1f}",
                                losses=" ".join(f"{k}={v:.3g}" for k, v in running.items()))
+                if self.progress and not live and (self.step % line_every == 0 or self.step == total):
+                    rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
+                    eta = (total - self.step) / max(rate, 1e-9)
+                    self.log(f"fit {self.step}/{total} [{self.stage()}] {rate:.1f} it/s ETA {eta:.0f} s  "
+                             + " ".join(f"{k}={v:.3g}" for k, v in running.items()))
                 if self.step % 50 == 0 or self.step == total:
                     self.history.append({"step": self.step, **{k: round(v, 5) for k, v in running.items()}})
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == total:

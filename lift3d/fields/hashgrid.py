@@ -41,7 +41,9 @@ class HashGridTorch(nn.Module):
         self.num_levels, self.features_per_level = num_levels, features_per_level
         self.table_size = 2 ** log2_table_size
         growth = math.exp((math.log(max_resolution) - math.log(base_resolution)) / max(num_levels - 1, 1))
-        self.resolutions = [int(math.floor(base_resolution * growth ** l)) for l in range(num_levels)]
+        # floor(N_min b^l) with a tolerance, so that float rounding (4 * 1.9999999 = 7.9999998) does not drop a level
+        # to N - 1: the last level is N_max.
+        self.resolutions = [int(math.floor(base_resolution * growth ** l + 1e-6)) for l in range(num_levels)]
         sizes = [min((r + 1) ** 3, self.table_size) for r in self.resolutions]
         self.register_buffer("level_offsets", torch.tensor([0] + list(torch.tensor(sizes).cumsum(0).tolist())),
                              persistent=False)

@@ -1,7 +1,8 @@
 """Messy Rooms scene generation (paper 004, section 4 and appendix A).
 
 Pipeline: :func:`~lift3d.generate.layout.make_layout` (assets, physics, cameras; renderer-independent) ->
-a renderer (``fast``: :func:`~lift3d.generate.fast_backend.render_views`; ``kubric``: separate package) ->
+a renderer (``fast``: :func:`~lift3d.generate.fast_backend.render_views`; ``kubric``:
+:func:`~lift3d.generate.kubric_backend.render_views_kubric`, optional extra ``lift3d[generate]``) ->
 :func:`~lift3d.generate.segmenter.simulate_segmenter` per view -> :func:`~lift3d.generate.writer.write_scene`.
 
 >>> from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig, config_from_dict, load_config
+from lift3d.generate.config import KubricConfig, MessyRoomsConfig, PhysicsConfig, config_from_dict, load_config
 from lift3d.generate.layout import SceneLayout, make_layout
 from lift3d.generate.segmenter import SEGMENTER_PRESETS, SegmenterNoise, simulate_segmenter
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
@@ -26,7 +27,7 @@ from lift3d.generate.views import RenderedViews, SegmenterOutputs
 __all__ = [
     "MessyRoomsConfig", "PhysicsConfig", "SceneLayout", "SegmenterNoise", "SEGMENTER_PRESETS", "RenderedViews",
     "SegmenterOutputs", "KubricBackendNotInstalled", "check_backend", "make_layout", "render", "run_segmenter",
-    "generate_scene", "segmenter_rng", "load_config", "config_from_dict",
+    "generate_scene", "segmenter_rng", "load_config", "config_from_dict", "settle_function", "KubricConfig",
 ]
 
 SEGMENTER_STREAM = 1
@@ -35,26 +36,48 @@ shifts the layout's (which uses ``default_rng(cfg.seed)``)."""
 
 
 class KubricBackendNotInstalled(NotImplementedError):
-    """Raised when ``backend='kubric'`` is asked for but the kubric backend is not available."""
+    """Raised when ``backend='kubric'`` (or ``kubric.physics='kubric'``) is asked for but the optional ``generate``
+    extra (kubric, bpy 4.2, ...) is not installed."""
+
+
+def _needs_kubric(cfg: MessyRoomsConfig) -> bool:
+    return cfg.backend == "kubric" or cfg.kubric.physics == "kubric"
 
 
 def check_backend(cfg: MessyRoomsConfig) -> None:
-    """Raise a clear error if ``cfg.backend`` cannot render here."""
-    if cfg.backend == "kubric":
-        raise KubricBackendNotInstalled(
-            "The kubric backend of the Messy Rooms generator is not installed in this version of lift3d. "
-            "Use backend='fast' (open3d ray casting), which renders the same layout and cameras."
-        )
-    if cfg.backend != "fast":
+    """Raise a clear error if ``cfg.backend`` (or ``cfg.kubric.physics``) cannot run here."""
+    if cfg.backend not in ("fast", "kubric"):
         raise ValueError(f"Unknown backend {cfg.backend!r}; expected 'fast' or 'kubric'.")
+    if cfg.kubric.physics not in ("layout", "kubric"):
+        raise ValueError(f"Unknown kubric.physics {cfg.kubric.physics!r}; expected 'layout' or 'kubric'.")
     if cfg.assets != "procedural":
-        raise ValueError(f"assets={cfg.assets!r} is not available with the fast backend; use assets='procedural'.")
+        raise ValueError(f"assets={cfg.assets!r} is not available; both backends use assets='procedural'.")
+    if _needs_kubric(cfg):
+        from lift3d.generate.kubric_backend import KubricUnavailable, check_available
+
+        try:
+            check_available()
+        except KubricUnavailable as err:
+            raise KubricBackendNotInstalled(str(err)) from err
+
+
+def settle_function(cfg: MessyRoomsConfig):
+    """The physics of ``cfg``: None (``make_layout``'s own pybullet settle) or kubric's PyBullet simulator."""
+    if cfg.kubric.physics == "kubric":
+        from lift3d.generate.kubric_backend import settle_with_kubric
+
+        return settle_with_kubric
+    return None
 
 
 def render(layout: SceneLayout, cfg: MessyRoomsConfig,
            progress: Optional[Callable[[int, int], None]] = None) -> RenderedViews:
-    """Render ``layout`` with ``cfg.backend``."""
+    """Render ``layout`` with ``cfg.backend`` (``fast``: open3d ray casting; ``kubric``: Blender Cycles)."""
     check_backend(cfg)
+    if cfg.backend == "kubric":
+        from lift3d.generate.kubric_backend import render_views_kubric
+
+        return render_views_kubric(layout, cfg, progress)
     from lift3d.generate.fast_backend import render_views
 
     return render_views(layout, cfg, progress)
@@ -107,25 +130,35 @@ def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None
         yield stage
 
 
-def generate_scene(cfg: MessyRoomsConfig, out_dir: Path, progress: bool = True, *, overwrite: bool = False) -> Path:
+def generate_scene(cfg: MessyRoomsConfig, out_dir: Path, progress: bool = True, *, overwrite: bool = False,
+                   release_dir: Optional[Path] = None) -> Path:
     """Generate one Messy Rooms scene into ``out_dir`` (lift3d scene format) and return ``out_dir``.
 
     Stages: layout and physics -> rendering (``cfg.backend``) -> simulated 2D segmenter -> atomic write.
     ``progress`` shows one rich progress bar per stage. Raises ``FileExistsError`` if ``out_dir`` exists, is not
-    empty and ``overwrite`` is False, and :class:`KubricBackendNotInstalled` for ``backend='kubric'``.
+    empty and ``overwrite`` is False, and :class:`KubricBackendNotInstalled` for ``backend='kubric'`` without the
+    optional ``generate`` extra. With ``release_dir`` the same frames are also written there in the released
+    Messy Rooms layout (``lift3d.data.messy_rooms``; readable by ``load_scene`` and ``lift3d fit``).
     """
-    from lift3d.generate.writer import check_output_folder, write_scene
+    from lift3d.generate.writer import check_output_folder, write_release_layout, write_scene
 
     out_dir = Path(out_dir)
     check_output_folder(out_dir, overwrite)  # fail before the (slow) physics runs
+    if release_dir is not None:
+        release_dir = Path(release_dir)
+        if release_dir.resolve() == out_dir.resolve():
+            raise ValueError(f"release_dir {release_dir} must differ from the scene folder {out_dir}.")
+        check_output_folder(release_dir, overwrite)
     check_backend(cfg)
 
     t0 = time.perf_counter()
     with _stages(progress) as stage:
-        layout = make_layout(cfg, stage("physics"))
+        layout = make_layout(cfg, stage("physics"), settle_fn=settle_function(cfg))
         views = render(layout, cfg, stage("rendering"))
         segments = run_segmenter(views, cfg, stage("segmenter"))
         write_scene(out_dir, layout, views, segments, cfg, overwrite=overwrite, progress=stage("writing"))
+        if release_dir is not None:
+            write_release_layout(release_dir, layout, views, segments, cfg, overwrite=overwrite)
     if progress:
         from rich import print as rprint
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from lift3d.generate.config import MessyRoomsConfig
 
@@ -17,9 +18,12 @@ class GenerateMessyRooms(MessyRoomsConfig):
 
     out: Path = Path("scenes/messy_rooms")
     """Folder to write (must not exist or be empty; written atomically)."""
+    release_out: Optional[Path] = None
+    """Also write the frames here in the released Messy Rooms layout (color/, depth/, semantic/, instance/,
+    detic_*/, metadata.json; see docs/messy-rooms-format.md)."""
 
     def run_command(self) -> None:
         from lift3d.generate import generate_scene
 
-        path = generate_scene(self, self.out)
-        print(f"wrote {path}")
+        path = generate_scene(self, self.out, release_dir=self.release_out)
+        print(f"wrote {path}" + (f" and {self.release_out}" if self.release_out is not None else ""))

@@ -59,6 +59,36 @@ class PhysicsConfig:
 
 
 @dataclass
+class KubricConfig:
+    """Settings of the ``kubric`` backend (Blender Cycles through kubric; see ``lift3d.generate.kubric_backend``)."""
+
+    samples_per_pixel: int = 64
+    """Cycles path-tracing samples per pixel of the RGB image (ids and depth come from a 1-sample pass)."""
+    use_denoising: bool = True
+    """Run Blender's denoiser (OpenImageDenoise, CPU) on the RGB image; lets ``samples_per_pixel`` stay low."""
+    texture_resolution: float = 40.0
+    """Vertex-colour samples of an object's solid texture per object size: triangles are subdivided until their
+    longest edge is at most ``size / texture_resolution`` (capped by ``max_triangles_per_object``)."""
+    max_triangles_per_object: int = 40000
+    """Upper bound on the triangles of one subdivided object mesh."""
+    room_texels_per_metre: float = 100.0
+    """Resolution of the image textures baked for the room's floor, walls and ceiling (capped at 4096 per side)."""
+    roughness: float = 0.7
+    """Principled BSDF roughness of object surfaces (the room is fully rough)."""
+    specular: float = 0.25
+    """Principled BSDF 'Specular IOR Level' of object surfaces (0 = purely diffuse, 0.5 = Blender's default)."""
+    hdri_strength: float = 1.0
+    """Strength of ``hdri_path`` as ambient (world) light; without an HDRI the world is the environment's flat
+    ambient colour."""
+    physics: Literal["layout", "kubric"] = "layout"
+    """``layout``: render the poses settled by ``make_layout`` (pybullet, identical to the fast backend for the same
+    seed). ``kubric``: re-run the drop from the same spawn poses with kubric's PyBullet simulator (URDFs of the
+    convex hulls); the poses then differ from the fast backend's."""
+    verbose: bool = False
+    """Show Blender's own log output while rendering."""
+
+
+@dataclass
 class MessyRoomsConfig:
     """A Messy Rooms scene: ``num_objects`` procedural objects dropped on a floor and seen by ``num_views`` cameras."""
 
@@ -123,6 +153,8 @@ class MessyRoomsConfig:
 
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     """Drop-and-settle simulation settings."""
+    kubric: KubricConfig = field(default_factory=KubricConfig)
+    """Settings of the kubric backend (ignored by the fast backend)."""
 
     def __post_init__(self) -> None:
         if self.num_objects < 1:
@@ -174,6 +206,8 @@ def config_from_dict(d: Dict[str, Any]) -> MessyRoomsConfig:
         raise ValueError(f"Unknown MessyRoomsConfig fields {unknown}; valid fields are {sorted(known)}.")
     if isinstance(d.get("physics"), dict):
         d["physics"] = PhysicsConfig(**d["physics"])
+    if isinstance(d.get("kubric"), dict):
+        d["kubric"] = KubricConfig(**d["kubric"])
     for name in ("object_size_range", "camera_elevation_deg"):
         if name in d:
             d[name] = tuple(d[name])
@@ -196,5 +230,6 @@ def config_to_dict(cfg: MessyRoomsConfig) -> Dict[str, Any]:
     """
     d = {f.name: getattr(cfg, f.name) for f in fields(MessyRoomsConfig)}
     d["physics"] = asdict(cfg.physics)
+    d["kubric"] = asdict(cfg.kubric)
     d["hdri_path"] = None if cfg.hdri_path is None else str(cfg.hdri_path)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

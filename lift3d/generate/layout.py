@@ -303,10 +303,17 @@ def make_intrinsics(cfg: MessyRoomsConfig) -> CameraIntrinsics:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None) -> SceneLayout:
+SettleFn = Callable[[List[Mesh], List[np.ndarray], np.ndarray, PhysicsConfig, Optional[ProgressFn]],
+                   Tuple[List[np.ndarray], np.ndarray, int, float, bool]]
+"""Signature of :func:`settle` (and of the kubric backend's ``settle_with_kubric``)."""
+
+
+def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None,
+                settle_fn: Optional[SettleFn] = None) -> SceneLayout:
     """Sample assets, spawn them without overlap, settle them with pybullet, drop strays, and sample cameras.
 
     ``progress(done, total)`` is called with simulation steps. Same ``cfg`` (seed included) -> same layout.
+    ``settle_fn`` replaces :func:`settle` (same arguments and results), e.g. by kubric's PyBullet simulator.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
@@ -314,7 +321,8 @@ def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None) ->
     meshes = [build_mesh(s) for s in specs]
     L = cfg.floor_half_side
     rotations, centres = spawn_poses(rng, meshes, L, cfg.physics.spawn_height)
-    rotations, centres, steps, sim_s, settled = settle(meshes, rotations, centres, cfg.physics, progress)
+    rotations, centres, steps, sim_s, settled = (settle_fn or settle)(meshes, rotations, centres, cfg.physics,
+                                                                      progress)
     margin = cfg.physics.off_floor_margin
     keep = (np.abs(centres[:, :2]) <= L + margin).all(axis=1) & (centres[:, 2] > -0.01)
     objects = [

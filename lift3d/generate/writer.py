@@ -159,3 +159,26 @@ def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segmen
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def write_release_layout(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
+                         cfg: MessyRoomsConfig, overwrite: bool = False) -> Path:
+    """Write the same frames in the released Messy Rooms layout (:func:`lift3d.data.messy_rooms.write_release`):
+    ``color/``, ``depth/``, ``semantic/``, ``instance/``, ``detic_semantic/``, ``detic_instance/``,
+    ``detic_probabilities/`` and a kubric-style ``metadata.json``. The simulated segmenter's output plays Detic's
+    part. ``metadata.json`` also lists the objects as kubric's ``instances`` (asset id, segmentation id = the
+    ground-truth instance id, position and (w, x, y, z) quaternion) and the generator config under ``lift3d``.
+    """
+    from lift3d.data.messy_rooms import _matrix_to_quat_wxyz, write_release
+
+    K = layout.intrinsics
+    instances = [{"asset_id": f"lift3d_procedural_{o.asset.kind}", "segmentation_id": o.instance_id,
+                  "positions": [o.translation.tolist()], "quaternions": [list(_matrix_to_quat_wxyz(o.rotation))],
+                  "size": o.asset.size} for o in layout.objects]
+    extra = {"instances": instances,
+             "lift3d_generator": {"backend": cfg.backend, "config": config_to_dict(cfg),
+                                  "num_objects_placed": len(layout.objects)}}
+    return write_release(out_dir, rgb=views.rgb, depth=views.depth, gt_instance=views.instance,
+                         gt_semantic=views.semantic, instance=segments.instance, semantic=segments.semantic,
+                         confidence=segments.confidence, camera_to_world=layout.camera_to_world, fx=K.fx, fy=K.fy,
+                         cx=K.cx, cy=K.cy, extra_metadata=extra, overwrite=overwrite)

@@ -23,3 +23,17 @@ __all__ = [
     "split_fast_slow",
     "vanilla_contrastive_loss",
 ]
+
+# Baseline objectives: Panoptic Lifting's linear assignment and paper 004 appendix E alternatives.
+from .assignment import linear_assignment_loss, select_segments
+from .dino import DinoHead, dino_loss
+from .metric_learning import associative_embedding_loss, margin_contrastive_loss
+
+__all__ += [
+    "linear_assignment_loss",
+    "select_segments",
+    "associative_embedding_loss",
+    "margin_contrastive_loss",
+    "DinoHead",
+    "dino_loss",
+]
