@@ -3,10 +3,12 @@
 - ``contrastive-lift``: paper 004 as published (TensoRF VM 16/48 components growing 128^3 -> 192^3, instance MLP
   3x256 on raw xyz, D = 3, slow-fast + concentration, 400k iterations with semantics at 40k, instance at 160k,
   segment consistency at 280k, 2048 rays). Meant for a GPU.
-- ``vanilla``: the same with the vanilla contrastive loss on a single field (paper 004 Eq. 3).
-- ``cpu-small``: the CPU preset used by ``lift3d demo``: small grid, occupancy grid, depth-guided sampling,
-  a short schedule (minutes on 2 cores for a ~96x96, 40-view scene).
-- ``cpu-small-vanilla``: ``cpu-small`` with the vanilla loss.
+- ``cpu-small``: the CPU preset used by ``lift3d demo``: small grid, occupancy grid, depth-guided sampling and a
+  line-of-sight loss, a short schedule (minutes on 2 cores for a ~96x96, 40-view scene).
+- Instance-objective variants, each in a paper-size and a ``cpu-small-`` form, everything else shared:
+  ``no-concentration`` (slow-fast without Eq. 5; paper-size name ``contrastive-lift-no-concentration``), ``vanilla`` (Eq. 3), ``vanilla-concentration`` (paper Table 3),
+  ``panoptic-lifting`` (linear assignment; K = 500 paper-size, 100 on CPU: override with
+  ``--set model.embedding_dim=K``), ``associative-embedding``, ``margin``, ``dino`` (appendix E).
 - ``tiny``: a seconds-long configuration for tests.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from lift3d.cluster import ClusterConfig
 from lift3d.engine.config import FitConfig, LossConfig, OptimConfig
@@ -40,12 +42,6 @@ def _contrastive_lift() -> FitConfig:
         sweep_sizes=tuple(range(10, 200, 10)), render_chunk=8192, checkpoint_every=5000)
 
 
-def _vanilla() -> FitConfig:
-    cfg = _contrastive_lift()
-    cfg.losses.instance_loss = "vanilla"
-    return cfg
-
-
 def _cpu_small() -> FitConfig:
     return FitConfig(
         model=ModelConfig(
@@ -63,12 +59,6 @@ def _cpu_small() -> FitConfig:
         sweep_sizes=(10, 20, 40, 60, 80, 120, 160), render_chunk=4096, checkpoint_every=250)
 
 
-def _cpu_small_vanilla() -> FitConfig:
-    cfg = _cpu_small()
-    cfg.losses.instance_loss = "vanilla"
-    return cfg
-
-
 def _tiny() -> FitConfig:
     cfg = _cpu_small()
     cfg.model.radiance = RadianceFieldConfig(backbone="tensorf", grid_resolution=32, final_grid_resolution=32,
@@ -84,13 +74,46 @@ def _tiny() -> FitConfig:
     return cfg
 
 
-PRESETS: dict[str, Callable[[], FitConfig]] = {
-    "contrastive-lift": _contrastive_lift,
-    "vanilla": _vanilla,
-    "cpu-small": _cpu_small,
-    "cpu-small-vanilla": _cpu_small_vanilla,
-    "tiny": _tiny,
+def _variant(base: Callable[[], FitConfig], instance_loss: str, concentration: bool = True,
+             num_slots: Optional[int] = None) -> Callable[[], FitConfig]:
+    """A preset that differs from ``base`` only in its instance objective (paper 004 Tables 2-3, appendix E)."""
+
+    def make() -> FitConfig:
+        cfg = base()
+        cfg.losses.instance_loss = instance_loss
+        if instance_loss == "slow-fast":
+            cfg.losses.concentration_weight = 1.0 if concentration else 0.0
+        elif instance_loss == "vanilla":
+            cfg.losses.concentration_weight = 1.0 if concentration else 0.0
+        else:
+            cfg.losses.concentration_weight = 0.0
+        if num_slots is not None:
+            cfg.model.embedding_dim = num_slots  # K logits, an upper bound on the number of objects
+        return cfg
+
+    return make
+
+
+# name -> (instance objective, concentration on?, K slots for linear assignment)
+_VARIANTS = {
+    "": ("slow-fast", True, None),
+    "no-concentration": ("slow-fast", False, None),
+    "vanilla": ("vanilla", False, None),
+    "vanilla-concentration": ("vanilla", True, None),
+    "panoptic-lifting": ("linear-assignment", False, None),
+    "associative-embedding": ("associative-embedding", False, None),
+    "margin": ("margin", False, None),
+    "dino": ("dino", False, None),
 }
+
+PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny}
+for _suffix, (_loss, _conc, _k) in _VARIANTS.items():
+    # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting (K = 500 as on Messy Rooms), ...
+    _paper_name = {"": "contrastive-lift", "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
+    PRESETS[_paper_name] = _variant(_contrastive_lift, _loss, _conc, 500 if _loss == "linear-assignment" else _k)
+    # CPU presets: cpu-small, cpu-small-vanilla, cpu-small-panoptic-lifting (K = 100), ...
+    PRESETS["cpu-small" + (f"-{_suffix}" if _suffix else "")] = _variant(
+        _cpu_small, _loss, _conc, 100 if _loss == "linear-assignment" else _k)
 
 
 def get_preset(name: str) -> FitConfig:

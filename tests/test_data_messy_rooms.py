@@ -12,8 +12,7 @@ from PIL import Image
 
 from conftest import look_at
 from lift3d.data.messy_rooms import (export_scene_to_release, is_release_folder, load_release, ray_length_per_z,
-                                     read_release_cameras, release_camera_metadata, release_frame_names,
-                                     write_release)
+                                     read_release_cameras, release_frame_names, write_release)
 from lift3d.data.scene import SceneFormatError, load_frame, load_scene
 
 V, H, W = 6, 10, 12
@@ -167,3 +166,17 @@ def test_generated_scene_and_its_release_agree(tiny_scene_dir, tmp_path):
         assert np.abs(da.depth - db.depth).max() <= 0.001 + 1e-6  # two millimetre roundings
     with pytest.raises(FileExistsError, match="already exists"):
         export_scene_to_release(tiny_scene_dir, out)
+
+
+def test_generate_scene_writes_the_release_layout_too(tmp_path):
+    from lift3d.generate import MessyRoomsConfig, generate_scene
+
+    cfg = MessyRoomsConfig(num_objects=3, num_views=5, resolution=24, seed=3)
+    generate_scene(cfg, tmp_path / "scene", progress=False, release_dir=tmp_path / "release")
+    meta = json.loads((tmp_path / "release" / "metadata.json").read_text())
+    assert [i["segmentation_id"] for i in meta["instances"]] == list(range(1, len(meta["instances"]) + 1))
+    a, b = load_scene(tmp_path / "scene"), load_scene(tmp_path / "release")
+    for fa, fb in zip(a.frames, b.frames):
+        np.testing.assert_allclose(fa.camera_to_world, fb.camera_to_world, atol=1e-12)
+        np.testing.assert_array_equal(load_frame(a, fa.index, True).gt_instance, load_frame(b, fb.index, True).gt_instance)
+    assert b.test_indices == [4]  # int(5 * 0.8) = 4 train frames

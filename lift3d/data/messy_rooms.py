@@ -28,14 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lift3d.data.images import read_depth, write_depth_png, write_rgb
+from lift3d.data.images import write_depth_png, write_rgb
 
 __all__ = ["RELEASE_DIRS", "TEST_FRACTION", "is_release_folder", "release_frame_names", "read_release_cameras",
            "release_camera_metadata", "write_release", "write_release_frame", "export_scene_to_release",

@@ -206,7 +206,7 @@ def _sources(source: Path, kind: SourceKind, stems: List[str], match: str) -> Li
         raise SegmentsImportError(
             f"{roles['instance']}: no {'/'.join(exts)} file for frame(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}"
             f" ({len(missing)} of {len(stems)}). Name files after the frames' image stems, or pass match='order'.")
-    for role in ("semantic", "confidence"):
+    for role in [r for r in ("semantic", "confidence") if r in roles]:
         have = [f[role] is not None for f in out]
         if any(have) and not all(have):
             lack = [s for s, h in zip(stems, have) if not h][:5]

@@ -15,9 +15,14 @@ __all__ = ["LossConfig", "OptimConfig", "FitConfig"]
 class LossConfig:
     """Loss weights, instance objective and the stage schedule (onsets are iterations)."""
 
-    instance_loss: Literal["slow-fast", "vanilla"] = "slow-fast"
-    """Instance objective: paper 004's slow-fast contrastive (Eq. 4 + concentration Eq. 5) or vanilla
-    contrastive on one field (Eq. 3)."""
+    instance_loss: Literal["slow-fast", "vanilla", "linear-assignment", "associative-embedding", "margin",
+                           "dino"] = "slow-fast"
+    """Instance objective. slow-fast: paper 004 Eq. 4 (+ concentration Eq. 5 when concentration_weight > 0);
+    vanilla: Eq. 3 on the fast field alone (+ concentration of the fast embeddings to their own detached segment
+    means when concentration_weight > 0, paper Table 3); linear-assignment: Panoptic Lifting (the field outputs
+    model.embedding_dim = K logits, Hungarian matching per image; decoded by argmax, no clustering);
+    associative-embedding / margin: appendix E metric-learning losses on the fast field; dino: appendix E
+    DINO-style slow/fast with projection heads and centering."""
     kernel: Literal["gaussian", "exp_distance"] = "gaussian"
     """Similarity kernel of the slow-fast loss: the paper's Gaussian RBF exp(-||f-s||^2 / bandwidth^2) or the
     reference code's exp(-||f-s||)."""
@@ -40,6 +45,12 @@ class LossConfig:
     free_space_weight: float = 0.0
     """Weight of the line-of-sight loss (only with depth): the rendering weight that falls outside
     ``depth +- model.depth_band`` is pushed to zero, which empties free space fast."""
+    margin_positive: float = 0.5
+    """margin loss: positive pairs are pulled until closer than this."""
+    margin_negative: float = 1.5
+    """margin loss: negative pairs are pushed until further than this."""
+    dino_prototypes: int = 64
+    """dino: number of prototypes of the projection heads."""
     semantic_start: int = 200
     """Iteration at which the semantic loss starts (before it: RGB only)."""
     instance_start: int = 400

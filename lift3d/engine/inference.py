@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from lift3d.cluster import SceneClusters, sweep_min_cluster_size, fit_scene_clusters
+from lift3d.cluster import SceneClusters, fit_scene_clusters, sweep_min_cluster_size
+from lift3d.cluster.slots import ArgmaxSlots
 from lift3d.data.rays import PixelSet, load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
@@ -93,7 +94,7 @@ def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, 
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
 
-    def label_views(clusters: SceneClusters) -> list[np.ndarray]:
+    def label_views(clusters) -> list[np.ndarray]:
         return [np.asarray(clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
                 .reshape(r.semantic.shape) for r in renders]
 
@@ -103,6 +104,14 @@ def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, 
         return float(res.pq)
 
     info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
+    if cfg.losses.instance_loss == "linear-assignment":
+        labeler = ArgmaxSlots(tuple(things), cfg.model.embedding_dim)
+        labeler.save(Path(run_dir) / CLUSTERS_FILE)
+        info.update(decoding="argmax", min_cluster_size=None, sweep={},
+                    num_clusters={"all": int(len(np.unique(np.concatenate([l.reshape(-1) for l in label_views(labeler)]))) - 1)})
+        (Path(run_dir) / "clustering.json").write_text(json.dumps(info, indent=2))
+        log(f"linear assignment: argmax over {cfg.model.embedding_dim} slots, {info['num_clusters']['all']} used")
+        return labeler, info
     if cfg.cluster.min_cluster_size is not None:
         best = int(cfg.cluster.min_cluster_size)
         clusters = fit_scene_clusters(emb, sem, things, cfg.cluster, best)

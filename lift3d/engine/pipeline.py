@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lift3d.cluster import SceneClusters
+from lift3d.cluster.slots import load_labeler
 from lift3d.configs import apply_overrides, get_preset
 from lift3d.data.images import atomic_write_bytes
 from lift3d.data.rays import load_pixel_set
@@ -85,7 +85,7 @@ def render_run(run: Path, split: str = "test", data: Optional[Path] = None, devi
     clusters_path = run / CLUSTERS_FILE
     if not clusters_path.exists():
         raise FileNotFoundError(f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit --resume`.")
-    clusters = SceneClusters.load(clusters_path)
+    clusters = load_labeler(clusters_path)
     views = split_indices(scene, split)
     if not views:
         raise ValueError(f"{scene.root}: the {split} split is empty.")

@@ -26,8 +26,11 @@ import torch
 from lift3d.data.rays import PixelSet, load_pixel_set, scene_bounds
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
-from lift3d.losses import (concentration_loss, photometric_loss, segment_consistency_loss, semantic_loss,
+from lift3d.fields.heads import ema_update
+from lift3d.losses import (associative_embedding_loss, concentration_loss, linear_assignment_loss,
+                           margin_contrastive_loss, photometric_loss, segment_consistency_loss, semantic_loss,
                            slow_fast_contrastive_loss, split_fast_slow, vanilla_contrastive_loss)
+from lift3d.losses.dino import DinoHead, dino_loss
 from lift3d.models import LiftModel
 
 __all__ = ["Trainer", "resolve_device", "save_checkpoint", "load_model", "config_to_dict", "config_from_dict"]
@@ -88,7 +91,8 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[LiftModel, FitConfig
     cfg = config_from_dict(FitConfig, ckpt["config"])
     model = LiftModel(cfg.model, ckpt["num_classes"], np.asarray(ckpt["aabb"]), device)
     _resize_grids(model, ckpt["model"])
-    model.load_state_dict(ckpt["model"])
+    # Training-only modules (the DINO baseline's projection heads) are not part of the rendered model.
+    model.load_state_dict({k: v for k, v in ckpt["model"].items() if not k.startswith("dino_")})
     if model.occupancy is not None and ckpt.get("occupancy") is not None:
         model.occupancy.load_state_dict({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()})
     return model.to(device), cfg, ckpt
@@ -115,11 +119,24 @@ class Trainer:
         self.train = load_pixel_set(scene, scene.train_indices)
         self.aabb = scene_bounds(scene, self.train)
         self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device).to(self.device)
+        if cfg.losses.instance_loss == "dino":
+            # Projection heads of the DINO-style baseline: the fast one is trained, the slow one follows by EMA.
+            self.model.dino_fast = DinoHead(cfg.model.embedding_dim, num_prototypes=cfg.losses.dino_prototypes)
+            self.model.dino_slow = DinoHead(cfg.model.embedding_dim, num_prototypes=cfg.losses.dino_prototypes)
+            self.model.dino_slow.load_state_dict(self.model.dino_fast.state_dict())
+            for p in self.model.dino_slow.parameters():
+                p.requires_grad_(False)
         self.thing_ids = torch.tensor(scene.thing_ids)
         # Pixels usable for instance/segment losses, grouped by view.
         seg_valid = self.train.instance > 0
         self.view_segment_rows = [r[seg_valid[r]] for r in (self.train.view_rows(p) for p in range(self.train.num_views))]
         self.instance_views = [p for p, r in enumerate(self.view_segment_rows) if r.numel() >= 8]
+        if cfg.losses.instance_loss == "linear-assignment":
+            most = max(int(torch.unique(self.train.instance[r]).numel()) for r in self.view_segment_rows)
+            if most > cfg.model.embedding_dim:
+                log(f"warning: a training image has {most} 2D segments but the linear-assignment field has only "
+                    f"K = {cfg.model.embedding_dim} slots; the smallest segments are ignored. K must bound the number "
+                    "of objects: raise it with --set model.embedding_dim=K.")
         self._make_optimisers()
         self.step = 0
         self.history: list[dict] = []
@@ -133,7 +150,10 @@ class Trainer:
             {"params": list(m.semantic.parameters()), "lr": o.lr_network},
         ] + ([{"params": list(m.background_mlp.parameters()), "lr": o.lr_network}] if m.background_mlp is not None else []),
             betas=(0.9, 0.99))
-        self.opt_instance = torch.optim.Adam(m.instance.fast.parameters(), lr=o.lr_instance, betas=(0.9, 0.99))
+        inst_params = list(m.instance.fast.parameters())
+        if getattr(m, "dino_fast", None) is not None:
+            inst_params += list(m.dino_fast.parameters())
+        self.opt_instance = torch.optim.Adam(inst_params, lr=o.lr_instance, betas=(0.9, 0.99))
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
 
     def _set_lr(self) -> None:
@@ -258,6 +278,8 @@ class Trainer:
                     (lc.instance_weight * inst_loss).backward()
                     self.opt_instance.step()
                     model.instance.update_slow()
+                    if getattr(model, "dino_fast", None) is not None:
+                        ema_update(model.dino_slow, model.dino_fast, model.instance.momentum)
         self.opt_field.step()
         self.step += 1
         return logs
@@ -271,12 +293,33 @@ class Trainer:
 
     def _instance_loss(self, samples, rows: torch.Tensor, ids: torch.Tensor, conf: torch.Tensor, logs: dict) -> torch.Tensor:
         lc, model = self.cfg.losses, self.model
-        if lc.instance_loss == "vanilla":
+        kind = lc.instance_loss
+        if kind in ("vanilla", "associative-embedding", "margin", "linear-assignment"):
             emb = model.render_embedding(samples, rows)
-            loss = vanilla_contrastive_loss(emb, ids)
-            logs["con"] = float(loss.detach())
+            if kind == "vanilla":
+                loss = vanilla_contrastive_loss(emb, ids)
+            elif kind == "associative-embedding":
+                loss = associative_embedding_loss(emb, ids)
+            elif kind == "margin":
+                loss = margin_contrastive_loss(emb, ids, pos_margin=lc.margin_positive, neg_margin=lc.margin_negative)
+            else:
+                # Panoptic Lifting: rendered (weighted-sum) logits of K slots, Hungarian matching per image.
+                loss, _ = linear_assignment_loss(emb, ids, confidence=conf)
+            logs["inst"] = float(loss.detach())
+            if kind == "vanilla" and lc.concentration_weight > 0:
+                # paper Table 3 "vanilla + concentration": fast embeddings pulled to their own detached means
+                conc = concentration_loss(emb, ids, emb.detach(), ids, confidence=conf, form=lc.concentration_form)
+                logs["conc"] = float(conc.detach())
+                loss = loss + lc.concentration_weight * conc
             return loss
         fast_idx, slow_idx = split_fast_slow(rows.numel(), self.generator)
+        if kind == "dino":
+            f = model.render_embedding(samples, rows[fast_idx])
+            s = model.render_embedding(samples, rows[slow_idx], slow=True)
+            loss, batch_center = dino_loss(f, ids[fast_idx], s, ids[slow_idx], model.dino_fast, model.dino_slow)
+            model.dino_slow.update_center(batch_center, momentum=model.instance.momentum)
+            logs["inst"] = float(loss.detach())
+            return loss
         f = model.render_embedding(samples, rows[fast_idx])
         s = model.render_embedding(samples, rows[slow_idx], slow=True)
         con = slow_fast_contrastive_loss(f, ids[fast_idx], s, ids[slow_idx], kernel=lc.kernel,

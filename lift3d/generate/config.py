@@ -77,6 +77,8 @@ class KubricConfig:
     """Principled BSDF roughness of object surfaces (the room is fully rough)."""
     specular: float = 0.25
     """Principled BSDF 'Specular IOR Level' of object surfaces (0 = purely diffuse, 0.5 = Blender's default)."""
+    max_bounces: int = 4
+    """Cycles' maximum number of light bounces per path."""
     hdri_strength: float = 1.0
     """Strength of ``hdri_path`` as ambient (world) light; without an HDRI the world is the environment's flat
     ambient colour."""
@@ -84,6 +86,8 @@ class KubricConfig:
     """``layout``: render the poses settled by ``make_layout`` (pybullet, identical to the fast backend for the same
     seed). ``kubric``: re-run the drop from the same spawn poses with kubric's PyBullet simulator (URDFs of the
     convex hulls); the poses then differ from the fast backend's."""
+    views_per_render_call: int = 4
+    """Views rendered per Blender call (the progress bar advances after each call; larger is slightly faster)."""
     verbose: bool = False
     """Show Blender's own log output while rendering."""
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -48,10 +49,12 @@ from lift3d.generate.views import RenderedViews
 
 BACKGROUND_ID = 0
 OBJECT_CLASS = 1
+SENSOR_WIDTH_MM = 36.0
+"""Blender sensor width (kubric's default); the focal length in mm follows from fx (only their ratio matters)."""
 BPY_VERSION = (4, 2)
 """Blender release the backend is written for (bpy 5.x breaks kubric's renderer; bpy 4.2 is the tested one)."""
-INSTALL_HINT = ('pip install "lift3d[generate]"  (kubric-nightly without its dependencies, bpy==4.2.23, '
-                'tensorflow-cpu, OpenEXR, tifffile, ...; see docs/messy-rooms-format.md)')
+INSTALL_HINT = ('pip install "lift3d[generate]" && pip install --no-deps kubric-nightly==2023.12.27 (Python 3.11; '
+                '`make test` does both; see docs/messy-rooms-format.md)')
 RUNTIME_MODULES = ("bpy", "kubric", "tensorflow", "OpenEXR", "Imath", "pyquaternion", "munch", "traitlets",
                    "etils", "singledispatchmethod", "png", "trimesh", "sklearn", "tifffile")
 """Modules that ``import kubric`` and its Blender renderer / PyBullet simulator need at run time."""
@@ -292,7 +295,7 @@ def _settings(bpy, kcfg) -> None:
     scene.view_settings.look = "None"
     scene.render.image_settings.color_depth = "8"
     scene.cycles.use_adaptive_sampling = False
-    scene.cycles.max_bounces = 4
+    scene.cycles.max_bounces = kcfg.max_bounces
     scene.render.use_persistent_data = True
 
 
@@ -330,7 +333,8 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
     floor is a static ``kb.Cube`` with its top face at z = 0. kubric sets mass, friction and restitution; the
     rolling / spinning friction and damping of :class:`PhysicsConfig` are set on the same pybullet bodies. The
     simulation runs for ``max_seconds`` in one ``PyBullet.run`` call (a kubric frame = ``check_every_steps``
-    steps); ``settled`` says whether every object was at rest in the last frame.
+    steps; ``min_seconds`` and early stopping do not apply); ``settled`` says whether every object was at rest in
+    the last frame.
     """
     check_available()
     import os
@@ -348,7 +352,6 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
         raise ValueError(f"kubric physics needs 1/time_step ({step_rate}) to be a multiple of check_every_steps "
                          f"({steps_per_frame}).")
     max_frames = int(math.ceil(physics.max_seconds / physics.time_step / steps_per_frame))
-    min_frames = int(math.ceil(physics.min_seconds / physics.time_step / steps_per_frame))
     with tempfile.TemporaryDirectory(prefix="lift3d_kubric_physics_") as tmp:
         tmp = Path(tmp)
         scene = kb.Scene(frame_start=0, frame_end=max_frames, frame_rate=step_rate // steps_per_frame,
@@ -393,7 +396,10 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
             out_R.append(quaternion_to_matrix(np.array([x, y, z, w])))
             out_c[i] = o.position
         steps = max_frames * steps_per_frame
-        pb.disconnect(physicsClientId=client)  # kubric's client wrapper ignores the second disconnect later
+        # Disconnect now and mark kubric's client wrapper as closed: its destructor would otherwise disconnect the
+        # same client id whenever the garbage collector gets to it, by then possibly another caller's connection.
+        pb.disconnect(physicsClientId=client)
+        sim._physics_client._client = -1
     return out_R, out_c, steps, steps * physics.time_step, settled
 
 
@@ -408,8 +414,8 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
 
     Returns the same :class:`RenderedViews` as the fast backend: ``rgb [V, H, W, 3]`` uint8, ``depth [V, H, W]``
     float32 (distance along the optical axis, m), ``instance [V, H, W]`` uint16 (the layout's ``instance_id``,
-    0 = room) and ``semantic [V, H, W]`` uint8 (0 background, 1 object). ``progress(done, total)`` is called
-    once before and once after the (single) Blender render call, with views as units.
+    0 = room) and ``semantic [V, H, W]`` uint8 (0 background, 1 object). Views are rendered
+    ``KubricConfig.views_per_render_call`` at a time; ``progress(done_views, num_views)`` is called after each call.
     """
     if cfg.environment not in ENVIRONMENTS:
         raise ValueError(f"Unknown environment {cfg.environment!r}; expected one of {sorted(ENVIRONMENTS)}.")
@@ -434,9 +440,8 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
         _settings(bpy, kcfg)
 
         # camera: one keyframe per view (Blender cameras look down -z with +y up: OpenGL axes, as layout's c2w)
-        sensor = 36.0
-        camera = kb.PerspectiveCamera(name="camera", focal_length=camera_focal_mm(K.fx, W, sensor),
-                                      sensor_width=sensor, min_render_distance=0.01, max_render_distance=1000.0)
+        camera = kb.PerspectiveCamera(name="camera", focal_length=camera_focal_mm(K.fx, W, SENSOR_WIDTH_MM),
+                                      sensor_width=SENSOR_WIDTH_MM, min_render_distance=0.01, max_render_distance=1000.0)
         scene += camera
         scene.camera = camera
         for v in range(V):
@@ -476,17 +481,23 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
             return out
 
         renderer.post_processors["lift3d_instance"] = instance_ids
-        data = renderer.render(return_layers=("rgba", "z", "lift3d_instance"))
-
-    rgba = data["rgba"]
-    if rgba.dtype == np.uint16:
-        rgba = np.round(rgba.astype(np.float64) / 257.0).astype(np.uint8)
-    instance = data["lift3d_instance"].astype(np.uint16)
-    out = RenderedViews(rgb=np.ascontiguousarray(rgba[..., :3]).astype(np.uint8),
-                        depth=data["z"][..., 0].astype(np.float32), instance=instance,
-                        semantic=((instance != BACKGROUND_ID) * OBJECT_CLASS).astype(np.uint8))
+        out = RenderedViews(np.zeros((V, H, W, 3), np.uint8), np.zeros((V, H, W), np.float32),
+                            np.zeros((V, H, W), np.uint16), np.zeros((V, H, W), np.uint8))
+        step = max(1, int(kcfg.views_per_render_call))
+        for first in range(0, V, step):
+            views = list(range(first, min(V, first + step)))
+            data = renderer.render(frames=[v + 1 for v in views], return_layers=("rgba", "z", "lift3d_instance"))
+            for sub in ("exr", "images"):  # kubric post-processes every file in its scratch folders
+                shutil.rmtree(Path(scratch) / sub, ignore_errors=True)
+            rgba = data["rgba"]
+            if rgba.dtype == np.uint16:
+                rgba = np.round(rgba.astype(np.float64) / 257.0).astype(np.uint8)
+            out.rgb[views] = rgba[..., :3]
+            out.depth[views] = data["z"][..., 0]
+            out.instance[views] = data["lift3d_instance"]
+            if progress is not None:
+                progress(views[-1] + 1, V)
+    out.semantic[:] = (out.instance != BACKGROUND_ID) * OBJECT_CLASS
     if not np.isfinite(out.depth).all() or (out.depth <= 0).any() or (out.depth > 1e6).any():
         warnings.warn("Some kubric depth pixels saw no surface (the room box should close the scene).", stacklevel=2)
-    if progress is not None:
-        progress(V, V)
     return out
