@@ -24,8 +24,11 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q $(TORCH) -e .
 	touch $@
 
+# make test also installs the kubric backend (bpy 4.2 + tensorflow-cpu for tf.io.gfile); kubric-nightly goes in
+# with --no-deps because its declared dependencies (apache-beam, tfds, gcs) are not used.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q $(TORCH) -e ".[test]"
+	$(PIP) install -q $(TORCH) -e ".[test,generate]"
+	$(PIP) install -q --no-deps kubric-nightly==2023.12.27
 	touch $@
 
 install: $(VENV)/.installed

@@ -113,19 +113,21 @@ class Demo:
 def entrypoint(argv: Optional[list[str]] = None) -> None:
     import sys
 
+    from lift3d.data.segments_import import SegmentsImport
     from lift3d.generate.cli import GenerateMessyRooms
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
     sub = tyro.extras.subcommand_cli_from_dict(
-        {"fit": Fit, "render": Render, "eval": Eval, "demo": Demo, "generate-messy-rooms": GenerateMessyRooms},
+        {"fit": Fit, "render": Render, "eval": Eval, "demo": Demo, "generate-messy-rooms": GenerateMessyRooms,
+         "segments-import": SegmentsImport},
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.", args=args)
     sub.run_command()
 
 
 def _alias_generate(argv: list[str]) -> list[str]:
-    """Accept ``lift3d generate messy-rooms ...`` as ``lift3d generate-messy-rooms ...``."""
-    if len(argv) >= 2 and argv[0] == "generate":
-        return [f"generate-{argv[1]}"] + argv[2:]
+    """Accept ``lift3d generate messy-rooms ...`` / ``lift3d segments import ...`` as the hyphenated commands."""
+    if len(argv) >= 2 and argv[0] in ("generate", "segments") and not argv[1].startswith("-"):
+        return [f"{argv[0]}-{argv[1]}"] + argv[2:]
     return argv
 
 

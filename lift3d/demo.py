@@ -52,7 +52,7 @@ def run_demo(opts, log=print) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     fit_summary = fit_scene(scene_dir, run_dir, opts.preset, [f"seed={opts.seed}"])
-    metrics = evaluate_run(run_dir, "test", log=log)
+    metrics = evaluate_run(run_dir, "test", log=lambda *_: None)
 
     scene = load_scene(scene_dir)
     views = read_renders(run_dir / "renders" / "test")

@@ -255,34 +255,58 @@ class Trainer:
         # 2./3. one image: instance and segment-consistency losses (density without gradient)
         inst_on = self.step >= lc.instance_start and lc.instance_weight > 0
         seg_on = self.step >= lc.segment_consistency_start and lc.segment_consistency_weight > 0
-        if (inst_on or seg_on) and self.instance_views:
-            view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
-            cand = self.view_segment_rows[view]
-            pick = cand[torch.randperm(cand.numel(), generator=self.generator)[: o.instance_pixels]]
-            o2, d2 = tr.rays(pick)
-            dp = tr.depth[pick] if tr.depth is not None else None
-            with torch.no_grad():
-                img_samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
-            if seg_on:
-                lp = model.render_semantic(img_samples)
-                sc = segment_consistency_loss(lp, tr.instance[pick])
-                (lc.segment_consistency_weight * sc).backward()
-                logs["seg"] = float(sc.detach())
-            if inst_on:
-                is_thing = torch.isin(tr.semantic[pick], self.thing_ids)
-                thing_rows = is_thing.nonzero().squeeze(-1)
-                if thing_rows.numel() >= 4:
-                    inst_loss = self._instance_loss(img_samples, thing_rows, tr.instance[pick][thing_rows],
-                                                    tr.confidence[pick][thing_rows], logs)
-                    self.opt_instance.zero_grad(set_to_none=True)
-                    (lc.instance_weight * inst_loss).backward()
-                    self.opt_instance.step()
-                    model.instance.update_slow()
-                    if getattr(model, "dino_fast", None) is not None:
-                        ema_update(model.dino_slow, model.dino_fast, model.instance.momentum)
+        self._image_step(inst_on, seg_on, logs)
         self.opt_field.step()
         self.step += 1
         return logs
+
+    def _image_step(self, inst_on: bool, seg_on: bool, logs: dict) -> None:
+        """One training image's pixels: segment consistency (gradient into the semantic field, applied by the
+        caller's field optimiser step) and the instance objective (its own optimiser step + EMA of the slow field)."""
+        if not (inst_on or seg_on) or not self.instance_views:
+            return
+        lc, o, tr, model = self.cfg.losses, self.cfg.optim, self.train, self.model
+        view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
+        cand = self.view_segment_rows[view]
+        pick = cand[torch.randperm(cand.numel(), generator=self.generator)[: o.instance_pixels]]
+        o2, d2 = tr.rays(pick)
+        dp = tr.depth[pick] if tr.depth is not None else None
+        with torch.no_grad():
+            img_samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
+        if seg_on:
+            lp = model.render_semantic(img_samples)
+            sc = segment_consistency_loss(lp, tr.instance[pick])
+            (lc.segment_consistency_weight * sc).backward()
+            logs["seg"] = float(sc.detach())
+        if inst_on:
+            is_thing = torch.isin(tr.semantic[pick], self.thing_ids)
+            thing_rows = is_thing.nonzero().squeeze(-1)
+            if thing_rows.numel() >= 4:
+                inst_loss = self._instance_loss(img_samples, thing_rows, tr.instance[pick][thing_rows],
+                                                tr.confidence[pick][thing_rows], logs)
+                self.opt_instance.zero_grad(set_to_none=True)
+                (lc.instance_weight * inst_loss).backward()
+                self.opt_instance.step()
+                model.instance.update_slow()
+                if getattr(model, "dino_fast", None) is not None:
+                    ema_update(model.dino_slow, model.dino_fast, model.instance.momentum)
+
+    def train_instance_step(self) -> dict:
+        """One step of the instance objective alone, every other field frozen (paper 004 Sec. 5 on Messy Rooms:
+        density, colour and semantics are fitted once and shared; each method then trains only its instance
+        field). This is the step whose rate paper Table 6 reports."""
+        logs: dict[str, float] = {}
+        self._image_step(True, False, logs)
+        self.step += 1
+        return logs
+
+    def reset_instance_field(self) -> None:
+        """Fresh fast/slow instance fields (and heads) for the current config, with a new optimiser."""
+        from lift3d.fields.heads import InstanceField
+
+        m = self.model
+        m.instance = InstanceField(self.cfg.model.instance, self.cfg.model.embedding_dim, self.cfg.model.ema_momentum)
+        self._make_optimisers()
 
     def _free_space_loss(self, samples, dirs: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Line-of-sight loss: :math:`\\frac{1}{R}\\sum_r \\sum_{i: |t_i - D_r| \\|d_r\\| > b} w_{ri}` with b =
