@@ -156,3 +156,16 @@ def test_cli_reports_a_broken_scene_before_any_work(tmp_path):
     with pytest.raises(SceneFormatError, match=r"frame 0 \(images/a.png\).*transform_matrix"):
         entrypoint(["fit", str(tmp_path), "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize("preset", ["contrastive-lift", "vanilla", "panoptic-lifting"])
+def test_paper_size_presets_take_steps_with_every_loss_on(tiny_scene_dir, tmp_path, preset):
+    """The GPU presets, as configured (TensoRF 128^3 16/48 components, 3x256 instance MLP, ...), take two steps
+    with every loss switched on (onsets moved to 0) and a small ray batch so it stays quick on a CPU."""
+    cfg = apply_overrides(get_preset(preset), ["losses.semantic_start=0", "losses.instance_start=0",
+                                               "losses.segment_consistency_start=0", "optim.rays_per_batch=128",
+                                               "optim.instance_pixels=128", "model.num_samples=32"])
+    trainer = Trainer(load_scene(tiny_scene_dir), cfg, tmp_path / "run", progress=False)
+    logs = [trainer.train_step() for _ in range(2)][-1]
+    assert {"rgb", "sem", "seg"} <= set(logs) and ("con" in logs or "inst" in logs)
+    assert all(np.isfinite(v) for v in logs.values())

@@ -111,6 +111,9 @@ class StudyConfig:
     """Seed of the fits; scene N uses generator seed ``seed * 1000 + N``."""
     device: str = "auto"
     """Device of the fits (auto: CUDA when available)."""
+    threads: Optional[int] = None
+    """torch CPU threads (None: torch's default). On a shared 2-core machine 1 thread is far faster than 2: with
+    another process busy, two torch threads wait on each other (measured 7.5 vs 1.1 shared-fit it/s)."""
 
 
 STUDY_CONFIGS: dict[str, StudyConfig] = {
@@ -120,11 +123,11 @@ STUDY_CONFIGS: dict[str, StudyConfig] = {
         fit_overrides=("optim.iterations=30",), scale_with_extent=False, instance_steps_per_train_view=0.0,
         min_instance_steps=12, max_instance_steps=12, min_cluster_views=2, max_cluster_views=2,
         min_cluster_points=2000, max_cluster_points=2000, throughput_rounds=2, throughput_block=3,
-        sweep_dims=(1, 3), reference_objects=3),
+        sweep_dims=(1, 3), reference_objects=3, threads=1),
     # under an hour on 2 CPU cores (see docs/results/cpu-small/README.md for the measured wall time)
     "cpu-small": StudyConfig(
         preset="cpu-small", objects=(25, 50, 100, 500), resolution=64, views_per_object=4.0, min_views=100,
-        max_views=400),
+        max_views=400, threads=1),
     # paper-size scenes (600 views of 256x256, focal 2.5 as datasets/messy_rooms/configs): meant for a GPU
     "paper": StudyConfig(
         preset="contrastive-lift", objects=(25, 50, 100, 500), resolution=256, views_per_object=0.0,
@@ -149,7 +152,8 @@ def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
     """The FitConfig of scene size ``n`` with the instance objective of the preset (methods override it)."""
     from lift3d.configs import apply_overrides, get_preset
 
-    fit = apply_overrides(get_preset(cfg.preset), list(cfg.fit_overrides) + [f"seed={cfg.seed}", f"device={cfg.device}"])
+    fit = apply_overrides(get_preset(cfg.preset), list(cfg.fit_overrides) + [f"seed={cfg.seed}", f"device={cfg.device}"]
+                          + ([f"threads={cfg.threads}"] if cfg.threads else []))
     if cfg.scale_with_extent and n > cfg.reference_objects:
         s = math.sqrt(n / cfg.reference_objects)
         r = fit.model.radiance
@@ -260,7 +264,11 @@ def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = F
     """Run the study (see the module docstring) and write its results into ``out``; returns results.json's dict."""
     from lift3d.data.scene import load_scene
 
+    import torch
+
     t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out, work = Path(out), Path(work)
     unknown = [m for m in cfg.methods if m not in METHOD_PRESETS]
     if unknown:

@@ -20,6 +20,7 @@ import numpy as np
 from lift3d.baselines import track_by_depth_warping, track_by_iou, track_by_point_cloud_fusion
 from lift3d.data.scene import Scene, load_frame
 from lift3d.engine.pipeline import score_segments
+from study_lift import thing_scored
 
 __all__ = ["BASELINES", "score_baselines"]
 
@@ -49,7 +50,7 @@ def score_baselines(scene: Scene, voxel_size: float = 0.02, log: Callable = prin
         t0 = time.perf_counter()
         maps = tracked[name]()
         s = score_segments(scene, test, [frames[i].semantic for i in test], [np.asarray(maps[i]) for i in test])
-        s.pop("per_class", None)
+        s["thing_scored"] = thing_scored(scene, s)
         out[name] = {**s, "seconds": round(time.perf_counter() - t0, 2)}
         log(f"  {name}: PQ^scene {s['pq_scene']:.3f}, per-frame PQ {s['pq_frame']:.3f}")
     return out

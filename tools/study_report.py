@@ -60,7 +60,10 @@ def _metric_table(data: dict, key: str, methods: list[str], bold_best: bool = Tr
         for n in ns:
             v = _get(data, m, n, key)
             s = _fmt(v)
-            row.append(f"**{s}**" if bold_best and v is not None and v == best[n] else s)
+            s = f"**{s}**" if bold_best and v is not None and v == best[n] else s
+            if data["results"].get(m, {}).get(str(n), {}).get("thing_scored") is False:
+                s += " †"
+            row.append(s)
         rows.append(row)
     return _table(["method"] + [f"N = {n}" for n in ns], rows)
 
@@ -122,6 +125,9 @@ def markdown_report(data: dict) -> str:
              "shared fields (density, colour, semantics) fitted once per scene, then each method trains only its "
              "instance field. Values are x100.", ""]
     parts += ["## PQ^scene on the test views (paper Tables 2 and 4)", "", _metric_table(data, "pq_scene", lifted + base), ""]
+    if any(r.get("thing_scored") is False for by_n in data["results"].values() for r in by_n.values()):
+        parts += ["† no thing class was scored: the prediction has under 0.5% thing pixels, so the small-class rule of "
+                  "PQ^scene drops the class and the score is that of the stuff class alone (not an instance result).", ""]
     paper = [m for m in lifted if m in PAPER_PQ]
     if paper:
         cols = [25, 50, 100, 500]
