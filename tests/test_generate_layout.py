@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lift3d.generate.config import MessyRoomsConfig
-from lift3d.generate.layout import SceneLayout, look_at, make_layout, sample_cameras
+from lift3d.generate.layout import SceneLayout, look_at, make_layout, room_box, sample_cameras
 
 
 def tiny(**kw) -> MessyRoomsConfig:
@@ -82,7 +82,9 @@ def test_look_at_hand_computed():
 
 
 def test_scaling_with_number_of_objects():
-    """Paper 004 section 4: floor area proportional to N, camera distance and focal length proportional to sqrt(N)."""
+    """Paper 004 section 4: floor area proportional to N, camera distance and focal length proportional to sqrt(N).
+
+    (The objects-per-view half of the claim is measured on rendered scenes in test_generate_render.py.)"""
     small, large = MessyRoomsConfig(num_objects=25), MessyRoomsConfig(num_objects=100)
     assert (2 * large.floor_half_side) ** 2 == pytest.approx(100 * large.floor_area_per_object)
     assert large.floor_half_side / small.floor_half_side == pytest.approx(2.0)
@@ -94,6 +96,19 @@ def test_scaling_with_number_of_objects():
     dist_s = np.linalg.norm(cams_s[:, :3, 3], axis=1).mean()
     dist_l = np.linalg.norm(cams_l[:, :3, 3], axis=1).mean()
     assert 1.7 < dist_l / dist_s < 2.3
+    # N = 500 (the largest paper scene): area x20, distance and focal length x sqrt(20) against N = 25
+    huge = MessyRoomsConfig(num_objects=500)
+    assert (2 * huge.floor_half_side) ** 2 == pytest.approx(500 * huge.floor_area_per_object)
+    assert huge.camera_distance / small.camera_distance == pytest.approx(20 ** 0.5)
+    assert huge.focal_length_px / small.focal_length_px == pytest.approx(20 ** 0.5)
+    # the room grows with the scene and still holds every sampled camera. By hand: L = sqrt(60) / 2 = 3.8730,
+    # look-at half side 3.5730, d_max = 2.4 sqrt(20) * 1.12 = 12.0211; half side = 3.5730 + 12.0211 cos 30 + 0.5,
+    # height = 0.05 + 12.0211 sin 65 + 0.5
+    lo, hi = room_box(huge)
+    np.testing.assert_allclose(lo, [-14.4836, -14.4836, 0.0], atol=1e-4)
+    np.testing.assert_allclose(hi, [14.4836, 14.4836, 11.4448], atol=1e-4)
+    cams_h = sample_cameras(np.random.default_rng(0), MessyRoomsConfig(num_objects=500, num_views=64))
+    assert (cams_h[:, :3, 3] > lo).all() and (cams_h[:, :3, 3] < hi).all()
 
 
 def test_config_dict_round_trip_and_dataset_configs_load():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -34,9 +35,11 @@ def test_num_slots_bounds_objects_and_segments_with_margin(study):
 def test_views_and_steps_are_clamped(study):
     cfg = study.STUDY_CONFIGS["cpu-small"]
     assert [study.num_views_for(cfg, n) for n in (25, 50, 100, 500)] == [100, 200, 400, 400]
-    assert study.instance_steps_for(cfg, 80) == 600  # 4 * 80 = 320 -> at least 600
-    assert study.instance_steps_for(cfg, 320) == 1280
-    assert study.instance_steps_for(cfg, 10_000) == 2000
+    assert study.instance_steps_for(cfg, 80) == study.instance_steps_for(cfg, 320) == 2000  # fixed on cpu-small
+    rule = dataclasses.replace(cfg, instance_steps_per_train_view=4.0, min_instance_steps=600, max_instance_steps=2000)
+    assert study.instance_steps_for(rule, 80) == 600  # 4 * 80 = 320 -> at least 600
+    assert study.instance_steps_for(rule, 320) == 1280
+    assert study.instance_steps_for(rule, 10_000) == 2000
 
 
 def test_fit_config_scales_grid_and_encodings_with_scene_extent(study):

@@ -120,14 +120,15 @@ STUDY_CONFIGS: dict[str, StudyConfig] = {
     # seconds to a minute: the test's configuration
     "cpu-tiny": StudyConfig(
         preset="tiny", objects=(3, 6), resolution=32, views_per_object=0.0, min_views=8, max_views=8,
-        fit_overrides=("optim.iterations=30",), scale_with_extent=False, instance_steps_per_train_view=0.0,
+        fit_overrides=("optim.iterations=80",), scale_with_extent=False, instance_steps_per_train_view=0.0,
         min_instance_steps=12, max_instance_steps=12, min_cluster_views=2, max_cluster_views=2,
         min_cluster_points=2000, max_cluster_points=2000, throughput_rounds=2, throughput_block=3,
         sweep_dims=(1, 3), reference_objects=3, threads=1),
     # under an hour on 2 CPU cores (see docs/results/cpu-small/README.md for the measured wall time)
     "cpu-small": StudyConfig(
         preset="cpu-small", objects=(25, 50, 100, 500), resolution=64, views_per_object=4.0, min_views=100,
-        max_views=400, threads=1),
+        max_views=400, instance_steps_per_train_view=0.0, min_instance_steps=2000, max_instance_steps=2000,
+        sweep_objects=25, threads=1),
     # paper-size scenes (600 views of 256x256, focal 2.5 as datasets/messy_rooms/configs): meant for a GPU
     "paper": StudyConfig(
         preset="contrastive-lift", objects=(25, 50, 100, 500), resolution=256, views_per_object=0.0,
@@ -227,7 +228,7 @@ class _Results:
                 old = {}  # another configuration: start over
         self.data = {**header, "scenes": old.get("scenes", {}), "results": old.get("results", {}),
                      "throughput": old.get("throughput", {}), "embedding_sweep": old.get("embedding_sweep", {}),
-                     "seconds": old.get("seconds", {})}
+                     "invocations": old.get("invocations", [])}
 
     def has(self, section: str, *keys) -> bool:
         d = self.data[section]
@@ -361,8 +362,9 @@ def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = F
             log(f"[N={n}] D = {d}: PQ^scene {r['pq_scene']:.3f}")
             res.put("embedding_sweep", str(n), str(d), r)
 
-    res.data["seconds"] = {**res.data.get("seconds", {}), "last_run_wall": round(time.perf_counter() - t_start, 1)}
     res.data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    res.data["invocations"].append({"command": command, "started": header["started"], "finished": res.data["finished"],
+                                    "wall_seconds": round(time.perf_counter() - t_start, 1)})
     res.save()
     from study_report import write_report
 

@@ -114,13 +114,15 @@ def check_claims(data: dict) -> list[dict]:
 def markdown_report(data: dict) -> str:
     ns, lifted, base = _ns(data), _lifted(data), _baselines(data)
     st = data["study"]
-    wall = data.get("seconds", {}).get("last_run_wall")
+    inv = data.get("invocations", [])
     parts = [f"# Study `{st.get('config', '')}`: lifted methods vs 2D tracking on generated Messy Rooms scenes", "",
              f"Command: `{data.get('command', '')}`  ", f"Machine: {data['machine'].get('processor')}, "
              f"{data['machine'].get('cpu_count')} CPUs, torch {data['machine'].get('torch')} "
              f"({data['machine'].get('torch_threads')} threads), CUDA: {data['machine'].get('cuda')}  ",
-             f"Started {data.get('started')}, finished {data.get('finished', '–')}"
-             + (f", wall time of the last invocation {wall / 60:.1f} min" if wall else ""), "",
+             "Invocations (a later one resumes the earlier and adds what is missing):", ""]
+    parts += [f"- `{i['command']}`: {i['started']} -> {i['finished']}, wall time {i['wall_seconds'] / 60:.1f} min"
+              for i in inv]
+    parts += ["",
              f"Scenes: segmenter noise `{st['segmenter_noise']}`, base preset `{st['preset']}`, one scene per N; "
              "shared fields (density, colour, semantics) fitted once per scene, then each method trains only its "
              "instance field. Values are x100.", ""]

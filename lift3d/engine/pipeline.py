@@ -41,11 +41,11 @@ def fit_scene(data: Path, out: Path, preset: str = "cpu-small", overrides: Seque
     out = Path(out)
     if (out / "checkpoints" / "latest.pt").exists() and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)})
     log(f"scene {scene.root}: {len(scene.frames)} frames ({len(scene.train_indices)} train, "
         f"{len(scene.test_indices)} test), {len(scene.classes)} classes, depth: {'yes' if scene.has_depth else 'no'}")
-    trainer = Trainer(scene, cfg, out, progress=progress, log=log)
+    trainer = Trainer(scene, cfg, out, progress=progress, log=log)  # reads (and checks) every training frame
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)})
     summary = trainer.fit(resume=resume)
     t0 = time.perf_counter()
     _, info = cluster_from_training_views(trainer.model, scene, cfg, out, log=log)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional, Tuple
+from typing import Annotated, Any, Dict, Literal, Optional, Tuple
+
+import tyro
 
 
 @dataclass
@@ -96,9 +98,9 @@ class KubricConfig:
 class MessyRoomsConfig:
     """A Messy Rooms scene: ``num_objects`` procedural objects dropped on a floor and seen by ``num_views`` cameras."""
 
-    num_objects: int = 10
+    num_objects: Annotated[int, tyro.conf.arg(aliases=("--objects",))] = 10
     """Number of objects dropped into the room (paper 004 uses 25, 50, 100 and 500)."""
-    num_views: int = 40
+    num_views: Annotated[int, tyro.conf.arg(aliases=("--views",))] = 40
     """Number of rendered viewpoints (frames)."""
     resolution: int = 96
     """Width and height of every image in pixels (square images)."""
