@@ -135,8 +135,10 @@ def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
     number of objects per view stays within +-30% between N = 25 and N = 500.
 
     Everything is measured on generated scenes (full pybullet settle, the generator's cameras, rendered GT ids), at
-    48 views of 48x48 without supersampling or shadows. The slowest test of the generator: the 500-object settle
-    takes about 13 s on 2 idle CPU cores (about 25 s on a busy one); N = 25 and 100 take about 1 s and 5 s.
+    48 views of 48x48 without supersampling or shadows. SLOW (the slowest generator test, kept on purpose): the
+    500-object settle is about 15 CPU seconds of single-threaded pybullet (23 s wall on a shared 2-core machine at
+    load 4, where the whole test took 33 s); N = 25 and 100 settle in about 1 s and 4 s, rendering takes < 1 s each.
+    Means measured at seed 0: 7.6, 6.7 and 6.5 objects per view for N = 25, 100, 500.
     """
     means, half_sides, distances = {}, {}, {}
     for n in (25, 100, 500):
@@ -148,7 +150,7 @@ def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
         assert (2 * L) ** 2 == pytest.approx(n * cfg.floor_area_per_object)
         xy = np.abs(np.array([o.translation[:2] for o in layout.objects]))
         assert len(layout.objects) >= 0.95 * n
-        assert (xy <= L + cfg.physics.off_floor_margin).all() and np.percentile(xy, 95) > 0.8 * L
+        assert (xy <= L + cfg.physics.off_floor_margin).all() and np.percentile(xy, 95) > 0.7 * L
         # camera distance: from each camera to where its optical axis meets the look-at plane
         pos, axis = layout.camera_to_world[:, :3, 3], -layout.camera_to_world[:, :3, 2]
         distances[n] = float(np.mean((pos[:, 2] - cfg.lookat_height) / -axis[:, 2]))

@@ -26,7 +26,7 @@ and labelled as extrapolated everywhere they appear.
     .venv/bin/python tools/bench_generate.py --backends fast --objects 25 --views 20 --resolution 128 --out /tmp/b
 
 Writes ``OUT/generate-benchmark.json`` (every figure, the command, the machine and its load average before and after
-each run) and ``OUT/generate-benchmark.md`` (the tables). Wall times on a shared machine are inflated by other
+each run) and ``OUT/generate-benchmark.md`` (the tables; ``--rebuild-md`` rewrites it from the JSON). Wall times on a shared machine are inflated by other
 processes; the load averages recorded next to every run say how busy the machine was.
 """
 
@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("backend_import", "layout_physics", "rendering", "segmenter", "writing")
 BYTES_PER_PIXEL_HELD = 3 + 4 + 2 + 1 + 2 + 1 + 4
 """Bytes per pixel of one view held in memory between the stages: rendered RGB (3), depth float32 (4), GT instance
 uint16 (2), GT semantic (1); segmenter instance uint16 (2), semantic (1), confidence float32 (4)."""
@@ -255,7 +254,9 @@ def markdown(data: Dict) -> str:
              f"started {data['started']}.  ",
              f"`uptime` before: `{data['uptime_before']}`  ", f"`uptime` after: `{data['uptime_after']}`  ", ""]
     if data.get("note"):
-        lines += [data["note"], ""]
+        edited = " (written after the run with `--rebuild-md`; it replaces the `--note` above)" \
+            if data.get("note_rewritten") else ""
+        lines += [f"Note{edited}: {data['note']}", ""]
     lines += [f"Scenes: `datasets/messy_rooms/configs/{s['environment']}_NNN.json` (seeds, focal length "
               f"{data['runs'][0]['base_focal_length'] if data['runs'] else '?'}, detic-like segmenter) with "
               f"{s['resolution']}x{s['resolution']} images. Wall seconds per stage (CPU seconds of all threads "
@@ -334,6 +335,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder for the written scenes (default: tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the written scenes in --work")
     ap.add_argument("--note", default="", help="a line written under the header of the Markdown report")
+    ap.add_argument("--rebuild-md", action="store_true",
+                    help="only rewrite OUT/generate-benchmark.md from OUT/generate-benchmark.json (with --note: "
+                         "replace the recorded note)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -342,6 +346,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         result = run_child(json.loads(args.child))
         Path(args.child_out).write_text(json.dumps(result, indent=1))
         return result
+
+    if args.rebuild_md:
+        json_path = args.out / "generate-benchmark.json"
+        data = json.loads(json_path.read_text())
+        if args.note:
+            data["note"], data["note_rewritten"] = args.note, True
+            json_path.write_text(json.dumps(data, indent=1))
+        (args.out / "generate-benchmark.md").write_text(markdown(data))
+        return data
 
     argv_list = sys.argv[1:] if argv is None else list(argv)
     command = ".venv/bin/python tools/bench_generate.py" + ("" if not argv_list else " " + shlex.join(argv_list))
@@ -375,6 +388,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             md_path.write_text(markdown(data))
     if args.work is None and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(log_dir, ignore_errors=True)  # kept (and named in the error) when a child fails
     print(f"[bench] wrote {json_path} and {md_path}")
     return data
 

@@ -22,7 +22,7 @@ import numpy as np
 import open3d as o3d
 
 from lift3d.generate.config import MessyRoomsConfig
-from lift3d.generate.layout import SceneLayout
+from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture,
                                       linear_to_srgb8)
 from lift3d.generate.views import RenderedViews
@@ -86,16 +86,7 @@ class _Scene:
 
 def _room_mesh(lo: np.ndarray, hi: np.ndarray):
     """Closed box: 12 triangles (floor, 4 walls, ceiling) and the surface kind of each triangle."""
-    x0, y0, z0 = lo
-    x1, y1, z1 = hi
-    quads = [
-        ([x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0], FLOOR),
-        ([x0, y0, z1], [x0, y1, z1], [x1, y1, z1], [x1, y0, z1], CEILING),
-        ([x0, y0, z0], [x0, y1, z0], [x0, y1, z1], [x0, y0, z1], WALL),
-        ([x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0], WALL),
-        ([x0, y0, z0], [x0, y0, z1], [x1, y0, z1], [x1, y0, z0], WALL),
-        ([x0, y1, z0], [x1, y1, z0], [x1, y1, z1], [x0, y1, z1], WALL),
-    ]
+    quads = [(*corners, kind) for corners, kind in room_quads(lo, hi)]
     verts, tris, surface = [], [], []
     for k, (a, b, c, d, kind) in enumerate(quads):
         verts += [a, b, c, d]

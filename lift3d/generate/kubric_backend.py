@@ -43,7 +43,7 @@ import numpy as np
 
 from lift3d.generate.assets import Mesh
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
-from lift3d.generate.layout import SceneLayout
+from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture)
 from lift3d.generate.views import RenderedViews
 
@@ -174,20 +174,6 @@ def matrix_to_wxyz(R: np.ndarray) -> Tuple[float, float, float, float]:
     return float(w), float(x), float(y), float(z)
 
 
-def room_quads(lo: np.ndarray, hi: np.ndarray) -> List[Tuple[np.ndarray, int]]:
-    """The room box as 6 inward-facing quads ``([4, 3] corners a, b, c, d, surface)``; texture ``u`` runs a->b and
-    ``v`` runs a->d."""
-    x0, y0, z0 = lo
-    x1, y1, z1 = hi
-    q = [
-        ([x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0], FLOOR),
-        ([x0, y0, z1], [x0, y1, z1], [x1, y1, z1], [x1, y0, z1], CEILING),
-        ([x0, y0, z0], [x0, y1, z0], [x0, y1, z1], [x0, y0, z1], WALL),
-        ([x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0], WALL),
-        ([x0, y0, z0], [x0, y0, z1], [x1, y0, z1], [x1, y0, z0], WALL),
-        ([x0, y1, z0], [x1, y1, z0], [x1, y1, z1], [x0, y1, z1], WALL),
-    ]
-    return [(np.asarray(c[:4], dtype=np.float64), c[4]) for c in q]
 
 
 def bake_quad_texture(environment: str, corners: np.ndarray, surface: int,

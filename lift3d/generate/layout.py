@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lift3d.generate.textures import CEILING, FLOOR, WALL
+
 from lift3d.generate.assets import AssetSpec, Mesh, build_mesh, sample_asset
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 
@@ -332,3 +334,19 @@ def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None,
     room_min, room_max = room_box(cfg)
     report = PhysicsReport(steps, sim_s, settled, int((~keep).sum()), time.perf_counter() - t0)
     return SceneLayout(objects, L, room_min, room_max, cameras, make_intrinsics(cfg), cfg.seed, report)
+
+
+def room_quads(lo: np.ndarray, hi: np.ndarray) -> List[Tuple[np.ndarray, int]]:
+    """The room box as 6 inward-facing quads ``([4, 3] corners a, b, c, d, surface)``; texture ``u`` runs a->b and
+    ``v`` runs a->d."""
+    x0, y0, z0 = lo
+    x1, y1, z1 = hi
+    q = [
+        ([x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0], FLOOR),
+        ([x0, y0, z1], [x0, y1, z1], [x1, y1, z1], [x1, y0, z1], CEILING),
+        ([x0, y0, z0], [x0, y1, z0], [x0, y1, z1], [x0, y0, z1], WALL),
+        ([x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0], WALL),
+        ([x0, y0, z0], [x0, y0, z1], [x1, y0, z1], [x1, y0, z0], WALL),
+        ([x0, y1, z0], [x1, y1, z0], [x1, y1, z1], [x0, y1, z1], WALL),
+    ]
+    return [(np.asarray(c[:4], dtype=np.float64), c[4]) for c in q]
