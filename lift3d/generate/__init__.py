@@ -51,7 +51,9 @@ def check_backend(cfg: MessyRoomsConfig) -> None:
     if cfg.kubric.physics not in ("layout", "kubric"):
         raise ValueError(f"Unknown kubric.physics {cfg.kubric.physics!r}; expected 'layout' or 'kubric'.")
     if cfg.assets != "procedural":
-        raise ValueError(f"assets={cfg.assets!r} is not available; both backends use assets='procedural'.")
+        from lift3d.generate.gso import discover_objects
+
+        discover_objects(cfg.assets)  # GSOError (a ValueError) naming the folder if it holds no GSO objects
     if _needs_kubric(cfg):
         from lift3d.generate.kubric_backend import KubricUnavailable, check_available
 

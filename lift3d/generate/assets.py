@@ -17,6 +17,10 @@ Shape families (unit-scale parameters; the finished mesh is rescaled so its larg
 
 Meshes are closed surfaces but not necessarily manifold (vertices are duplicated along sharp creases so that
 smooth shading stays sharp there). Physics uses the convex hull (:attr:`Mesh.hull_vertices`).
+
+Besides these families, ``kind == "gso"`` is a Google Scanned Objects model read from a local folder
+(``MessyRoomsConfig.assets = PATH``; see :mod:`lift3d.generate.gso`): its spec has no solid texture, its mesh carries
+per-corner UVs and a texture image instead.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy.spatial import ConvexHull
@@ -45,23 +49,27 @@ class AssetSpec:
     """One object: shape family, shape parameters (unit scale), size and texture. JSON-serialisable."""
 
     kind: str
-    """Shape family, one of ``SHAPE_FAMILIES``."""
+    """Shape family, one of ``SHAPE_FAMILIES``, or ``"gso"`` (a Google Scanned Objects model)."""
     size: float
     """Largest extent of the finished mesh (m)."""
     params: Dict
-    """Family-specific parameters (numbers, lists, strings), unit scale."""
-    texture: TextureSpec
-    """Procedural solid texture in object-local coordinates."""
+    """Family-specific parameters (numbers, lists, strings), unit scale. ``gso``: ``{"path": object folder,
+    "name": folder name}``."""
+    texture: Optional[TextureSpec]
+    """Procedural solid texture in object-local coordinates; None for ``gso`` (the model's image texture)."""
 
     def to_dict(self) -> Dict:
         return asdict(self)
 
     @staticmethod
     def from_dict(d: Dict) -> "AssetSpec":
-        tex = dict(d["texture"])
-        tex["colors"] = tuple(tuple(c) for c in tex["colors"])
-        tex["axis"] = tuple(tex["axis"])
-        return AssetSpec(d["kind"], float(d["size"]), dict(d["params"]), TextureSpec(**tex))
+        texture = None
+        if d.get("texture") is not None:
+            tex = dict(d["texture"])
+            tex["colors"] = tuple(tuple(c) for c in tex["colors"])
+            tex["axis"] = tuple(tex["axis"])
+            texture = TextureSpec(**tex)
+        return AssetSpec(d["kind"], float(d["size"]), dict(d["params"]), texture)
 
 
 @dataclass
@@ -78,6 +86,10 @@ class Mesh:
     """``[K, 3]`` vertices of the convex hull (the physics collision shape)."""
     hull_volume: float
     """Volume of the convex hull (m^3)."""
+    corner_uvs: Optional[np.ndarray] = None
+    """``[T, 3, 2]`` texture coordinates of each triangle's corners (GSO models only; OBJ convention, v up)."""
+    texture_image: Optional[np.ndarray] = None
+    """``[H, W, 3]`` uint8 sRGB texture looked up with ``corner_uvs`` (GSO models only)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -85,8 +97,16 @@ class Mesh:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def sample_asset(rng: np.random.Generator, size_range: Tuple[float, float]) -> AssetSpec:
-    """Draw a random asset: family (uniform), unit-scale parameters, size in ``size_range`` and a texture."""
+def sample_asset(rng: np.random.Generator, size_range: Tuple[float, float], library: str = "procedural") -> AssetSpec:
+    """Draw a random asset: family (uniform), unit-scale parameters, size in ``size_range`` and a texture.
+
+    ``library`` is ``MessyRoomsConfig.assets``: ``"procedural"``, or the path of a local Google Scanned Objects
+    folder, from which an object is drawn uniformly (:func:`lift3d.generate.gso.sample_gso_asset`).
+    """
+    if library != "procedural":
+        from lift3d.generate.gso import sample_gso_asset
+
+        return sample_gso_asset(rng, size_range, library)
     kind = SHAPE_FAMILIES[int(rng.integers(len(SHAPE_FAMILIES)))]
     size = float(rng.uniform(*size_range))
     params = sample_shape_params(kind, rng)
@@ -379,6 +399,10 @@ def _hull_centroid(points: np.ndarray) -> Tuple[np.ndarray, float, np.ndarray]:
 
 def build_mesh(spec: AssetSpec) -> Mesh:
     """Deterministically build the mesh of ``spec``: centred on its convex hull's centroid, largest extent = size."""
+    if spec.kind == "gso":
+        from lift3d.generate.gso import build_gso_mesh
+
+        return build_gso_mesh(spec.params, spec.size)
     key = json.dumps({"kind": spec.kind, "size": spec.size, "params": spec.params}, sort_keys=True)
     return _build_cached(key)
 

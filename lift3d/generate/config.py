@@ -114,8 +114,11 @@ class MessyRoomsConfig:
     """Renderer: ``fast`` = open3d ray casting with procedural textures (CPU, seconds); ``kubric`` = Blender path
     tracing with the same layout, physics and cameras (installed separately)."""
     assets: str = "procedural"
-    """Object library. Only ``procedural`` exists for the fast backend (boxes, solids of revolution, hulls,
-    extrusions, compounds with solid textures)."""
+    """Object library: ``procedural`` (boxes, solids of revolution, hulls, extrusions, compounds with solid
+    textures) or the path of a local Google Scanned Objects folder (one sub-folder per object with
+    ``meshes/model.obj`` and ``materials/textures/texture.png``), from which objects are drawn uniformly with the
+    layout's seed, rescaled to ``object_size_range`` and rendered with their image textures by both backends (see
+    ``lift3d.generate.gso``)."""
     segmenter_noise: Literal["clean", "detic-like", "heavy"] = "detic-like"
     """Noise preset of the simulated 2D segmenter (see ``lift3d.generate.segmenter``)."""
     seed: int = 0

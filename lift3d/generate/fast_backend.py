@@ -11,6 +11,10 @@ Shading (linear RGB, then ``c ** (1 / 2.2)``)::
 
 with ``n`` the interpolated vertex normal turned towards the camera, ``l`` the unit direction to the directional
 light and ``visible`` = 0 if a shadow ray towards the light hits an object (the room casts no shadows).
+
+``albedo``: procedural objects evaluate their solid texture at the hit (object-local coordinates / size); Google
+Scanned Objects (``assets = PATH``) interpolate the hit triangle's corner UVs with the hit's barycentric
+coordinates and sample their image texture bilinearly (:mod:`lift3d.generate.gso`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import open3d as o3d
 
 from lift3d.generate.config import MessyRoomsConfig
+from lift3d.generate.gso import interpolate_uv, sample_texture_image
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture,
                                       linear_to_srgb8)
@@ -41,6 +46,7 @@ class _Scene:
         self.shadow = o3d.t.geometry.RaycastingScene()
         tris, normals, first_tri = [], [], []
         self.rotations, self.translations, self.sizes, self.textures, self.instance_of = [], [], [], [], []
+        self.corner_uvs, self.images = [], []  # image-textured (GSO) objects; None for procedural ones
         n_verts = n_tris = 0
         for obj in layout.objects:
             mesh = obj.mesh()
@@ -58,6 +64,8 @@ class _Scene:
             self.translations.append(obj.translation)
             self.sizes.append(obj.asset.size)
             self.textures.append(obj.asset.texture)
+            self.corner_uvs.append(mesh.corner_uvs)
+            self.images.append(mesh.texture_image)
             self.instance_of.append(obj.instance_id)
         room_v, room_t, room_surface = _room_mesh(layout.room_min, layout.room_max)
         self.room_gid = self.primary.add_triangles(o3d.core.Tensor(room_v.astype(np.float32)),
@@ -131,6 +139,11 @@ def _shade(scene: _Scene, env: str, origins: np.ndarray, dirs: np.ndarray, shado
     albedo = np.zeros_like(points)
     for g in np.unique(gid[is_obj]):
         sel = gid == g
+        if scene.textures[g] is None:  # image-textured mesh (GSO): UV of the hit -> texture look-up
+            uvs = scene.corner_uvs[g]
+            hit_uv = interpolate_uv(uvs[prim[sel]], uv[sel]) if uvs is not None else np.zeros((int(sel.sum()), 2))
+            albedo[sel] = sample_texture_image(scene.images[g], hit_uv)
+            continue
         local = (points[sel] - scene.translations[g]) @ scene.rotations[g]
         albedo[sel] = evaluate_texture(scene.textures[g], local / scene.sizes[g])
     room = ~is_obj

@@ -232,9 +232,40 @@ def _mesh_object(bpy, name: str, vertices: np.ndarray, triangles: np.ndarray,
     return obj
 
 
+def _add_image_textured_object(bpy, obj, mesh: Mesh, kcfg):
+    """A Google Scanned Objects mesh (``assets = PATH``): one vertex per triangle corner (so UV seams stay sharp)
+    with the mesh's smooth normals, its UVs and its texture image (sRGB, bilinear) as the Principled base colour."""
+    t = mesh.triangles
+    corners = np.arange(3 * len(t)).reshape(-1, 3)
+    uvs = None if mesh.corner_uvs is None else mesh.corner_uvs.reshape(-1, 2)
+    bobj = _mesh_object(bpy, OBJECT_NAME.format(obj.instance_id), mesh.vertices[t].reshape(-1, 3), corners,
+                        normals=mesh.normals[t].reshape(-1, 3), uvs=uvs)
+    mat, bsdf = _principled(bpy, f"material_{obj.instance_id:05d}", kcfg.roughness, kcfg.specular)
+    if mesh.texture_image is None or uvs is None:
+        bsdf.inputs["Base Color"].default_value = (0.5 ** 2.2,) * 3 + (1.0,)  # gso.UNTEXTURED_ALBEDO, linear
+    else:
+        h, w, _ = mesh.texture_image.shape
+        image = bpy.data.images.new(f"texture_{obj.instance_id:05d}", width=w, height=h, alpha=False)
+        # Blender stores the bottom row first; byte images are sRGB and converted to linear when sampled
+        rgba = np.concatenate([mesh.texture_image[::-1] / 255.0, np.ones((h, w, 1))], axis=2)
+        image.pixels.foreach_set(rgba.astype(np.float32).ravel())
+        image.pack()
+        tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+        tex.image = image
+        tex.interpolation = "Linear"
+        mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    bobj.data.materials.append(mat)
+    return bobj
+
+
 def _add_layout_object(bpy, obj, kcfg) -> None:
     """One placed object: subdivided mesh, per-vertex texture colours, Principled material, pose."""
     mesh = obj.mesh()
+    if obj.asset.texture is None:  # image-textured (GSO) mesh: no subdivision, UVs + image texture
+        bobj = _add_image_textured_object(bpy, obj, mesh, kcfg)
+        bobj.location = [float(x) for x in obj.translation]
+        bobj.rotation_quaternion = matrix_to_wxyz(obj.rotation)
+        return
     size = obj.asset.size
     n = subdivision_level(mesh, size, kcfg.texture_resolution, kcfg.max_triangles_per_object)
     v, t, nrm = subdivide(mesh.vertices, mesh.triangles, mesh.normals, n)

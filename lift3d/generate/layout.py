@@ -319,7 +319,7 @@ def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None,
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    specs = [sample_asset(rng, cfg.object_size_range) for _ in range(cfg.num_objects)]
+    specs = [sample_asset(rng, cfg.object_size_range, cfg.assets) for _ in range(cfg.num_objects)]
     meshes = [build_mesh(s) for s in specs]
     L = cfg.floor_half_side
     rotations, centres = spawn_poses(rng, meshes, L, cfg.physics.spawn_height)
