@@ -70,6 +70,13 @@ def objects_aabb(layout: SceneLayout, margin_xy: float = 0.15, margin_z: float =
     return np.stack([lo, hi])
 
 
+def _asset_id(asset) -> str:
+    """Release-metadata asset id: ``lift3d_gso_<object folder name>`` or ``lift3d_procedural_<shape kind>``."""
+    if asset.kind == "gso":
+        return f"lift3d_gso_{asset.params.get('name', 'object')}"
+    return f"lift3d_procedural_{asset.kind}"
+
+
 def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
     """The ``transforms.json`` content (see docs/scene-format.md). ``aabb`` is the box around the objects (the
     region the field models); ``room_aabb`` is the closed room box."""
@@ -172,7 +179,7 @@ def write_release_layout(out_dir: Path, layout: SceneLayout, views: RenderedView
     from lift3d.data.messy_rooms import _matrix_to_quat_wxyz, write_release
 
     K = layout.intrinsics
-    instances = [{"asset_id": f"lift3d_procedural_{o.asset.kind}", "segmentation_id": o.instance_id,
+    instances = [{"asset_id": _asset_id(o.asset), "segmentation_id": o.instance_id,
                   "positions": [o.translation.tolist()], "quaternions": [list(_matrix_to_quat_wxyz(o.rotation))],
                   "size": o.asset.size} for o in layout.objects]
     extra = {"instances": instances,
