@@ -195,18 +195,28 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print) -> dict:
         generated = True
     scene = load_scene(scene_dir)
     seen_train, seen_test, per_view, segs = set(), set(), [], []
+    test_views_of: dict[int, int] = {}
+    train_views_of: dict[int, int] = {}
+    test_set, train_set = set(scene.test_indices), set(scene.train_indices)
     for i in range(len(scene.frames)):
         f = load_frame(scene, i, with_ground_truth=True)
         ids = set(np.unique(f.gt_instance).tolist()) - {0}
-        (seen_test if i in set(scene.test_indices) else seen_train).update(ids)
+        (seen_test if i in test_set else seen_train).update(ids)
+        for g in ids:
+            counts = test_views_of if i in test_set else train_views_of
+            counts[g] = counts.get(g, 0) + 1
         per_view.append(len(ids))
-        if i in set(scene.train_indices):
+        if i in train_set:
             segs.append(len(np.unique(f.instance)) - (1 if (f.instance == 0).any() else 0))
     stats = {"path": str(scene_dir), "num_objects": n, "num_views": len(scene.frames),
              "num_train_views": len(scene.train_indices), "num_test_views": len(scene.test_indices),
              "resolution": scene.frames[0].width, "objects_visible": len(seen_train | seen_test),
              "objects_in_test_views": len(seen_test), "test_objects_unseen_in_training": len(seen_test - seen_train),
              "objects_per_view_mean": round(float(np.mean(per_view)), 2),
+             # PQ^scene tests cross-view consistency only through objects seen in several test views
+             "test_views_per_object_mean": round(float(np.mean(list(test_views_of.values()))), 2) if test_views_of else 0.0,
+             "objects_in_one_test_view_only": sum(1 for c in test_views_of.values() if c == 1),
+             "train_views_per_object_mean": round(float(np.mean(list(train_views_of.values()))), 2) if train_views_of else 0.0,
              "max_segments_per_train_view": int(max(segs)),
              "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None}
     log(f"scene N={n}: {stats['num_views']} views ({stats['num_train_views']} train), {stats['resolution']} px, "

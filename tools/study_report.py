@@ -174,12 +174,15 @@ def markdown_report(data: dict) -> str:
     for n in ns:
         s = data["scenes"][str(n)]
         rows.append([str(n), str(s["num_views"]), f"{s['num_train_views']}/{s['num_test_views']}", str(s["resolution"]),
-                     str(s["objects_visible"]), str(s["objects_per_view_mean"]), str(s["test_objects_unseen_in_training"]),
+                     str(s["objects_visible"]), str(s["objects_per_view_mean"]),
+                     f"{s.get('train_views_per_object_mean', '–')} / {s.get('test_views_per_object_mean', '–')}",
+                     str(s.get("objects_in_one_test_view_only", "–")), str(s["test_objects_unseen_in_training"]),
                      str(s["max_segments_per_train_view"]), str(s["num_slots"]), str(s.get("grid_resolution")),
                      str(s["instance_steps"]), str(s.get("cluster_views")),
                      f"{(s.get('shared_fit') or {}).get('seconds') or 0:.0f}"])
     parts += ["## Scenes and per-scene settings", "",
-              _table(["N", "views", "train/test", "px", "objects visible", "objects / view", "test objects unseen in train",
+              _table(["N", "views", "train/test", "px", "objects visible", "objects / view",
+                      "views / object (train / test)", "objects in 1 test view only", "test objects unseen in train",
                       "max 2D segments / image", "K (lin. assign.)", "grid", "instance steps", "cluster views",
                       "shared fit s"], rows), ""]
     rows = []
