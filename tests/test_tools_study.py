@@ -104,8 +104,12 @@ def test_claims_are_read_from_the_numbers(study):
 
 @pytest.mark.timeout(600)
 def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
+    import torch
+
     out = tmp_path / "out"
+    threads = torch.get_num_threads()
     study.main(["--config", "cpu-tiny", "--out", str(out), "--work", str(tmp_path / "work"), "--embedding-sweep"])
+    assert torch.get_num_threads() == threads  # the study's 1 thread does not leak into the caller
     data = json.loads((out / "results.json").read_text())
     cfg = study.STUDY_CONFIGS["cpu-tiny"]
     methods = list(cfg.methods) + ["2d-raw", "2d-track-iou", "2d-track-warp", "2d-track-fusion"]

@@ -28,7 +28,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -217,7 +217,7 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print) -> dict:
              "test_views_per_object_mean": round(float(np.mean(list(test_views_of.values()))), 2) if test_views_of else 0.0,
              "objects_in_one_test_view_only": sum(1 for c in test_views_of.values() if c == 1),
              "train_views_per_object_mean": round(float(np.mean(list(train_views_of.values()))), 2) if train_views_of else 0.0,
-             "max_segments_per_train_view": int(max(segs)),
+             "max_segments_per_train_view": int(max(segs)), "thing_ids": list(scene.thing_ids),
              "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None}
     log(f"scene N={n}: {stats['num_views']} views ({stats['num_train_views']} train), {stats['resolution']} px, "
         f"{stats['objects_visible']} objects visible, {stats['objects_per_view_mean']} per view, "
@@ -272,14 +272,25 @@ def _machine() -> dict:
 
 def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = False, fresh: bool = False,
               reuse_scenes: Optional[Path] = None, command: str = "", config_name: str = "", log=print) -> dict:
-    """Run the study (see the module docstring) and write its results into ``out``; returns results.json's dict."""
-    from lift3d.data.scene import load_scene
+    """Run the study (see the module docstring) and write its results into ``out``; returns results.json's dict.
 
+    ``cfg.threads`` applies for the duration of the call; torch's thread count is restored afterwards."""
     import torch
 
+    threads = torch.get_num_threads()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return _run_study(cfg, out, work, embedding_sweep, fresh, reuse_scenes, command, config_name, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, fresh: bool,
+               reuse_scenes: Optional[Path], command: str, config_name: str, log) -> dict:
+    from lift3d.data.scene import load_scene
+
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out, work = Path(out), Path(work)
     unknown = [m for m in cfg.methods if m not in METHOD_PRESETS]
     if unknown:
