@@ -358,14 +358,15 @@ class Trainer:
         return loss
 
     def stage(self) -> str:
+        """Names of the losses active at the current step, e.g. ``rgb+sem+inst``."""
         lc = self.cfg.losses
-        if self.step >= lc.segment_consistency_start:
-            return "rgb+sem+inst+seg"
-        if self.step >= lc.instance_start:
-            return "rgb+sem+inst"
-        if self.step >= lc.semantic_start:
-            return "rgb+sem"
-        return "rgb"
+        parts = ["rgb"]
+        for name, start, weight in (("sem", lc.semantic_start, lc.semantic_weight),
+                                    ("inst", lc.instance_start, lc.instance_weight),
+                                    ("seg", lc.segment_consistency_start, lc.segment_consistency_weight)):
+            if self.step >= start and weight > 0:
+                parts.append(name)
+        return "+".join(parts)
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> dict:
