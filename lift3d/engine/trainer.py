@@ -49,28 +49,21 @@ def config_to_dict(cfg) -> dict:
 
 
 def config_from_dict(cls, d: dict):
-    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output."""
+    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output (unknown keys are ignored, so runs
+    written by an older lift3d still load; JSON lists become tuples where the field's default is a tuple)."""
+    defaults = cls()
     kwargs = {}
-    hints = {f.name: f for f in dataclasses.fields(cls)}
-    for k, v in d.items():
-        if k not in hints:
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
             continue
-        default = getattr(cls(), k) if _has_default(cls) else None
+        default, value = getattr(defaults, f.name), d[f.name]
         if dataclasses.is_dataclass(default):
-            kwargs[k] = config_from_dict(type(default), v)
-        elif isinstance(default, tuple) and isinstance(v, list):
-            kwargs[k] = tuple(v)
+            kwargs[f.name] = config_from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[f.name] = tuple(value)
         else:
-            kwargs[k] = v
+            kwargs[f.name] = value
     return cls(**kwargs)
-
-
-def _has_default(cls) -> bool:
-    try:
-        cls()
-        return True
-    except TypeError:
-        return False
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
