@@ -1,6 +1,7 @@
 """Behaviour of lift3d.cluster: blobs recovered without knowing their number, per-class ids,
 nearest-centroid assignment, persistence and the min_cluster_size sweep."""
 
+import dataclasses
 import json
 import os
 
@@ -201,6 +202,25 @@ def test_sweep_ties_go_to_the_smallest_size():
 
     best, scores = sweep_min_cluster_size(x, sem, [1], ClusterConfig(sweep_sizes=(30, 10, 20)), score_fn=constant)
     assert best == 10 and set(scores) == {10, 20, 30} and len(seen) == 3
+
+
+def test_sweep_keeps_the_smallest_size_on_the_plateau_within_the_tolerance():
+    x, _, _ = make_blobs(9)
+    sem = np.ones(len(x), dtype=np.int64)
+    table = {10: 0.60, 20: 0.745, 40: 0.752, 80: 0.754, 160: 0.758}  # a score creeping up with the size
+    cfg = ClusterConfig(sweep_sizes=tuple(table))
+    sizes = iter(sorted(table))
+
+    def creeping(sc):  # the sweep fits the candidates in ascending order
+        return table[next(sizes)]
+
+    best, scores = sweep_min_cluster_size(x, sem, [1], cfg, score_fn=creeping)
+    assert scores == table and best == 40  # 0.752 >= 0.758 - 0.01; 0.745 is not
+    sizes = iter(sorted(table))
+    argmax, _ = sweep_min_cluster_size(x, sem, [1], dataclasses.replace(cfg, sweep_tolerance=0.0), score_fn=creeping)
+    assert argmax == 160
+    with pytest.raises(ValueError, match="sweep_tolerance"):
+        sweep_min_cluster_size(x, sem, [1], dataclasses.replace(cfg, sweep_tolerance=-1.0), score_fn=creeping)
 
 
 def test_missing_min_cluster_size_is_a_clear_error():

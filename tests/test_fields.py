@@ -357,3 +357,55 @@ def test_radiance_field_density_is_softplus_of_grid_plus_shift():
         field.density_grid.lines[0].fill_(3.0)  # G = 6 everywhere
     x = torch.rand(5, 3) * 2 - 1
     torch.testing.assert_close(field.density(x), torch.full((5,), math.log1p(math.exp(-4.0))))
+
+
+HASH_HEAD = HeadConfig(hidden_dim=32, hidden_layers=2, position_frequencies=0, encoding="hashgrid", hash_levels=4,
+                       hash_features=2, hash_log2_table_size=12, hash_base_resolution=4, hash_max_resolution=32)
+
+
+def test_hashgrid_head_input_is_grid_features_then_encoded_position():
+    sem = SemanticField(HASH_HEAD, num_classes=3)
+    assert sem.grid is not None and sem.mlp.net[0].in_features == 4 * 2 + 3  # L F grid features + raw xyz
+    x = torch.rand(7, 3) * 2 - 1
+    expected = torch.softmax(sem.mlp(torch.cat([sem.grid(x), x], dim=-1)), dim=-1)
+    assert torch.allclose(sem(x), expected)
+    assert [p.shape for p in sem.grid_parameters()] == [sem.grid.table.shape]
+    assert len(sem.network_parameters()) == len(list(sem.mlp.parameters()))
+    assert SemanticField(SMALL, 3).grid_parameters() == []  # frequency heads have no tables
+    with pytest.raises(ValueError, match="encoding"):
+        SemanticField(HeadConfig(encoding="voxels"), 3)
+
+
+def test_hashgrid_instance_field_slow_copy_has_frozen_tables_and_follows_by_ema():
+    inst = InstanceField(HASH_HEAD, embedding_dim=3, momentum=0.5)
+    assert all(not p.requires_grad for p in inst.slow.parameters())
+    assert torch.equal(inst.slow.grid.table, inst.fast.grid.table)
+    with torch.no_grad():
+        inst.fast.grid.table.add_(1.0)
+    before = inst.slow.grid.table.clone()
+    inst.update_slow()
+    assert torch.allclose(inst.slow.grid.table, 0.5 * before + 0.5 * inst.fast.grid.table)
+
+
+def test_hashgrid_head_fits_many_small_cells_that_a_frequency_head_of_the_same_width_blurs():
+    # 8 x 8 x 8 checkerboard of labels in the cube: 512 cells of side 1/4, like many small objects on a floor
+    torch.manual_seed(0)
+    x = torch.rand(4096, 3) * 2 - 1
+    y = ((((x + 1) * 4).floor().long()).sum(-1) % 2)
+
+    def accuracy(cfg: HeadConfig, lr_grid: float) -> float:
+        torch.manual_seed(0)
+        head = SemanticField(cfg, num_classes=2)
+        opt = torch.optim.Adam([{"params": head.network_parameters(), "lr": 1e-2},
+                                {"params": head.grid_parameters(), "lr": lr_grid}])
+        for _ in range(300):
+            loss = torch.nn.functional.nll_loss(torch.log(head(x) + 1e-8), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return float((head(x).argmax(-1) == y).float().mean())
+
+    freq = accuracy(HeadConfig(hidden_dim=32, hidden_layers=2, position_frequencies=2), 0.0)
+    grid = accuracy(HASH_HEAD, 5e-2)
+    assert grid > 0.95 and grid > freq + 0.1, (grid, freq)

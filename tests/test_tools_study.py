@@ -151,3 +151,33 @@ def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
             assert np.asarray(im.convert("L")).std() > 0  # not a blank canvas
+
+
+def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
+    from study_lift import fit_shared_fields
+
+    from lift3d.data.scene import load_scene
+
+    cfg = dataclasses.replace(study.STUDY_CONFIGS["cpu-tiny"], objects=(3,))
+    scene_dir = tmp_path / "N003"
+    first = study.prepare_scene(cfg, 3, scene_dir, log=lambda m: None)
+    assert first["generated"] and first["num_views"] == 8
+    assert json.loads((scene_dir / study.STUDY_SCENE_FILE).read_text())["num_views"] == 8
+    assert not study.prepare_scene(cfg, 3, scene_dir, log=lambda m: None)["generated"]  # same settings: reused
+
+    more_views = dataclasses.replace(cfg, min_views=10, max_views=10)
+    with pytest.raises(ValueError, match=r"num_views: 8 != 10"):  # a folder the user pointed at is never rewritten
+        study.prepare_scene(more_views, 3, scene_dir, log=lambda m: None, regenerate_stale=False)
+    again = study.prepare_scene(more_views, 3, scene_dir, log=lambda m: None)
+    assert again["generated"] and again["num_views"] == 10
+
+    # the cached shared fit is used only for the same configuration and scene
+    scene = load_scene(scene_dir)
+    fit = study.fit_config_for(more_views, 3, len(scene.train_indices))
+    shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
+    run = tmp_path / "shared"
+    three = dataclasses.replace(shared, optim=dataclasses.replace(shared.optim, iterations=3))
+    assert fit_shared_fields(scene, three, run, log=lambda m: None)["iterations"] == 3
+    assert fit_shared_fields(scene, three, run, log=lambda m: None)["iterations"] == 3  # cached
+    five = dataclasses.replace(shared, optim=dataclasses.replace(shared.optim, iterations=5))
+    assert fit_shared_fields(scene, five, run, log=lambda m: None)["iterations"] == 5  # refitted

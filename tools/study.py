@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -177,8 +178,41 @@ def instance_steps_for(cfg: StudyConfig, num_train_views: int) -> int:
     return _clamp(cfg.instance_steps_per_train_view * num_train_views, cfg.min_instance_steps, cfg.max_instance_steps)
 
 
-def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print) -> dict:
-    """Generate scene ``n`` into ``scene_dir`` unless a scene is already there; return its statistics."""
+STUDY_SCENE_FILE = "study_scene.json"
+"""Generator settings a study wrote next to each scene it generated (compared on reuse)."""
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def scene_mismatch(scene_dir: Path, wanted: dict) -> str:
+    """Why the scene in ``scene_dir`` is not the one ``wanted`` (generator settings) describes; "" if it is.
+
+    Uses the settings the study recorded when it generated the scene; a scene without that record (generated
+    elsewhere) is compared by frame count and resolution only."""
+    record = scene_dir / STUDY_SCENE_FILE
+    if record.exists():
+        have = json.loads(record.read_text())
+        diff = [f"{k}: {have.get(k)!r} != {v!r}" for k, v in wanted.items() if have.get(k) != v]
+        return "; ".join(diff)
+    frames = json.loads((scene_dir / "transforms.json").read_text()).get("frames", [])
+    diff = []
+    if len(frames) != wanted["num_views"]:
+        diff.append(f"{len(frames)} views, the study asks for {wanted['num_views']}")
+    w = frames[0].get("w") if frames else None
+    if w is not None and int(w) != wanted["resolution"]:
+        diff.append(f"{w} px wide, the study asks for {wanted['resolution']}")
+    return "; ".join(diff)
+
+
+def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenerate_stale: bool = True) -> dict:
+    """Generate scene ``n`` into ``scene_dir`` unless the scene there matches the configuration; return its statistics.
+
+    A scene generated with other settings is generated again (``regenerate_stale``) or refused with a ValueError
+    (scenes the user pointed the study at). ``stats["generated"]`` says whether this call wrote the scene."""
     import numpy as np
 
     from lift3d.data.scene import load_frame, load_scene
@@ -186,12 +220,24 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print) -> dict:
 
     t0 = time.perf_counter()
     generated = False
-    if not (scene_dir / "transforms.json").exists():
-        kw = {} if cfg.base_focal_length is None else {"base_focal_length": cfg.base_focal_length}
-        gen = MessyRoomsConfig(num_objects=n, num_views=num_views_for(cfg, n), resolution=cfg.resolution,
-                               environment=cfg.environment, segmenter_noise=cfg.segmenter_noise,
-                               seed=cfg.seed * 1000 + n, test_fraction=cfg.test_fraction, **kw)
+    kw = {} if cfg.base_focal_length is None else {"base_focal_length": cfg.base_focal_length}
+    gen = MessyRoomsConfig(num_objects=n, num_views=num_views_for(cfg, n), resolution=cfg.resolution,
+                           environment=cfg.environment, segmenter_noise=cfg.segmenter_noise,
+                           seed=cfg.seed * 1000 + n, test_fraction=cfg.test_fraction, **kw)
+    wanted = json.loads(json.dumps(dataclasses.asdict(gen), default=str))
+    record = scene_dir / STUDY_SCENE_FILE
+    if (scene_dir / "transforms.json").exists():
+        stale = scene_mismatch(scene_dir, wanted)
+        if stale and not regenerate_stale:
+            raise ValueError(f"{scene_dir}: this scene does not match the study configuration ({stale}); point "
+                             "--reuse-scenes at scenes generated with it, or drop the option to generate them.")
+        if stale:
+            log(f"scene N={n}: {scene_dir} was generated with other settings ({stale}); generating it again")
+    else:
+        stale = "missing"
+    if stale:
         generate_scene(gen, scene_dir, progress=False, overwrite=True)
+        _atomic_json(record, wanted)
         generated = True
     scene = load_scene(scene_dir)
     seen_train, seen_test, per_view, segs = set(), set(), [], []
@@ -218,7 +264,7 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print) -> dict:
              "objects_in_one_test_view_only": sum(1 for c in test_views_of.values() if c == 1),
              "train_views_per_object_mean": round(float(np.mean(list(train_views_of.values()))), 2) if train_views_of else 0.0,
              "max_segments_per_train_view": int(max(segs)), "thing_ids": list(scene.thing_ids),
-             "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None}
+             "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None, "generated": generated}
     log(f"scene N={n}: {stats['num_views']} views ({stats['num_train_views']} train), {stats['resolution']} px, "
         f"{stats['objects_visible']} objects visible, {stats['objects_per_view_mean']} per view, "
         f"{stats['test_objects_unseen_in_training']} test objects never seen in training")
@@ -304,7 +350,12 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
     # 1. scenes and shared fields
     for n in objects:
         scene_dir = (Path(reuse_scenes) if reuse_scenes else work / "scenes") / f"N{n:03d}"
-        stats = prepare_scene(cfg, n, scene_dir, log)
+        stats = prepare_scene(cfg, n, scene_dir, log, regenerate_stale=reuse_scenes is None)
+        if stats.pop("generated"):
+            stale_runs = work / "runs" / f"N{n:03d}"
+            if stale_runs.exists():  # fitted on a scene that no longer exists
+                log(f"[N={n}] removing {stale_runs}: fitted on the previous scene")
+                shutil.rmtree(stale_runs)
         scene = load_scene(scene_dir)
         fit = fit_config_for(cfg, n, len(scene.train_indices))
         shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import math
 import time
 from pathlib import Path
@@ -99,10 +100,16 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
                          "losses.instance_weight=0 in the base configuration.")
     run_dir = Path(run_dir)
     done = run_dir / "fit.json"
+    record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)}
+    stored = run_dir / "config.json"
+    if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(record)):
+        # another scene or configuration: its checkpoint and summary must not be reused
+        log(f"{run_dir}: fitted with another configuration or scene; fitting again")
+        shutil.rmtree(run_dir)
     if done.exists():
         return json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)})
+    _write_json(stored, record)
     trainer = Trainer(scene, shared_cfg, run_dir, progress=True, log=log)
     summary = trainer.fit(resume=True)
     summary["device"] = trainer.device

@@ -48,6 +48,9 @@ class ClusterConfig:
     sweep_sizes: tuple[int, ...] = tuple(range(10, 200, 10))
     """Candidate ``min_cluster_size`` values for the sweep (the reference's 10..190 step 10 on Messy Rooms
     with 50k points; scale them down for small scenes or fewer rendered pixels)."""
+    sweep_tolerance: float = 0.01
+    """The sweep keeps the smallest candidate whose score is within this of the best (0: the argmax); see
+    :func:`sweep_min_cluster_size` for why the argmax over-merges."""
     min_samples: int = 1
     """HDBSCAN ``min_samples`` (1: core distance = nearest-neighbour distance, least smoothing); also
     DBSCAN's ``min_samples``."""
@@ -353,7 +356,15 @@ def sweep_min_cluster_size(
     candidate_sizes: Sequence[int] | None = None,
     score_fn: Callable[[SceneClusters], float] | None = None,
 ) -> tuple[int, dict[int, float]]:
-    """Choose ``min_cluster_size`` by fitting every candidate and keeping the best score.
+    """Choose ``min_cluster_size`` by fitting every candidate: the smallest size whose score is within
+    ``cfg.sweep_tolerance`` of the best score.
+
+    Why not the plain argmax: the score lift3d uses (per-frame PQ against the 2D masks of training views) is
+    blind to one error, the same cluster given to two objects that are never seen in one image. Larger sizes
+    make that error more frequent (fewer clusters) while the per-frame score keeps creeping up once
+    fragmentation is gone, so the argmax drifts to sizes that merge objects across views. The smallest size on
+    the score's plateau is the knee: fragmentation gone, as many clusters as the data supports.
+    ``sweep_tolerance = 0`` is the argmax (ties to the smallest size).
 
     Args:
         emb, sem, thing_classes, cfg: as :func:`fit_scene_clusters`.
@@ -362,8 +373,7 @@ def sweep_min_cluster_size(
             returns the per-frame PQ against the 2D segmenter's masks (all thing classes merged).
 
     Returns:
-        ``(best_size, {size: score})``. Ties go to the SMALLEST size (the first in ascending order): of
-        equally scored settings, the one that can still resolve small objects.
+        ``(chosen_size, {size: score})``.
     """
     if score_fn is None:
         raise ValueError("sweep_min_cluster_size: score_fn is required (e.g. per-frame PQ on training views).")
@@ -371,11 +381,9 @@ def sweep_min_cluster_size(
     if not sizes:
         raise ValueError("sweep_min_cluster_size: no candidate sizes; pass candidate_sizes or cfg.sweep_sizes.")
     things = tuple(thing_classes)
-    scores: dict[int, float] = {}
-    best_size, best_score = sizes[0], -math.inf
-    for size in sizes:
-        score = float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size)))
-        scores[size] = score
-        if score > best_score:  # strict: ties keep the smaller size
-            best_size, best_score = size, score
-    return best_size, scores
+    if cfg.sweep_tolerance < 0:
+        raise ValueError(f"ClusterConfig.sweep_tolerance must be >= 0, got {cfg.sweep_tolerance}")
+    scores = {size: float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size))) for size in sizes}
+    best = max(scores.values())
+    chosen = min(size for size, score in scores.items() if score >= best - cfg.sweep_tolerance)
+    return chosen, scores

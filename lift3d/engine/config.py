@@ -75,6 +75,8 @@ class OptimConfig:
     """Learning rate of the colour MLP and the semantic field."""
     lr_instance: float = 5e-4
     """Learning rate of the fast instance field (its own optimiser)."""
+    lr_head_grid: float = 1e-2
+    """Learning rate of the semantic and instance heads' hash tables (``HeadConfig.encoding = "hashgrid"``)."""
     lr_decay_final: float = 0.1
     """Learning rates decay exponentially to this fraction at the last iteration."""
     occupancy_update_every: int = 16

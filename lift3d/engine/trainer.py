@@ -140,13 +140,17 @@ class Trainer:
         self.opt_field = torch.optim.Adam([
             {"params": m.radiance.grid_parameters(), "lr": o.lr_grid},
             {"params": m.radiance.network_parameters(), "lr": o.lr_network},
-            {"params": list(m.semantic.parameters()), "lr": o.lr_network},
+            {"params": m.semantic.network_parameters(), "lr": o.lr_network},
+            {"params": m.semantic.grid_parameters(), "lr": o.lr_head_grid},
         ] + ([{"params": list(m.background_mlp.parameters()), "lr": o.lr_network}] if m.background_mlp is not None else []),
             betas=(0.9, 0.99))
-        inst_params = list(m.instance.fast.parameters())
+        inst_params = m.instance.fast.network_parameters()
         if getattr(m, "dino_fast", None) is not None:
             inst_params += list(m.dino_fast.parameters())
-        self.opt_instance = torch.optim.Adam(inst_params, lr=o.lr_instance, betas=(0.9, 0.99))
+        self.opt_instance = torch.optim.Adam([
+            {"params": inst_params, "lr": o.lr_instance},
+            {"params": m.instance.fast.grid_parameters(), "lr": o.lr_head_grid},
+        ], betas=(0.9, 0.99))
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
 
     def _set_lr(self) -> None:

@@ -1,18 +1,22 @@
 """Semantic field and the instance-embedding fields (fast, and the EMA-following slow copy).
 
 Both are shallow MLPs on the normalised position (paper 004, Sec. 3: no grid encoding), optionally with a
-frequency encoding. They are rendered with the density field's *detached* weights, so their losses never
-reach density or colour.
+frequency encoding, or with a multiresolution hash-grid encoding in front (``HeadConfig.encoding = "hashgrid"``:
+the MLP then sees the grid features next to the frequency-encoded position, which lets a small head hold
+hundreds of small objects). They are rendered with the density field's *detached* weights, so their losses
+never reach density or colour.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
+from lift3d.fields.hashgrid import HashGridTorch
 from lift3d.fields.mlp import MLP, FrequencyEncoding
 
 __all__ = ["HeadConfig", "SemanticField", "InstanceField", "ema_update"]
@@ -28,16 +32,51 @@ class HeadConfig:
     """Number of hidden layers (paper 004: 3 for the instance field, 4 for the semantic field)."""
     position_frequencies: int = 0
     """Frequency-encoding octaves of xyz before the MLP; 0 = raw xyz as in the paper."""
+    encoding: Literal["frequency", "hashgrid"] = "frequency"
+    """``frequency``: the MLP sees the frequency-encoded xyz only (paper: raw xyz). ``hashgrid``: it also sees
+    a multiresolution hash-grid encoding of xyz (pure PyTorch, :class:`lift3d.fields.hashgrid.HashGridTorch`),
+    trained with ``OptimConfig.lr_head_grid``."""
+    hash_levels: int = 8
+    """hashgrid: number of resolution levels."""
+    hash_features: int = 2
+    """hashgrid: features per level."""
+    hash_log2_table_size: int = 15
+    """hashgrid: log2 of the entries per level (coarse levels are stored densely when they fit)."""
+    hash_base_resolution: int = 8
+    """hashgrid: resolution of the coarsest level over the field's cube."""
+    hash_max_resolution: int = 128
+    """hashgrid: resolution of the finest level over the field's cube."""
 
 
 class _PositionMLP(nn.Module):
+    """``x [N, 3] in [-1, 1]^3 -> MLP([grid(x), freq(x)]) [N, out_dim]`` (the grid part only with ``hashgrid``)."""
+
     def __init__(self, cfg: HeadConfig, out_dim: int):
         super().__init__()
+        if cfg.encoding not in ("frequency", "hashgrid"):
+            raise ValueError(f"HeadConfig.encoding must be 'frequency' or 'hashgrid', got {cfg.encoding!r}")
         self.encoding = FrequencyEncoding(3, cfg.position_frequencies)
-        self.mlp = MLP(self.encoding.out_dim, cfg.hidden_dim, cfg.hidden_layers, out_dim)
+        self.grid = None
+        in_dim = self.encoding.out_dim
+        if cfg.encoding == "hashgrid":
+            self.grid = HashGridTorch(cfg.hash_levels, cfg.hash_features, cfg.hash_log2_table_size,
+                                      cfg.hash_base_resolution, cfg.hash_max_resolution)
+            in_dim += self.grid.out_dim
+        self.mlp = MLP(in_dim, cfg.hidden_dim, cfg.hidden_layers, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.encoding(x))
+        h = self.encoding(x)
+        if self.grid is not None:
+            h = torch.cat([self.grid(x), h], dim=-1)
+        return self.mlp(h)
+
+    def grid_parameters(self) -> list[nn.Parameter]:
+        """The hash tables (empty without ``hashgrid``); they get their own learning rate."""
+        return [] if self.grid is None else list(self.grid.parameters())
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        """The MLP's weights."""
+        return list(self.mlp.parameters())
 
 
 class SemanticField(_PositionMLP):
