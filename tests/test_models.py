@@ -240,6 +240,27 @@ def test_render_head_equals_the_weighted_sum_of_the_head():
         torch.testing.assert_close(model.render_head(head, s, rows), out[rows])
 
 
+def test_render_head_top_k_keeps_the_largest_weights_and_the_opacity():
+    model = cube_model(head_weight_threshold=0.01, head_max_samples=2)
+    w = torch.tensor([[0.05, 0.5, 0.1, 0.3, 0.0], [0.0, 0.0, 0.6, 0.005, 0.0]])
+    z = torch.arange(5.0)[None, :, None].expand(2, 5, 1)
+    pts = torch.cat([torch.zeros(2, 5, 2), z], -1)
+    s = RaySamples(points=pts, weights=w, t=torch.zeros(2, 5))
+    head = lambda x: torch.stack([x[:, 2], torch.ones_like(x[:, 2])], -1)  # noqa: E731 - (z, 1)
+    out = model.render_head(head, s)
+    # ray 0: the 2 largest are 0.5 (z = 1) and 0.3 (z = 3), rescaled by 0.95 / 0.8
+    torch.testing.assert_close(out[0], torch.tensor([(0.5 * 1 + 0.3 * 3) * 0.95 / 0.8, 0.95]))
+    # ray 1: top 2 = 0.6 (z = 2) and 0.005 (z = 3); nothing is cut by k (scale 0.605 / 0.605 = 1) and, as in the
+    # exact sum, the sample under the threshold is skipped
+    torch.testing.assert_close(out[1], torch.tensor([1.2, 0.6]))
+    exact = cube_model(head_weight_threshold=0.01, head_max_samples=0).render_head(head, s)
+    torch.testing.assert_close(exact[1], torch.tensor([1.2, 0.6]))
+    # k at least the number of samples above the threshold: exactly the plain weighted sum
+    for k in (4, 5, 8):  # ray 0 has 4 samples above the threshold
+        m = cube_model(head_weight_threshold=0.01, head_max_samples=k)
+        torch.testing.assert_close(m.render_head(head, s)[0], exact[0])
+
+
 def test_empty_and_missing_rays_render_the_background_class():
     model = cube_model()
     set_slab(model, value=0.0)  # (almost) empty field

@@ -34,7 +34,7 @@ def test_num_slots_bounds_objects_and_segments_with_margin(study):
 
 def test_views_and_steps_are_clamped(study):
     cfg = study.STUDY_CONFIGS["cpu-small"]
-    assert [study.num_views_for(cfg, n) for n in (25, 50, 100, 500)] == [100, 200, 400, 400]
+    assert [study.num_views_for(cfg, n) for n in (25, 50, 100, 500)] == [100, 200, 400, 1200]
     assert study.instance_steps_for(cfg, 80) == study.instance_steps_for(cfg, 320) == 2000  # fixed on cpu-small
     rule = dataclasses.replace(cfg, instance_steps_per_train_view=4.0, min_instance_steps=600, max_instance_steps=2000)
     assert study.instance_steps_for(rule, 80) == 600  # 4 * 80 = 320 -> at least 600
@@ -51,6 +51,9 @@ def test_fit_config_scales_grid_and_encodings_with_scene_extent(study):
     assert big.model.occupancy_resolution == 2 * small.model.occupancy_resolution
     assert big.model.instance.position_frequencies == small.model.instance.position_frequencies + 1
     assert big.model.semantic.position_frequencies == small.model.semantic.position_frequencies + 1
+    assert small.model.semantic.encoding == "hashgrid"  # its finest level and table follow the extent too
+    assert big.model.semantic.hash_max_resolution == 2 * small.model.semantic.hash_max_resolution
+    assert big.model.semantic.hash_log2_table_size == small.model.semantic.hash_log2_table_size + 2
     huge = study.fit_config_for(cfg, 500, 320)  # x4.47 would be 429: capped at 256
     assert huge.model.radiance.final_grid_resolution == cfg.max_grid_resolution
     assert huge.model.instance.position_frequencies == small.model.instance.position_frequencies + 2

@@ -128,7 +128,7 @@ STUDY_CONFIGS: dict[str, StudyConfig] = {
     # under an hour on 2 CPU cores (see docs/results/cpu-small/README.md for the measured wall time)
     "cpu-small": StudyConfig(
         preset="cpu-small", objects=(25, 50, 100, 500), resolution=64, views_per_object=4.0, min_views=100,
-        max_views=400, instance_steps_per_train_view=0.0, min_instance_steps=2000, max_instance_steps=2000,
+        max_views=1200, instance_steps_per_train_view=0.0, min_instance_steps=2000, max_instance_steps=2000,
         sweep_objects=25, threads=1),
     # paper-size scenes (600 views of 256x256, focal 2.5 as datasets/messy_rooms/configs): meant for a GPU
     "paper": StudyConfig(
@@ -169,6 +169,9 @@ def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
         for head in (fit.model.semantic, fit.model.instance):
             if head.position_frequencies > 0:
                 head.position_frequencies += extra
+            if head.encoding == "hashgrid":  # same cells per metre: finest level x s, table x s^2 (up to 2^17)
+                head.hash_max_resolution = int(round(head.hash_max_resolution * s))
+                head.hash_log2_table_size = min(head.hash_log2_table_size + 2 * extra, 17)
     fit.cluster_views = _clamp(cfg.cluster_view_fraction * num_train_views, cfg.min_cluster_views, cfg.max_cluster_views)
     fit.cluster.max_points = _clamp(cfg.cluster_points_per_object * n, cfg.min_cluster_points, cfg.max_cluster_points)
     return fit

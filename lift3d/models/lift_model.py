@@ -56,6 +56,11 @@ class ModelConfig:
     """Per-update decay of each cell's running-max density (lower forgets the early, cloudy field faster)."""
     head_weight_threshold: float = 1e-4
     """Semantic and instance heads are evaluated only at samples whose weight exceeds this."""
+    head_max_samples: int = 0
+    """If > 0, the heads are evaluated at most at this many samples per ray, those of largest weight, their
+    weights rescaled to the ray's total weight (see :meth:`LiftModel.render_head`). Bounds the cost of a head
+    pass by rays x this, whatever the scene's size or how sharp its density is; 0 = every sample above
+    ``head_weight_threshold`` (exact)."""
     background: Literal["direction", "none"] = "direction"
     """What a ray sees after leaving the box: ``direction`` = a small MLP of the view direction (an environment
     model for walls and far floor outside the modelled box); ``none`` = a fixed colour given at render time."""
@@ -204,15 +209,31 @@ class LiftModel(nn.Module):
     def render_head(self, head: Callable[[torch.Tensor], torch.Tensor], samples: RaySamples,
                     rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         """:math:`\\sum_i \\bar w_i f(x_i)` with the weights detached, evaluating ``head`` only where
-        :math:`\\bar w_i >` ``head_weight_threshold``. rows: optional [R'] subset -> [R', D]."""
+        :math:`\\bar w_i >` ``head_weight_threshold``. rows: optional [R'] subset -> [R', D].
+
+        With ``head_max_samples = k > 0`` the sum runs over the set :math:`K` of the k largest weights of the
+        ray (those above the threshold) and each kept weight is rescaled so that the ray's opacity is unchanged:
+        :math:`\\sum_{i \\in K} \\bar w_i \\frac{\\sum_j \\bar w_j}{\\sum_{i' \\in K} \\bar w_{i'}} f(x_i)`
+        (exact when a ray has at most k samples above the threshold)."""
         w = samples.weights.detach()
         pts = samples.points
         if rows is not None:
             w, pts = w[rows], pts[rows]
-        keep = (w > self.cfg.head_weight_threshold).nonzero(as_tuple=True)
-        vals = head(pts[keep])
+        k = self.cfg.head_max_samples
+        if k > 0 and w.shape[-1] > k:
+            top_w, top_i = torch.topk(w, k, dim=-1)  # [R, k]
+            scale = w.sum(-1, keepdim=True) / top_w.sum(-1, keepdim=True).clamp_min(1e-12)
+            kept = (top_w > self.cfg.head_weight_threshold).nonzero(as_tuple=True)
+            ray = kept[0]
+            sample = top_i[kept]
+            vals = head(pts[ray, sample])
+            weight = (top_w * scale)[kept]
+        else:
+            ray, sample = (w > self.cfg.head_weight_threshold).nonzero(as_tuple=True)
+            vals = head(pts[ray, sample])
+            weight = w[ray, sample]
         out = torch.zeros(w.shape[0], vals.shape[-1], dtype=vals.dtype, device=vals.device)
-        return out.index_add(0, keep[0], w[keep][:, None] * vals)
+        return out.index_add(0, ray, weight[:, None] * vals)
 
     def render_semantic(self, samples: RaySamples, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Rendered class log-probabilities [R, C]:
