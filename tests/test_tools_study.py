@@ -184,3 +184,28 @@ def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
     assert fit_shared_fields(scene, three, run, log=lambda m: None)["iterations"] == 3  # cached
     five = dataclasses.replace(shared, optim=dataclasses.replace(shared.optim, iterations=5))
     assert fit_shared_fields(scene, five, run, log=lambda m: None)["iterations"] == 5  # refitted
+
+
+def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_path):
+    import study_ablate
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    study.main(["--config", "cpu-tiny", "--objects", "3", "--methods", "slow-fast", "--out", str(out), "--work",
+                str(work)])
+    ref = json.loads((out / "results.json").read_text())["results"]["slow-fast"]["3"]
+    assert study_ablate.parse_variant("a b=x.y=1, z=2") == ("a b", ["x.y=1", "z=2"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        study_ablate.parse_variant("a=oops")
+    data = study_ablate.main(["--config", "cpu-tiny", "--work", str(work), "--objects", "3", "--out",
+                              str(tmp_path / "abl"), "--variant", "study", "--variant",
+                              "argmax=cluster.sweep_tolerance=0", "--variant", "narrow=model.semantic.hidden_dim=16"])
+    v = data["variants"]
+    # same seed, same shared fields, same steps: the study's slow-fast result exactly
+    assert (v["study"]["pq_scene"], v["study"]["pq_frame"], v["study"]["miou"]) == \
+        (ref["pq_scene"], ref["pq_frame"], ref["miou"])
+    assert not v["study"]["shared_refitted"] and not v["argmax"]["shared_refitted"]  # decoding only
+    assert v["narrow"]["shared_refitted"]
+    narrow = json.loads((work / "ablate" / "N003" / "narrow" / "shared" / "config.json").read_text())
+    assert narrow["config"]["model"]["semantic"]["hidden_dim"] == 16
+    md = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "| study | (the study) | the study |" in md and "`model.semantic.hidden_dim=16`" in md

@@ -90,6 +90,31 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+_DECODE_ONLY = ("cluster", "cluster_views", "sweep_sizes", "render_chunk", "checkpoint_every")
+_INSTANCE_ONLY_LOSSES = ("instance_loss", "kernel", "kernel_bandwidth", "concentration_weight", "concentration_form",
+                         "margin_positive", "margin_negative", "dino_prototypes", "instance_start")
+_INSTANCE_ONLY_MODEL = ("instance", "embedding_dim", "ema_momentum")
+
+
+def shared_fit_key(shared_cfg: FitConfig) -> dict:
+    """The part of a shared-fields configuration (``instance_weight = 0``) that the shared fit depends on: the
+    config as a dict without decoding settings and without what only the instance objective or field reads
+    (the instance field is never loaded from the shared checkpoint)."""
+    return _shared_fit_key_of_dict(config_to_dict(shared_cfg))
+
+
+def _shared_fit_key_of_dict(d: dict) -> dict:
+    d = json.loads(json.dumps(d))
+    for k in _DECODE_ONLY:
+        d.pop(k, None)
+    for k in _INSTANCE_ONLY_LOSSES:
+        d["losses"].pop(k, None)
+    for k in _INSTANCE_ONLY_MODEL:
+        d["model"].pop(k, None)
+    d["optim"].pop("lr_instance", None)
+    return d
+
+
 def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: Callable = print) -> dict:
     """Fit density, colour and semantics once (``shared_cfg`` must have ``losses.instance_weight = 0``).
 
@@ -100,9 +125,10 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
                          "losses.instance_weight=0 in the base configuration.")
     run_dir = Path(run_dir)
     done = run_dir / "fit.json"
-    record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)}
+    record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg),
+              "shared_fit_key": shared_fit_key(shared_cfg)}
     stored = run_dir / "config.json"
-    if stored.exists() and json.loads(stored.read_text()) != json.loads(json.dumps(record)):
+    if stored.exists() and stored_shared_fit_key(stored) != json.loads(json.dumps([record["scene"], record["shared_fit_key"]])):
         # another scene or configuration: its checkpoint and summary must not be reused
         log(f"{run_dir}: fitted with another configuration or scene; fitting again")
         shutil.rmtree(run_dir)
@@ -115,6 +141,15 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
     summary["device"] = trainer.device
     _write_json(done, summary)
     return summary
+
+
+def stored_shared_fit_key(path: Path) -> list:
+    """``[scene, shared_fit_key]`` of a shared run's ``config.json``."""
+    rec = json.loads(path.read_text())
+    key = rec.get("shared_fit_key")
+    if key is None and "config" in rec:  # written before the key was recorded
+        key = _shared_fit_key_of_dict(rec["config"])
+    return [rec.get("scene"), key]
 
 
 def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:

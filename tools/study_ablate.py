@@ -1,0 +1,172 @@
+"""Ablate settings on one scene of a finished study: each variant is the study's configuration plus dotted
+overrides; its shared fields are reused from the study when the overrides leave them unchanged (instance,
+clustering settings) and fitted again otherwise; then one lifted method is trained and scored exactly as in the
+study (decoding from training views, PQ^scene / per-frame PQ / mIoU on the test views).
+
+    python tools/study_ablate.py --config cpu-small --work outputs/study/cpu-small-v2 --objects 100 \\
+        --variant "study" \\
+        --variant "frequency semantic head=model.semantic.encoding=frequency" \\
+        --variant "argmax sweep=cluster.sweep_tolerance=0" \\
+        --out docs/results/cpu-small-choices
+
+A variant is ``NAME=KEY=VALUE[,KEY=VALUE...]`` (overrides as ``lift3d fit --set``) or just ``NAME`` (the study's
+configuration). Writes ``OUT/ablation.json`` (rewritten after every variant; a rerun skips finished variants) and
+``OUT/ablation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from study import STUDY_CONFIGS, fit_config_for  # noqa: E402
+from study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
+    stored_shared_fit_key  # noqa: E402
+
+from lift3d.configs import apply_overrides  # noqa: E402
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``"name=k=v,k2=v2"`` -> ``("name", ["k=v", "k2=v2"])``; ``"name"`` -> ``("name", [])``."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"--variant {text!r}: expected NAME or NAME=KEY=VALUE[,KEY=VALUE...]")
+    overrides = [o.strip() for o in rest.split(",") if o.strip()] if sep else []
+    for o in overrides:
+        if "=" not in o:
+            raise ValueError(f"--variant {text!r}: override {o!r} is not KEY=VALUE")
+    return name, overrides
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "variant"
+
+
+def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list[str]]], method: str, out: Path,
+                 steps: int | None = None, log=print) -> dict:
+    from lift3d.data.scene import load_scene
+
+    cfg = STUDY_CONFIGS[config]
+    work, out = Path(work), Path(out)
+    scene_dir = work / "scenes" / f"N{n:03d}"
+    study_shared = work / "runs" / f"N{n:03d}" / "shared"
+    if not (study_shared / "fit.json").exists():
+        raise FileNotFoundError(f"{study_shared}: no finished shared fit; run tools/study.py --config {config} "
+                                f"--work {work} --objects {n} first")
+    scene = load_scene(scene_dir)
+    results_path = out / "ablation.json"
+    data = json.loads(results_path.read_text()) if results_path.exists() else {}
+    data.update({"config": config, "work": str(work), "objects": n, "method": method,
+                 "command": " ".join(shlex.quote(a) for a in sys.argv)})
+    data.setdefault("variants", {})
+    study_fit = fit_config_for(cfg, n, len(scene.train_indices))
+    study_key = shared_fit_key(_shared(study_fit))
+    if stored_shared_fit_key(study_shared / "config.json")[1] != json.loads(json.dumps(study_key)):
+        raise ValueError(f"{study_shared}: fitted with another configuration than tools/study.py --config {config} "
+                         "gives now; run the study again first")
+    max_segments = _max_segments(scene)
+    for name, overrides in variants:
+        key = name
+        if key in data["variants"] and data["variants"][key].get("overrides") == overrides:
+            log(f"{name}: done before, skipped")
+            continue
+        t0 = time.perf_counter()
+        fit = apply_overrides(study_fit, overrides) if overrides else study_fit
+        shared = _shared(fit)
+        if shared_fit_key(shared) == study_key:
+            base, refit = study_shared, False
+        else:
+            base, refit = work / "ablate" / f"N{n:03d}" / _slug(name) / "shared", True
+            log(f"{name}: the overrides change the shared fields; fitting them into {base}")
+            fit_shared_fields(scene, shared, base, log=log)
+        steps_n = steps if steps is not None else _study_steps(cfg, scene)
+        mcfg = method_config(fit, method, num_slots_for(n, max_segments, cfg.slot_margin))
+        log(f"{name}: {method}, {steps_n} instance steps")
+        r = fit_and_score_method(scene, mcfg, base, work / "ablate" / f"N{n:03d}" / _slug(name) / method, steps_n,
+                                 log=log, label=name)
+        data["variants"][key] = {"overrides": overrides, "shared_refitted": refit,
+                                 "seconds": round(time.perf_counter() - t0, 1),
+                                 **{k: r[k] for k in ("pq_scene", "pq_frame", "miou", "min_cluster_size", "num_clusters",
+                                                      "instance_it_per_s_median")},
+                                 "things": r["per_class"].get(str(scene.thing_ids[0]), {})}
+        log(f"{name}: PQ^scene {r['pq_scene']:.4f}, per-frame PQ {r['pq_frame']:.4f}, mIoU {r['miou']:.4f}")
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = results_path.with_name(results_path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(results_path)
+    (out / "ablation.md").write_text(render_markdown(data))
+    return data
+
+
+def _shared(fit):
+    return dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
+
+
+def _study_steps(cfg, scene) -> int:
+    from study import instance_steps_for
+
+    return instance_steps_for(cfg, len(scene.train_indices))
+
+
+def _max_segments(scene) -> int:
+    import numpy as np
+
+    from lift3d.data.scene import load_frame
+
+    most = 0
+    for i in scene.train_indices:
+        inst = load_frame(scene, i).instance
+        most = max(most, len(np.unique(inst[inst > 0])))
+    return most
+
+
+def render_markdown(data: dict) -> str:
+    lines = [f"# Ablation on the N = {data['objects']} scene of study `{data['config']}` ({data['method']})", "",
+             f"Command: `{data['command']}`", "",
+             "| variant | overrides | shared fields | PQ^scene | things PQ (TP / FP / FN) | per-frame PQ | mIoU | "
+             "min cluster size | clusters | instance it/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, v in data["variants"].items():
+        t = v.get("things", {})
+        things = f"{100 * t['pq']:.1f} ({t['tp']} / {t['fp']} / {t['fn']})" if t else ""
+        clusters = sum(v["num_clusters"].values()) if isinstance(v.get("num_clusters"), dict) else ""
+        lines.append(f"| {name} | {', '.join(f'`{o}`' for o in v['overrides']) or '(the study)'} | "
+                     f"{'refitted' if v['shared_refitted'] else 'the study'} | {100 * v['pq_scene']:.1f} | {things} | "
+                     f"{100 * v['pq_frame']:.1f} | {100 * v['miou']:.1f} | {v['min_cluster_size'] or ''} | {clusters} | "
+                     f"{v['instance_it_per_s_median']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", choices=sorted(STUDY_CONFIGS), default="cpu-small")
+    p.add_argument("--work", type=Path, required=True, help="the study's work folder (scenes/ and runs/)")
+    p.add_argument("--objects", type=int, required=True, help="scene size N of the study to ablate on")
+    p.add_argument("--variant", action="append", required=True, help="NAME or NAME=KEY=VALUE[,KEY=VALUE...]")
+    p.add_argument("--method", default="slow-fast")
+    p.add_argument("--steps", type=int, default=None, help="instance steps (default: the study's)")
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    cfg = STUDY_CONFIGS[a.config]
+    threads = torch.get_num_threads()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return run_ablation(a.config, a.work, a.objects, [parse_variant(v) for v in a.variant], a.method, a.out,
+                            a.steps, log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True))
+    finally:
+        torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main()
