@@ -25,12 +25,13 @@ the reference: frames sorted by number, the last 20 % (``frames[int(0.8 N):]``) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -174,6 +175,22 @@ def write_release_frame(root: Path, index: int, rgb: np.ndarray, depth_z: Option
     np.save(root / "detic_probabilities" / f"{name}.npy", np.clip(np.asarray(confidence, np.float32), 0.0, 1.0))
 
 
+@contextlib.contextmanager
+def _release_folder(out_dir: Path, overwrite: bool, with_depth: bool) -> Iterator[Path]:
+    """Yield a temporary release folder (``RELEASE_DIRS`` made, ``depth/`` only ``with_depth``) beside
+    ``out_dir``; on normal exit it replaces ``out_dir`` in one rename, on any exception it is removed and
+    ``out_dir`` is left as it was."""
+    tmp = _atomic_folder(out_dir, overwrite)
+    try:
+        if not with_depth:
+            shutil.rmtree(tmp / "depth")
+        yield tmp
+        _finish_folder(tmp, Path(out_dir))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _atomic_folder(out_dir: Path, overwrite: bool) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -227,10 +244,7 @@ def write_release(out_dir: Path, *, rgb: np.ndarray, depth: Optional[np.ndarray]
     """
     V, H, W = np.asarray(gt_instance).shape
     out_dir = Path(out_dir)
-    tmp = _atomic_folder(out_dir, overwrite)
-    try:
-        if depth is None:
-            shutil.rmtree(tmp / "depth")
+    with _release_folder(out_dir, overwrite, with_depth=depth is not None) as tmp:
         factor = ray_length_per_z(fx, fy, cx, cy, W, H)
         for v in range(V):
             write_release_frame(tmp, v, rgb[v], None if depth is None else depth[v], gt_instance[v], gt_semantic[v],
@@ -238,10 +252,6 @@ def write_release(out_dir: Path, *, rgb: np.ndarray, depth: Optional[np.ndarray]
         camera = release_camera_metadata(camera_to_world, fx, fy, cx, cy, W, H)
         meta = _metadata(camera, W, H, V, depth_kind, extra_metadata)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-        _finish_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -264,10 +274,7 @@ def export_scene_to_release(scene_dir: Path, out_dir: Path, depth_kind: DepthKin
             raise ValueError(f"{scene.root}: frame {f.index} ({f.name}) has other intrinsics than frame 0; the "
                              "release layout has one camera K for all frames.")
     out_dir = Path(out_dir)
-    tmp = _atomic_folder(out_dir, overwrite)
-    try:
-        if not scene.has_depth:
-            shutil.rmtree(tmp / "depth")
+    with _release_folder(out_dir, overwrite, with_depth=scene.has_depth) as tmp:
         factor = ray_length_per_z(f0.fx, f0.fy, f0.cx, f0.cy, f0.width, f0.height)
         for f in scene.frames:
             d = load_frame(scene, f.index, with_ground_truth=True)
@@ -281,10 +288,6 @@ def export_scene_to_release(scene_dir: Path, out_dir: Path, depth_kind: DepthKin
                          {"lift3d_source": str(scene.root)})
         meta["lift3d"]["classes"] = [{"id": c.id, "name": c.name, "thing": c.thing} for c in scene.classes]
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-        _finish_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
