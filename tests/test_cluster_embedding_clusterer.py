@@ -102,8 +102,11 @@ def test_novel_points_get_the_label_of_their_blob():
 def test_single_blob_and_tiny_classes_give_one_centroid():
     rng = np.random.default_rng(0)
     one = rng.standard_normal((300, 3))
-    cc = fit_class_clusters(one, ClusterConfig(), min_cluster_size=20)
-    assert cc.num_clusters == 1  # allow_single_cluster
+    assert fit_class_clusters(one, ClusterConfig(allow_single_cluster=True), min_cluster_size=20).num_clusters == 1
+    # without it a small min_cluster_size may split one Gaussian blob (here in 2); from 50 points on it does not
+    # (no two children that large: nothing found, and the fallback is one centroid). The sweep chooses the size.
+    assert fit_class_clusters(one, ClusterConfig(), min_cluster_size=20).num_clusters == 2
+    assert fit_class_clusters(one, ClusterConfig(), min_cluster_size=50).num_clusters == 1
     few = rng.standard_normal((5, 3))
     cc = fit_class_clusters(few, ClusterConfig(), min_cluster_size=20)  # fewer points than the size
     assert cc.num_clusters == 1
@@ -221,6 +224,18 @@ def test_sweep_keeps_the_smallest_size_on_the_plateau_within_the_tolerance():
     assert argmax == 160
     with pytest.raises(ValueError, match="sweep_tolerance"):
         sweep_min_cluster_size(x, sem, [1], dataclasses.replace(cfg, sweep_tolerance=-1.0), score_fn=creeping)
+
+
+def test_crowded_blobs_are_not_returned_as_one_cluster():
+    # 64 blobs of 40 points on a lattice with spacing 1 and std 0.3: a crowded embedding like that of a scene with
+    # hundreds of objects. HDBSCAN with allow_single_cluster=True prefers the root there (one cluster for all).
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    x = np.concatenate([c + 0.3 * rng.standard_normal((40, 3)) for c in grid])
+    assert not ClusterConfig().allow_single_cluster
+    assert fit_class_clusters(x, ClusterConfig(allow_single_cluster=True), min_cluster_size=10).num_clusters == 1
+    k = fit_class_clusters(x, ClusterConfig(), min_cluster_size=10).num_clusters
+    assert 48 <= k <= 80, k
 
 
 def test_missing_min_cluster_size_is_a_clear_error():

@@ -51,6 +51,13 @@ class ClusterConfig:
     sweep_tolerance: float = 0.01
     """The sweep keeps the smallest candidate whose score is within this of the best (0: the argmax); see
     :func:`sweep_min_cluster_size` for why the argmax over-merges."""
+    allow_single_cluster: bool = False
+    """HDBSCAN ``allow_single_cluster``. False: the root of the cluster tree (every point in one cluster) is never
+    selected. With True, on the 500-object study scene (a 3-D embedding crowded with ~120 points per object)
+    HDBSCAN's excess-of-mass rule preferred the root at every ``min_cluster_size``: one cluster for 500 objects
+    (on the 25- and 100-object scenes both settings give the same clusters at every size). The price: at a small
+    ``min_cluster_size`` one compact cloud (a class with a single object) can be split; at larger sizes nothing
+    is found and the fallback gives one centroid, and the sweep chooses among the sizes."""
     min_samples: int = 1
     """HDBSCAN ``min_samples`` (1: core distance = nearest-neighbour distance, least smoothing); also
     DBSCAN's ``min_samples``."""
@@ -145,7 +152,7 @@ def _run_algorithm(x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int) -> 
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=max(2, min_cluster_size),
             min_samples=cfg.min_samples,
-            allow_single_cluster=True,
+            allow_single_cluster=cfg.allow_single_cluster,
         ).fit(x)
         if cfg.weighted_centroids:
             weights = np.asarray(clusterer.probabilities_, dtype=np.float64)
