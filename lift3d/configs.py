@@ -8,7 +8,7 @@
   semantic and instance MLPs see xyz through a 4-octave frequency encoding: with raw xyz a 1500-iteration
   schedule leaves the semantic field too smooth (measured on a 64x64, 8-object scene: PQ^scene 0.61 raw vs 0.91
   encoded, docs/results/cpu-small-ablation.md); the semantic MLP also sees a hash-grid encoding (on the
-  100-object study scene: test mIoU 0.849 -> 0.889, docs/results/cpu-small/README.md), and the heads are
+  100-object study scene: PQ^scene 0.702 -> 0.763, test mIoU 0.845 -> 0.888, docs/results/cpu-small-choices), and the heads are
   evaluated at the 8 heaviest samples of a ray at most (``head_max_samples``: the instance step's cost then no
   longer grows with blurrier density in larger scenes).
 - Instance-objective variants, each in a paper-size and a ``cpu-small-`` form, everything else shared:
