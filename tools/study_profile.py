@@ -1,12 +1,13 @@
 """Where an instance-phase step of the study spends its time, per scene size (diagnostic for paper Table 6).
 
 One instance step = (a) march the image's rays through the frozen density field (no gradient) and (b) the
-instance objective: evaluate the instance head at the samples whose weight exceeds the threshold, the loss, its
-backward pass, the optimiser step and the EMA of the slow field. (a) does not depend on the method; (b) is what
-paper Table 6 compares. Both are timed separately, round-robin over the scenes, on the shared fields of a finished
+instance objective: evaluate the instance head at the samples whose weight exceeds the threshold (at most
+``head_max_samples`` of them per ray), the loss, its backward pass, the optimiser step and the EMA of the slow
+field. (a) does not depend on the method; (b) is what paper Table 6 compares. Both are timed separately, round-robin over the scenes, on the shared fields of a finished
 study (``WORK/runs/N<NNN>/shared``):
 
-    python tools/study_profile.py --config cpu-small --work outputs/study/cpu-small --objects 25 500
+    python tools/study_profile.py --config cpu-small --work outputs/study/cpu-small-v2 --objects 25 100 500 \
+        --out docs/results/cpu-small/profile.json
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def split_step(trainer) -> tuple[float, float, int, int]:
     trainer.opt_instance.step()
     model.instance.update_slow()
     t2 = time.perf_counter()
-    heads = int((samples.weights[thing_rows] > model.cfg.head_weight_threshold).sum())
-    return t1 - t0, t2 - t1, int(thing_rows.numel()), heads
+    above = (samples.weights[thing_rows] > model.cfg.head_weight_threshold).sum(-1)  # [rays]
+    k = model.cfg.head_max_samples
+    evaluated = above.clamp(max=k) if k > 0 else above  # render_head keeps the k heaviest of them
+    return t1 - t0, t2 - t1, int(thing_rows.numel()), int(evaluated.sum()), int(above.sum())
 
 
 def main(argv=None) -> dict:
@@ -89,11 +92,13 @@ def main(argv=None) -> dict:
         out.setdefault(m, {})[str(n)] = {
             "march_ms": round(float(np.median(arr[:, 0]) * 1e3), 2), "objective_ms": round(float(np.median(arr[:, 1]) * 1e3), 2),
             "thing_rays": int(np.median(arr[:, 2])), "head_samples": int(np.median(arr[:, 3])),
+            "samples_above_threshold": int(np.median(arr[:, 4])),
             "embedding_dim": trainers[(m, n)].cfg.model.embedding_dim,
             "grid": trainers[(m, n)].cfg.model.radiance.final_grid_resolution}
         e = out[m][str(n)]
         print(f"{m:>18} N={n:<4} D/K={e['embedding_dim']:<4} grid {e['grid']:<4} march {e['march_ms']:6.2f} ms  "
-              f"objective {e['objective_ms']:6.2f} ms  ({e['thing_rays']} thing rays, {e['head_samples']} head samples)")
+              f"objective {e['objective_ms']:6.2f} ms  ({e['thing_rays']} thing rays, {e['head_samples']} head samples "
+              f"of {e['samples_above_threshold']} above the weight threshold)")
     if a.out:
         a.out.write_text(json.dumps(out, indent=2) + "\n")
     return out
