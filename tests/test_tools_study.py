@@ -208,4 +208,4 @@ def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_pat
     narrow = json.loads((work / "ablate" / "N003" / "narrow" / "shared" / "config.json").read_text())
     assert narrow["config"]["model"]["semantic"]["hidden_dim"] == 16
     md = (tmp_path / "abl" / "ablation.md").read_text()
-    assert "| study | (the study) | the study |" in md and "`model.semantic.hidden_dim=16`" in md
+    assert "| study | (the study) | the study | 12 |" in md and "`model.semantic.hidden_dim=16`" in md

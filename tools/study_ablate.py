@@ -77,7 +77,8 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     max_segments = _max_segments(scene)
     for name, overrides in variants:
         key = name
-        if key in data["variants"] and data["variants"][key].get("overrides") == overrides:
+        done = data["variants"].get(key, {})
+        if done.get("overrides") == overrides and (steps is None or done.get("instance_steps") == steps):
             log(f"{name}: done before, skipped")
             continue
         t0 = time.perf_counter()
@@ -97,7 +98,7 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
         data["variants"][key] = {"overrides": overrides, "shared_refitted": refit,
                                  "seconds": round(time.perf_counter() - t0, 1),
                                  **{k: r[k] for k in ("pq_scene", "pq_frame", "miou", "min_cluster_size", "num_clusters",
-                                                      "instance_it_per_s_median")},
+                                                      "instance_steps", "instance_it_per_s_median")},
                                  "things": r["per_class"].get(str(scene.thing_ids[0]), {})}
         log(f"{name}: PQ^scene {r['pq_scene']:.4f}, per-frame PQ {r['pq_frame']:.4f}, mIoU {r['miou']:.4f}")
         out.mkdir(parents=True, exist_ok=True)
@@ -133,15 +134,16 @@ def _max_segments(scene) -> int:
 def render_markdown(data: dict) -> str:
     lines = [f"# Ablation on the N = {data['objects']} scene of study `{data['config']}` ({data['method']})", "",
              f"Command: `{data['command']}`", "",
-             "| variant | overrides | shared fields | PQ^scene | things PQ (TP / FP / FN) | per-frame PQ | mIoU | "
-             "min cluster size | clusters | instance it/s |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| variant | overrides | shared fields | instance steps | PQ^scene | things PQ (TP / FP / FN) | per-frame PQ | "
+             "mIoU | min cluster size | clusters | instance it/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, v in data["variants"].items():
         t = v.get("things", {})
         things = f"{100 * t['pq']:.1f} ({t['tp']} / {t['fp']} / {t['fn']})" if t else ""
         clusters = sum(v["num_clusters"].values()) if isinstance(v.get("num_clusters"), dict) else ""
         lines.append(f"| {name} | {', '.join(f'`{o}`' for o in v['overrides']) or '(the study)'} | "
-                     f"{'refitted' if v['shared_refitted'] else 'the study'} | {100 * v['pq_scene']:.1f} | {things} | "
+                     f"{'refitted' if v['shared_refitted'] else 'the study'} | {v.get('instance_steps', '')} | "
+                     f"{100 * v['pq_scene']:.1f} | {things} | "
                      f"{100 * v['pq_frame']:.1f} | {100 * v['miou']:.1f} | {v['min_cluster_size'] or ''} | {clusters} | "
                      f"{v['instance_it_per_s_median']:.1f} |")
     return "\n".join(lines) + "\n"
