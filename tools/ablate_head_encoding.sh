@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cpu-small ablation: frequency-encoded xyz in front of the semantic and instance MLPs (cpu-small's default) vs raw
-# xyz as in paper 004 (64-wide, 2-layer semantic MLP: cpu-small's first configuration). Same scene, same short
+# cpu-small ablation: cpu-small's encoded heads (frequency-encoded xyz, plus a hash grid in front of the semantic MLP)
+# vs raw xyz as in paper 004 (64-wide, 2-layer semantic MLP without hash grid: cpu-small's first configuration). Same scene, same short
 # schedule (600 iterations). Writes OUT/{encoded,raw}/metrics.json and OUT/summary.json.
 # Usage: bash tools/ablate_head_encoding.sh [OUT=outputs/ablate_head_encoding]
 set -euo pipefail
@@ -12,7 +12,8 @@ $LIFT3D generate messy-rooms --objects 8 --views 24 --resolution 64 --segmenter-
 $LIFT3D fit "$OUT/scene" --out "$OUT/encoded" --preset cpu-small --set $SCHEDULE
 $LIFT3D eval "$OUT/encoded"
 $LIFT3D fit "$OUT/scene" --out "$OUT/raw" --preset cpu-small --set $SCHEDULE \
-  model.semantic.position_frequencies=0 model.semantic.hidden_dim=64 model.instance.position_frequencies=0
+  model.semantic.position_frequencies=0 model.semantic.hidden_dim=64 model.semantic.encoding=frequency \
+  model.instance.position_frequencies=0
 $LIFT3D eval "$OUT/raw"
 python3 - "$OUT" <<'PY'
 import json, sys, pathlib
