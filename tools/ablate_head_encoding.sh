@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cpu-small ablation: cpu-small's encoded heads (frequency-encoded xyz, plus a hash grid in front of the semantic MLP)
-# vs raw xyz as in paper 004 (64-wide, 2-layer semantic MLP without hash grid: cpu-small's first configuration). Same scene, same short
-# schedule (600 iterations). Writes OUT/{encoded,raw}/metrics.json and OUT/summary.json.
+# vs raw xyz as in paper 004 (64-wide, 2-layer semantic MLP without hash grid: cpu-small's first configuration).
+# Same scene, same short schedule (600 iterations). Writes OUT/{encoded,raw}/metrics.json and OUT/summary.json.
 # Usage: bash tools/ablate_head_encoding.sh [OUT=outputs/ablate_head_encoding]
 set -euo pipefail
 OUT=${1:-outputs/ablate_head_encoding}
