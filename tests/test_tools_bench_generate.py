@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+from conftest import tools_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(TOOLS))
-    try:
-        yield importlib.import_module("bench_generate")
-    finally:
-        sys.path.remove(str(TOOLS))
+    with tools_module("bench_generate") as module:
+        yield module
 
 
 def test_marginal_seconds_per_view_come_from_the_calls_after_the_first(bench):

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+from conftest import tools_module
 
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(TOOLS))
-    try:
-        yield importlib.import_module("study")
-    finally:
-        sys.path.remove(str(TOOLS))
+    with tools_module("study") as module:
+        yield module
 
 
 def test_num_slots_bounds_objects_and_segments_with_margin(study):

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from study_baselines import BASELINES, score_baselines  # noqa: E402
 from study_lift import (METHOD_PRESETS, fit_and_score_method, fit_shared_fields, interleaved_throughput,  # noqa: E402
-                        method_config, method_trainer, num_slots_for)
+                        method_config, method_trainer, num_slots_for, write_json_atomic)
 
 __all__ = ["StudyConfig", "STUDY_CONFIGS", "run_study", "main"]
 
@@ -185,12 +185,6 @@ STUDY_SCENE_FILE = "study_scene.json"
 """Generator settings a study wrote next to each scene it generated (compared on reuse)."""
 
 
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def scene_mismatch(scene_dir: Path, wanted: dict) -> str:
     """Why the scene in ``scene_dir`` is not the one ``wanted`` (generator settings) describes; "" if it is.
 
@@ -240,7 +234,7 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenera
         stale = "missing"
     if stale:
         generate_scene(gen, scene_dir, progress=False, overwrite=True)
-        _atomic_json(record, wanted)
+        write_json_atomic(record, wanted)
         generated = True
     scene = load_scene(scene_dir)
     seen_train, seen_test, per_view, segs = set(), set(), [], []
@@ -305,10 +299,7 @@ class _Results:
         self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.data)
 
 
 def _machine() -> dict:

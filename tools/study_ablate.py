@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from study import STUDY_CONFIGS, fit_config_for  # noqa: E402
+from study import STUDY_CONFIGS, fit_config_for, instance_steps_for  # noqa: E402
 from study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
-    stored_shared_fit_key  # noqa: E402
+    stored_shared_fit_key, write_json_atomic  # noqa: E402
 
 from lift3d.configs import apply_overrides  # noqa: E402
 
@@ -71,10 +71,11 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     data.setdefault("variants", {})
     study_fit = fit_config_for(cfg, n, len(scene.train_indices))
     study_key = shared_fit_key(_shared(study_fit))
-    if stored_shared_fit_key(study_shared / "config.json")[1] != json.loads(json.dumps(study_key)):
+    if stored_shared_fit_key(study_shared / "config.json")[1] != study_key:
         raise ValueError(f"{study_shared}: fitted with another configuration than tools/study.py --config {config} "
                          "gives now; run the study again first")
-    max_segments = _max_segments(scene)
+    # K slots matter for linear assignment only; counting segments reads every training frame
+    num_slots = num_slots_for(n, _max_segments(scene), cfg.slot_margin) if method == "linear-assignment" else 0
     for name, overrides in variants:
         key = name
         done = data["variants"].get(key, {})
@@ -90,8 +91,8 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
             base, refit = work / "ablate" / f"N{n:03d}" / _slug(name) / "shared", True
             log(f"{name}: the overrides change the shared fields; fitting them into {base}")
             fit_shared_fields(scene, shared, base, log=log)
-        steps_n = steps if steps is not None else _study_steps(cfg, scene)
-        mcfg = method_config(fit, method, num_slots_for(n, max_segments, cfg.slot_margin))
+        steps_n = steps if steps is not None else instance_steps_for(cfg, len(scene.train_indices))
+        mcfg = method_config(fit, method, num_slots)
         log(f"{name}: {method}, {steps_n} instance steps")
         r = fit_and_score_method(scene, mcfg, base, work / "ablate" / f"N{n:03d}" / _slug(name) / method, steps_n,
                                  log=log, label=name)
@@ -101,22 +102,14 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
                                                       "instance_steps", "instance_it_per_s_median")},
                                  "things": r["per_class"].get(str(scene.thing_ids[0]), {})}
         log(f"{name}: PQ^scene {r['pq_scene']:.4f}, per-frame PQ {r['pq_frame']:.4f}, mIoU {r['miou']:.4f}")
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = results_path.with_name(results_path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(results_path)
+        write_json_atomic(results_path, data)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.md").write_text(render_markdown(data))
     return data
 
 
 def _shared(fit):
     return dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
-
-
-def _study_steps(cfg, scene) -> int:
-    from study import instance_steps_for
-
-    return instance_steps_for(cfg, len(scene.train_indices))
 
 
 def _max_segments(scene) -> int:

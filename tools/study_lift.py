@@ -37,7 +37,8 @@ from lift3d.engine.pipeline import score_segments
 from lift3d.engine.trainer import Trainer, config_to_dict
 
 __all__ = ["METHOD_PRESETS", "method_config", "num_slots_for", "fit_shared_fields", "method_trainer",
-           "fit_and_score_method", "interleaved_throughput", "robust_rate", "thing_scored"]
+           "fit_and_score_method", "interleaved_throughput", "robust_rate", "thing_scored", "shared_fit_key",
+           "stored_shared_fit_key", "write_json_atomic"]
 
 METHOD_PRESETS = {
     "slow-fast": "contrastive-lift",
@@ -83,7 +84,8 @@ def method_config(base: FitConfig, method: str, num_slots: int, embedding_dim: O
     return cfg
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def write_json_atomic(path: Path, obj) -> None:
+    """``obj`` as indented JSON in ``path``, written beside it and renamed (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -125,31 +127,27 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
                          "losses.instance_weight=0 in the base configuration.")
     run_dir = Path(run_dir)
     done = run_dir / "fit.json"
-    record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg),
-              "shared_fit_key": shared_fit_key(shared_cfg)}
+    record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)}
     stored = run_dir / "config.json"
-    if stored.exists() and stored_shared_fit_key(stored) != json.loads(json.dumps([record["scene"], record["shared_fit_key"]])):
+    if stored.exists() and stored_shared_fit_key(stored) != [record["scene"], shared_fit_key(shared_cfg)]:
         # another scene or configuration: its checkpoint and summary must not be reused
         log(f"{run_dir}: fitted with another configuration or scene; fitting again")
         shutil.rmtree(run_dir)
     if done.exists():
         return json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(stored, record)
+    write_json_atomic(stored, record)
     trainer = Trainer(scene, shared_cfg, run_dir, progress=True, log=log)
     summary = trainer.fit(resume=True)
     summary["device"] = trainer.device
-    _write_json(done, summary)
+    write_json_atomic(done, summary)
     return summary
 
 
 def stored_shared_fit_key(path: Path) -> list:
     """``[scene, shared_fit_key]`` of a shared run's ``config.json``."""
     rec = json.loads(path.read_text())
-    key = rec.get("shared_fit_key")
-    if key is None and "config" in rec:  # written before the key was recorded
-        key = _shared_fit_key_of_dict(rec["config"])
-    return [rec.get("scene"), key]
+    return [rec.get("scene"), _shared_fit_key_of_dict(rec["config"]) if "config" in rec else None]
 
 
 def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:
@@ -204,7 +202,7 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
     views only (clusters or argmax slots are written to ``run_dir``), test-view render and scores."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run),
+    write_json_atomic(run_dir / "config.json", {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run),
                                           "config": config_to_dict(cfg)})
     t_start = time.perf_counter()
     trainer = method_trainer(scene, cfg, base_run, run_dir, log=log)
@@ -238,7 +236,7 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
            "min_cluster_size": info.get("min_cluster_size"), "num_clusters": info.get("num_clusters"),
            "seconds_instance_phase": round(t_train, 2), "seconds_decode": round(t_cluster, 2),
            "seconds_render_test": round(t_render, 2)}
-    _write_json(run_dir / "metrics.json", out)
+    write_json_atomic(run_dir / "metrics.json", out)
     return out
 
 
