@@ -211,20 +211,90 @@ def test_class_under_half_percent_becomes_void():
     assert r0.pq == pytest.approx((1 + 298 / 300) / 3)
 
 
-def test_small_class_rule_either_vs_both():
+def test_small_class_rule_variants():
     # 1x10, things {1}, stuff {0}; class 1 (G1 = pixels 0-4) is never predicted (pred is all stuff).
-    # "either" (reference): pred count of class 1 is 0 < 0.5 % -> class 1 dropped; its GT pixels become
-    #   void GT. Stuff: |P| = 10 with 5 on void GT, |G| = 5, I = 5 -> U = 10 - 5 + 5 - 0 - 5 = 5, IoU 1.
-    #   PQ = 1 (a missed class costs nothing under this rule).
-    # "both": class 1 kept (50 % of GT): G1 unmatched -> FN, PQ_1 = 0; stuff IoU = 5 / 10 = 0.5 is not
-    #   > 0.5 -> stuff FP 1 and FN 1, PQ_0 = 0. PQ = 0.
+    # "reference": class 1 is present in GT (50 % >= 0.5 %) and absent from pred -> kept. G1 unmatched
+    #   -> FN, PQ_1 = 0; stuff IoU = 5 / 10 = 0.5 is not > 0.5 -> stuff FP 1 and FN 1, PQ_0 = 0. PQ = 0.
+    # "absent_counts_as_small" (former lift3d rule): pred count 0 < 0.5 % -> class 1 dropped; its GT
+    #   pixels become void GT. Stuff: |P| = 10 with 5 on void GT, |G| = 5, I = 5 -> U = 5, IoU 1. PQ = 1.
+    # "small_in_both": class 1 is not small in GT -> kept, same as the reference here. PQ = 0.
     gs, gi = [row(1, 1, 1, 1, 1, 0, 0, 0, 0, 0)], [row(1, 1, 1, 1, 1, 0, 0, 0, 0, 0)]
     ps, pi = [np.zeros((1, 10), np.int64)], [np.zeros((1, 10), np.int64)]
-    r = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule="either")
+    for rule in ("reference", "small_in_both"):
+        r = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule=rule)
+        assert r.dropped_classes == () and r.pq == 0.0
+        assert (r.per_class[0].fp, r.per_class[0].fn, r.per_class[1].fn) == (1, 1, 1)
+    r = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule="absent_counts_as_small")
     assert r.dropped_classes == (1,) and r.pq == 1.0
-    r = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule="both")
-    assert r.dropped_classes == () and r.pq == 0.0
-    assert (r.per_class[0].fp, r.per_class[0].fn, r.per_class[1].fn) == (1, 1, 1)
+    assert scene_pq(ps, pi, gs, gi, things=[1], stuff=[0]).metadata["small_class_rule"] == "reference"
+    with pytest.raises(ValueError, match="absent_counts_as_small"):
+        scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule="either")
+
+
+def test_missed_thing_class_is_penalised_issue_example():
+    # One 20x20 frame; GT: a 5x5 thing (class 1, id 7) = 25 of 400 pixels (6.25 %), the rest stuff 0.
+    # Pred: background everywhere. Reference rule: class 1 is present in GT above 0.5 % and absent
+    # from pred -> kept; G7 unmatched -> FN 1, PQ_1 = 0. Stuff: |P| = 400, |G| = 375, I = 375 ->
+    # IoU = 375 / 400 = 0.9375 > 0.5 -> TP, PQ_0 = 0.9375. PQ = (0 + 0.9375) / 2 = 0.46875.
+    gs = [np.zeros((20, 20), int)]
+    gi = [np.zeros((20, 20), int)]
+    gs[0][5:10, 5:10] = 1
+    gi[0][5:10, 5:10] = 7
+    ps, pi = [np.zeros((20, 20), int)], [np.zeros((20, 20), int)]
+    for fn in (scene_pq, frame_pq):
+        r = fn(ps, pi, gs, gi, {1}, {0})
+        assert round(r.pq, 3) == 0.469 and r.pq == pytest.approx(0.46875)
+        assert (r.per_class[1].tp, r.per_class[1].fp, r.per_class[1].fn) == (0, 0, 1)
+        assert r.per_class[0].iou_sum == pytest.approx(0.9375)
+        assert r.dropped_classes == ()
+        assert r.pq_things == 0.0 and r.pq_stuff == pytest.approx(0.9375)
+
+
+def test_invented_class_above_threshold_counts_as_false_positive():
+    # 1x200 GT all stuff 0. Pred: a thing (class 1, id 3) on pixels 0-9 (5 % of 200 >= 0.5 %), rest 0.
+    # Reference rule: class 1 is absent from GT but present in pred above the threshold -> kept; P3
+    # unmatched and not on void GT -> FP 1, PQ_1 = 0. Stuff: |P| = 190, |G| = 200, I = 190 ->
+    # IoU 0.95 -> PQ_0 = 0.95. PQ = (0.95 + 0) / 2 = 0.475. The former rule dropped class 1
+    # (GT count 0 counted as small): its pred pixels became void predictions, subtracted from the
+    # union: U = 190 + 200 - 10 - 190 = 190 -> PQ = 1.
+    gs, gi = [np.zeros((1, 200), np.int64)], [np.zeros((1, 200), np.int64)]
+    ps, pi = [np.zeros((1, 200), np.int64)], [np.zeros((1, 200), np.int64)]
+    ps[0][0, :10], pi[0][0, :10] = 1, 3
+    r = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0])
+    assert (r.per_class[1].tp, r.per_class[1].fp, r.per_class[1].fn) == (0, 1, 0)
+    assert r.per_class[0].pq == pytest.approx(0.95)
+    assert r.pq == pytest.approx(0.475)
+    old = scene_pq(ps, pi, gs, gi, things=[1], stuff=[0], small_class_rule="absent_counts_as_small")
+    assert old.dropped_classes == (1,) and old.pq == 1.0
+
+
+def test_class_small_on_one_side_is_dropped_and_absent_class_is_dropped():
+    # 1x400 pixels; things {1, 2}, stuff {0}. GT: thing 1 (id 4) on pixels 0-99, rest stuff.
+    # Pred: thing 1 (id 9) on pixels 0-98 and thing 2 (id 5) on pixel 99 only: 1 / 400 = 0.25 % < 0.5 %
+    # -> class 2 is present in pred under the threshold -> dropped, its pred pixel becomes a void
+    # prediction. Class 2 is absent from GT; that alone would not drop it, its small pred count does.
+    # Thing 1: |P| = 99, |G| = 100, I = 99, |G on void pred| = 1 -> U = 99 + 100 - 1 - 99 = 99, IoU 1.
+    # Stuff: identical, IoU 1. PQ = 1 over {0, 1}.
+    gs, gi = [np.zeros((1, 400), np.int64)], [np.zeros((1, 400), np.int64)]
+    gs[0][0, :100], gi[0][0, :100] = 1, 4
+    ps, pi = gs[0].copy(), np.zeros((1, 400), np.int64)
+    pi[0, :99] = 9
+    ps[0, 99], pi[0, 99] = 2, 5
+    r = scene_pq([ps], [pi], gs, gi, things=[1, 2], stuff=[0])
+    assert r.dropped_classes == (2,)
+    assert sorted(r.per_class) == [0, 1] and r.pq == 1.0
+    assert r.per_class[1].iou_sum == pytest.approx(1.0)
+    # a class absent from both sides (here 3) is dropped silently: not scored, not listed as dropped
+    r3 = scene_pq([ps], [pi], gs, gi, things=[1, 2, 3], stuff=[0])
+    assert 3 not in r3.per_class and 3 not in r3.dropped_classes and r3.pq == 1.0
+    # the same class 2 present in GT under the threshold (1 pixel) and absent in pred: dropped too, its GT
+    # pixel becomes void GT; thing 1 then scores I = 99, |P| = 100 with 1 on void GT -> U = 99 + 99 - 99.
+    gs2 = gs[0].copy()
+    gs2[0, 99] = 2
+    ps2 = gs[0].copy()
+    pi2 = np.where(ps2 == 1, 9, 0)
+    r2 = scene_pq([ps2], [pi2], [gs2], gi, things=[1, 2], stuff=[0])
+    assert r2.dropped_classes == (2,) and sorted(r2.per_class) == [0, 1] and r2.pq == 1.0
 
 
 def test_stuff_ids_collapsed():
@@ -331,7 +401,13 @@ def brute_force_pq(frames, things, stuff, void_gt, void_pred, min_frac, rule, mo
         if n_pred == 0 and n_gt == 0:
             continue
         small_p, small_g = n_pred < min_frac * n_eval, n_gt < min_frac * n_eval
-        if (small_p or small_g) if rule == "either" else (small_p and small_g):
+        if rule == "reference":  # present on a side and small there
+            drop = (n_pred > 0 and small_p) or (n_gt > 0 and small_g)
+        elif rule == "absent_counts_as_small":
+            drop = small_p or small_g
+        else:
+            drop = small_p and small_g
+        if drop:
             continue
         kept.add(c)
     pred_segs, gt_segs = {}, {}
@@ -364,11 +440,14 @@ def brute_force_pq(frames, things, stuff, void_gt, void_pred, min_frac, rule, mo
     return stats, (sum(pqs) / len(pqs) if pqs else float("nan"))
 
 
-def random_scene(rng, num_frames=3, shape=(8, 9), id_scale=1):
+def random_scene(rng, num_frames=3, shape=(8, 9), id_scale=1, one_sided=None):
     """GT with void 4, things {1, 2} (2 rare), stuff {0, 3}; pred = GT corrupted (class, id, void, id swaps).
 
     Rare classes trigger the small-class rule at min_class_fraction 0.06; plenty of void GT and void
-    predictions trigger the > 50 % excuses.
+    predictions trigger the > 50 % excuses. ``one_sided`` makes classes present on one side only (the
+    case the reference small-class rule keeps): per frame, or for the whole scene when it is an int,
+    0 = as is, 1 = pred never predicts class 2, 2 = GT has no class 3 (pred keeps inventing it),
+    3 = pred never predicts class 1 (it predicts 3 there).
     """
     frames = []
     for _ in range(num_frames):
@@ -384,16 +463,25 @@ def random_scene(rng, num_frames=3, shape=(8, 9), id_scale=1):
         ps[flip] = rng.choice([-1, 0, 1, 2, 3, 5], p=[0.2, 0.2, 0.2, 0.05, 0.15, 0.2], size=int(flip.sum()))
         swap = rng.random(shape) < 0.2
         pi[swap] = rng.integers(0, 4, size=int(swap.sum())) * id_scale
+        mode = int(rng.integers(4)) if one_sided is None else one_sided
+        if mode == 1:
+            ps[ps == 2] = 0
+        elif mode == 2:
+            gs[gs == 3] = 0
+        elif mode == 3:
+            ps[ps == 1] = 3
         frames.append((ps, pi, gs, gi))
     return frames
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(12))
 def test_scene_pq_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
-    frames = random_scene(rng, id_scale=1 if seed % 2 == 0 else 10**7)  # odd seeds: sparse key path
+    # odd seeds: sparse key path; seeds 4-11: one class one-sided in the whole scene (modes 0-3)
+    one_sided = None if seed < 4 else seed % 4
+    frames = random_scene(rng, id_scale=1 if seed % 2 == 0 else 10**7, one_sided=one_sided)
     cols = [list(x) for x in zip(*frames)]
-    for min_frac, rule, mode, merge in itertools.product([0.0, 0.06], ["either", "both"], ["drop", "keep"], [False, True]):
+    for min_frac, rule, mode, merge in itertools.product([0.0, 0.06], ["reference", "absent_counts_as_small", "small_in_both"], ["drop", "keep"], [False, True]):
         kwargs = dict(things=[1, 2], stuff=[0, 3], void_gt=[4], void_pred=[5], min_class_fraction=min_frac,
                       small_class_rule=rule, void_gt_mode=mode, merge_things=merge)
         r = scene_pq(*cols, **kwargs)

@@ -157,8 +157,10 @@ def markdown_report(data: dict) -> str:
              "instance field. Values are x100.", ""]
     parts += ["## PQ^scene on the test views (paper Tables 2 and 4)", "", _metric_table(data, "pq_scene", lifted + base), ""]
     if any(r.get("thing_scored") is False for by_n in data["results"].values() for r in by_n.values()):
-        parts += ["† no thing class was scored: the prediction has under 0.5% thing pixels, so the small-class rule of "
-                  "PQ^scene drops the class and the score is that of the stuff class alone (not an instance result).", ""]
+        parts += ["† no thing class was scored: the prediction has thing pixels, but fewer than 0.5% of the evaluated "
+                  "pixels, so the small-class rule of PQ^scene drops the class and the score is that of the stuff class "
+                  "alone (not an instance result). A prediction with no thing pixels at all keeps the class: its "
+                  "objects are false negatives.", ""]
     paper = [m for m in lifted if m in PAPER_PQ]
     if paper:
         cols = [25, 50, 100, 500]

@@ -17,11 +17,16 @@ and GT to a common size per frame, e.g. 512x512 nearest, beforehand):
    unions and counting towards the ">50 % on void GT" excuse of step 6.
 2. Predicted pixels whose class is negative, in ``void_pred`` or not in ``things | stuff`` are
    *void predictions*.
-3. Classes of ``things | stuff`` absent from both pred and GT are dropped. Classes with fewer than
-   ``min_class_fraction`` (0.5 %) of the N evaluated pixels (N = pixels whose GT is not void_gt)
-   in pred OR in GT (``small_class_rule="either"``; ``"both"`` drops only classes small in both)
-   are dropped too (pred pixels are counted only where GT is not void_gt). Under "either" a class
-   the prediction misses entirely is dropped, not penalised: that is the reference rule. The pixels
+3. The small-class rule (:func:`kept_classes`), as Panoptic Lifting's evaluation applies it
+   (``get_non_robust_classes_for_image`` and ``unused_classes`` in its ``panoptic_quality``): with N
+   the evaluated pixels (GT not void_gt; pred pixels are counted on the same pixels), a class of
+   ``things | stuff`` is dropped iff it is absent from both pred and GT, or it is *present* on a side
+   with fewer than ``min_class_fraction`` (0.5 %) x N pixels there. A class present in GT and
+   missing from the prediction is **kept**: its GT segments are false negatives. A class the
+   prediction invents (present there above the threshold, absent from GT) is kept: its segments
+   are false positives. (``small_class_rule="absent_counts_as_small"``, lift3d's former
+   default, treated a count of 0 as small and so scored a missed class as if it did not exist;
+   ``"small_in_both"`` drops only classes small on both sides; neither is the reference.) The pixels
    of a dropped class *become void in place*:
 
    - a GT pixel of a dropped class becomes **void GT**: it stays in the evaluation, so a predicted
@@ -334,6 +339,200 @@ def _chunks(lists, first_frame: int = 0, max_pixels: int = 1 << 19) -> list[_Chu
     return chunks
 
 
+SMALL_CLASS_RULES = ("reference", "absent_counts_as_small", "small_in_both")
+"""Names accepted by ``small_class_rule`` (module docstring, step 3); only ``"reference"`` is the reference rule."""
+
+
+@dataclass
+class _ClassTables:
+    """Step 1-2 lookup of every chunk pixel's class: original class ids -> scored class index."""
+
+    scored_ids: np.ndarray
+    """Scored class ids [K] (thing classes merged into the smallest one when ``merge_things``)."""
+    is_thing: np.ndarray
+    """[K] bool: the scored class is a thing (its instance ids matter)."""
+    pred_keys: np.ndarray
+    """Sorted original class ids [K0] recognised in predictions."""
+    pred_values: np.ndarray
+    """[K0] scored class index of each ``pred_keys`` entry."""
+    gt_keys: np.ndarray
+    """Sorted original class ids [K0 + V] recognised in GT (scored classes and void_gt)."""
+    gt_values: np.ndarray
+    """[K0 + V] scored class index of each ``gt_keys`` entry, -2 for void_gt classes."""
+    void_gt_mode: str
+    """``"drop"`` or ``"keep"`` (step 1)."""
+
+    @staticmethod
+    def build(things: frozenset, stuff: frozenset, void_gt: frozenset, merge_things: bool, void_gt_mode: str) -> "_ClassTables":
+        classes = np.array(sorted(things | stuff), np.int64)  # original class ids [K0]
+        merged = min(things) if (merge_things and things) else None
+        if merged is not None:
+            scored_ids = np.array(sorted({merged} | set(stuff)), np.int64)
+            to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(np.int64)
+        else:
+            scored_ids, to_scored = classes, np.arange(classes.size, dtype=np.int64)
+        is_thing = np.array([c in things or c == merged for c in scored_ids.tolist()], bool)
+        void_ids = np.array(sorted(void_gt), np.int64)
+        gt_keys = np.concatenate([classes, void_ids])
+        order = np.argsort(gt_keys)
+        gt_values = np.concatenate([to_scored, np.full(void_ids.size, -2, np.int64)])[order]
+        return _ClassTables(scored_ids, is_thing, classes, to_scored, gt_keys[order], gt_values, void_gt_mode)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.scored_ids.size)
+
+    def classify(self, ch: _Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Steps 1-2 on one chunk: (pred class index [n], -1 = void prediction; GT class index [n], -2 =
+        void_gt; pred class index where GT is not void_gt, else -1, for the small-class counts)."""
+        pcls = _map_labels(ch.ps, self.pred_keys, self.pred_values, -1)
+        gcls = _map_labels(ch.gs, self.gt_keys, self.gt_values, -3)
+        unknown = gcls == -3
+        if unknown.any():
+            first = int(np.flatnonzero(unknown)[0])
+            frame = ch.first_frame + int(np.searchsorted(ch.offsets, first, side="right")) - 1
+            ids = np.unique(ch.gs[unknown])[:10].tolist()
+            raise ValueError(
+                f"frame {frame}: GT class ids {ids} are neither things, stuff nor void_gt; "
+                "add them to void_gt (or to things/stuff) so every GT pixel has a role"
+            )
+        on_void = gcls == -2
+        if self.void_gt_mode == "drop":
+            pcls[on_void] = -1  # a dropped pixel takes no part at all: void in pred and GT
+            return pcls, gcls, pcls
+        return pcls, gcls, np.where(on_void, -1, pcls)
+
+
+def _count_classes(chunks: list[_Chunk], tables: _ClassTables) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Pass 1: (pred pixels per scored class [K] where GT is not void_gt, GT pixels per class [K],
+    smallest and largest instance id seen on either side)."""
+    k = tables.num_classes
+    pred_counts, gt_counts = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    id_lo, id_hi = 0, 0
+    for ch in chunks:
+        _, gcls, pcls_eval = tables.classify(ch)
+        gt_counts += np.bincount(gcls + 2, minlength=k + 2)[2:]
+        pred_counts += np.bincount(pcls_eval + 1, minlength=k + 1)[1:]
+        for ids in (ch.pi, ch.gi):
+            if ids.size:
+                id_lo, id_hi = min(id_lo, int(ids.min())), max(id_hi, int(ids.max()))
+    return pred_counts, gt_counts, id_lo, id_hi
+
+
+def kept_classes(
+    pred_counts: np.ndarray, gt_counts: np.ndarray, min_class_fraction: float, rule: str = "reference"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3, the small-class rule: which classes are scored and which are turned void.
+
+    With N = ``gt_counts.sum()`` evaluated pixels (GT not void_gt; the prediction is counted on the same
+    pixels, so both sides have N) and t = ``min_class_fraction`` * N:
+
+    - ``"reference"`` (Panoptic Lifting's evaluation, reused by Contrastive Lift): a class is dropped iff
+      it is absent from both sides, or *present* on a side with fewer than t pixels there:
+      :math:`\\mathrm{drop}_c = (n^P_c = 0 \\wedge n^G_c = 0) \\vee (0 < n^P_c < t) \\vee (0 < n^G_c < t)`.
+      A class present in GT and missing from the prediction stays (its GT segments are FNs), and a
+      class the prediction invents (>= t pixels) stays (its segments are FPs).
+    - ``"absent_counts_as_small"`` (lift3d's former default, *not* the reference): a count of 0 counts as
+      small, so a class the prediction misses entirely is dropped and scored as if it did not exist.
+    - ``"small_in_both"`` (*not* the reference): dropped only when small on both sides.
+
+    Args:
+        pred_counts, gt_counts: pixels per class [K] in the prediction / GT.
+    Returns:
+        (keep [K] bool, dropped [K] bool: present on some side but turned void; absent classes are in neither).
+    """
+    if rule not in SMALL_CLASS_RULES:
+        hint = " ('either' is now 'absent_counts_as_small', 'both' is 'small_in_both')" if rule in ("either", "both") else ""
+        raise ValueError(f"small_class_rule must be one of {SMALL_CLASS_RULES}, got {rule!r}{hint}")
+    threshold = min_class_fraction * int(gt_counts.sum())
+    present = (pred_counts > 0) | (gt_counts > 0)
+    small_p, small_g = pred_counts < threshold, gt_counts < threshold
+    if rule == "reference":
+        small = ((pred_counts > 0) & small_p) | ((gt_counts > 0) & small_g)
+    elif rule == "absent_counts_as_small":
+        small = small_p | small_g
+    else:
+        small = small_p & small_g
+    return present & ~small, present & small
+
+
+@dataclass
+class _Segments:
+    """Pass 2 result: the segments of one side. Segment j has key ``keys1[j]`` (class/id key + 1);
+    index n (= ``area.size``) is the void slot."""
+
+    keys1: np.ndarray
+    """[n + 1] segment keys, the void key 0 last."""
+    area: np.ndarray
+    """[n] pixels per segment."""
+    cls: np.ndarray
+    """[n] scored class index per segment."""
+
+    @staticmethod
+    def from_counter(counter: _KeyCounter, span: int) -> "_Segments":
+        keys1, area = counter.result()
+        has_void = keys1.size > 0 and keys1[0] == 0
+        seg_keys1 = np.concatenate([keys1[1:], [0]]) if has_void else np.concatenate([keys1, [0]])
+        area = area[1:] if has_void else area
+        return _Segments(seg_keys1, area, (seg_keys1[: area.size] - 1) // span)
+
+    @property
+    def n(self) -> int:
+        return int(self.area.size)
+
+
+def _overlaps(key_pairs: list, key_space: int, pred: _Segments, gt: _Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 3: |P ∩ G| for every (pred segment or void = pred.n, GT segment or void = gt.n) pair that
+    overlaps: (rows [m], cols [m], intersections [m])."""
+    dense = key_space <= _DENSE_KEY_LIMIT
+    if dense:
+        p_table = np.zeros(key_space, np.int64)
+        p_table[pred.keys1] = np.arange(pred.n + 1)
+        g_table = np.zeros(key_space, np.int64)
+        g_table[gt.keys1] = np.arange(gt.n + 1)
+    else:
+        p_sorted, g_sorted = np.argsort(pred.keys1), np.argsort(gt.keys1)
+    pair_counter = _KeyCounter((pred.n + 1) * (gt.n + 1))
+    for kp1, kg1 in key_pairs:
+        if dense:
+            sp, sg = p_table[kp1], g_table[kg1]
+        else:
+            sp = p_sorted[np.searchsorted(pred.keys1[p_sorted], kp1)]
+            sg = g_sorted[np.searchsorted(gt.keys1[g_sorted], kg1)]
+        pair_counter.add(sp * (gt.n + 1) + sg)
+    cells, inter = pair_counter.result()
+    return cells // (gt.n + 1), cells % (gt.n + 1), inter
+
+
+def _match(pred: _Segments, gt: _Segments, rows, cols, inter, num_classes: int) -> tuple[np.ndarray, ...]:
+    """Steps 5-6: (TP [K], FP [K], FN [K], sum of TP IoUs [K]) from the overlap table."""
+    p_on_void = np.zeros(pred.n + 1, np.int64)  # |P ∩ void GT|
+    g_on_void = np.zeros(gt.n + 1, np.int64)  # |G ∩ void pred|
+    sel = cols == gt.n
+    p_on_void[rows[sel]] = inter[sel]
+    sel = rows == pred.n
+    g_on_void[cols[sel]] = inter[sel]
+
+    pair = (rows < pred.n) & (cols < gt.n)
+    r, c, i = rows[pair], cols[pair], inter[pair].astype(np.float64)
+    same = pred.cls[r] == gt.cls[c]
+    r, c, i = r[same], c[same], i[same]
+    union = pred.area[r] - p_on_void[r] + gt.area[c] - g_on_void[c] - i
+    iou = i / union
+    m = iou > MATCH_IOU
+    tp = np.bincount(pred.cls[r[m]], minlength=num_classes)
+    iou_sum = np.bincount(pred.cls[r[m]], weights=iou[m], minlength=num_classes)
+    p_matched = np.zeros(pred.n, bool)
+    p_matched[r[m]] = True
+    g_matched = np.zeros(gt.n, bool)
+    g_matched[c[m]] = True
+    fp_seg = ~p_matched & ~(p_on_void[: pred.n] > VOID_EXCUSE_FRACTION * pred.area)
+    fn_seg = ~g_matched & ~(g_on_void[: gt.n] > VOID_EXCUSE_FRACTION * gt.area)
+    fp = np.bincount(pred.cls[fp_seg], minlength=num_classes)
+    fn = np.bincount(gt.cls[fn_seg], minlength=num_classes)
+    return tp, fp, fn, iou_sum
+
+
 def _pq_pooled(
     chunks: list[_Chunk],
     things: frozenset,
@@ -349,69 +548,18 @@ def _pq_pooled(
     Returns ({class id: stats} for the remaining classes, classes turned void by the small-class rule).
     Three passes over the pixels: class counts, segment areas, pred x GT overlaps.
     """
-    if small_class_rule not in ("either", "both"):
-        raise ValueError(f"small_class_rule must be 'either' or 'both', got {small_class_rule!r}")
     if void_gt_mode not in ("drop", "keep"):
         raise ValueError(f"void_gt_mode must be 'drop' or 'keep', got {void_gt_mode!r}")
-    classes = np.array(sorted(things | stuff), np.int64)  # original class ids [K0]
-    merged = min(things) if (merge_things and things) else None
-    if merged is not None:
-        scored_ids = np.array(sorted({merged} | set(stuff)), np.int64)  # [K]
-        to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(np.int64)
-    else:
-        scored_ids, to_scored = classes, np.arange(classes.size, dtype=np.int64)
-    num_classes = scored_ids.size
-    is_thing = np.array([c in things or c == merged for c in scored_ids.tolist()], bool)
-    void_ids = np.array(sorted(void_gt), np.int64)
-    gt_keys = np.concatenate([classes, void_ids])
-    order = np.argsort(gt_keys)
-    gt_keys = gt_keys[order]
-    gt_values = np.concatenate([to_scored, np.full(void_ids.size, -2, np.int64)])[order]
+    tables = _ClassTables.build(things, stuff, void_gt, merge_things, void_gt_mode)
+    num_classes = tables.num_classes
 
-    def chunk_classes(ch: _Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pred class index [n] with -1 = void prediction, GT class index [n] with -2 = void_gt,
-        pred class index restricted to pixels whose GT is not void_gt, for the small-class rule)."""
-        pcls = _map_labels(ch.ps, classes, to_scored, -1)
-        gcls = _map_labels(ch.gs, gt_keys, gt_values, -3)
-        bad = gcls == -3
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            frame = ch.first_frame + int(np.searchsorted(ch.offsets, first, side="right")) - 1
-            unknown = np.unique(ch.gs[bad])[:10].tolist()
-            raise ValueError(
-                f"frame {frame}: GT class ids {unknown} are neither things, stuff nor void_gt; "
-                "add them to void_gt (or to things/stuff) so every GT pixel has a role"
-            )
-        on_void = gcls == -2
-        if void_gt_mode == "drop":
-            pcls[on_void] = -1  # a dropped pixel takes no part at all: void in pred and GT
-            return pcls, gcls, pcls
-        return pcls, gcls, np.where(on_void, -1, pcls)
+    # pass 1 and step 3: class counts, then absent / small classes become void in place
+    pred_counts, gt_counts, id_lo, id_hi = _count_classes(chunks, tables)
+    keep, dropped_mask = kept_classes(pred_counts, gt_counts, min_class_fraction, small_class_rule)
+    dropped = tuple(int(c) for c in tables.scored_ids[dropped_mask])
 
-    # pass 1: class pixel counts and id ranges
-    gt_counts = np.zeros(num_classes, np.int64)
-    pred_counts = np.zeros(num_classes, np.int64)
-    id_lo, id_hi = 0, 0
-    for ch in chunks:
-        pcls, gcls, pcls_eval = chunk_classes(ch)
-        gt_counts += np.bincount(gcls + 2, minlength=num_classes + 2)[2:]
-        pred_counts += np.bincount(pcls_eval + 1, minlength=num_classes + 1)[1:]
-        for ids in (ch.pi, ch.gi):
-            if ids.size:
-                id_lo, id_hi = min(id_lo, int(ids.min())), max(id_hi, int(ids.max()))
-
-    # absent / small classes become void in place (module docstring, step 3)
-    threshold = min_class_fraction * int(gt_counts.sum())
-    present = (pred_counts > 0) | (gt_counts > 0)
-    if small_class_rule == "either":
-        small = (pred_counts < threshold) | (gt_counts < threshold)
-    else:
-        small = (pred_counts < threshold) & (gt_counts < threshold)
-    keep = present & ~small
-    dropped = tuple(int(c) for c in scored_ids[present & small])
-
-    # one int64 key per (class, id): class * span + id - id_lo (stuff ids -> 0), stored + 1 so that
-    # 0 = void; tables are indexed by class index + 2 (entry 0: void_gt, entry 1: void prediction)
+    # step 4: one int64 key per (class, id): class * span + id - id_lo (stuff ids -> 0), stored + 1 so
+    # that 0 = void; tables are indexed by class index + 2 (entry 0: void_gt, entry 1: void prediction)
     span = id_hi - id_lo + 1
     if (num_classes + 1) * span >= (1 << 62):
         raise ValueError(f"instance ids range over [{id_lo}, {id_hi}], too wide to encode; relabel them to small integers")
@@ -420,82 +568,25 @@ def _pq_pooled(
     base1 = np.zeros(num_classes + 2, np.int64)
     base1[2:] = np.where(keep, np.arange(num_classes) * span - id_lo + 1, 0)
     use_id = np.zeros(num_classes + 2, np.int64)
-    use_id[2:] = keep & is_thing
+    use_id[2:] = keep & tables.is_thing
 
-    def chunk_keys(ch: _Chunk) -> tuple[np.ndarray, np.ndarray]:
-        pcls, gcls, _ = chunk_classes(ch)
-        pidx, gidx = pcls + 2, gcls + 2
-        kp1 = base1[pidx] + ch.pi * use_id[pidx]  # int64: use_id is int64
-        kg1 = base1[gidx] + ch.gi * use_id[gidx]
-        return kp1.astype(key_dtype, copy=False), kg1.astype(key_dtype, copy=False)
-
-    # pass 2: segments and their areas
+    # pass 2: segments and their areas (the keys are kept for pass 3)
     p_counter, g_counter = _KeyCounter(key_space), _KeyCounter(key_space)
-    chunk_key_list = []  # kept for pass 3
+    key_pairs = []
     for ch in chunks:
-        kp1, kg1 = chunk_keys(ch)
+        pcls, gcls, _ = tables.classify(ch)
+        kp1 = (base1[pcls + 2] + ch.pi * use_id[pcls + 2]).astype(key_dtype, copy=False)
+        kg1 = (base1[gcls + 2] + ch.gi * use_id[gcls + 2]).astype(key_dtype, copy=False)
         p_counter.add(kp1)
         g_counter.add(kg1)
-        chunk_key_list.append((kp1, kg1))
-    p_keys1, p_area = p_counter.result()
-    g_keys1, g_area = g_counter.result()
-    # key 0 (void) becomes the last slot: segment indices 0..n-1, void n
-    p_has_void, g_has_void = p_keys1.size > 0 and p_keys1[0] == 0, g_keys1.size > 0 and g_keys1[0] == 0
-    p_seg_keys1 = np.concatenate([p_keys1[1:], [0]]) if p_has_void else np.concatenate([p_keys1, [0]])
-    g_seg_keys1 = np.concatenate([g_keys1[1:], [0]]) if g_has_void else np.concatenate([g_keys1, [0]])
-    p_area = p_area[1:] if p_has_void else p_area
-    g_area = g_area[1:] if g_has_void else g_area
-    n_p, n_g = p_area.size, g_area.size
-    p_cls, g_cls = (p_seg_keys1[:n_p] - 1) // span, (g_seg_keys1[:n_g] - 1) // span  # class index per segment
+        key_pairs.append((kp1, kg1))
+    pred, gt = _Segments.from_counter(p_counter, span), _Segments.from_counter(g_counter, span)
 
-    # pass 3: overlaps |P ∩ G| of every pred segment (row, void = n_p) and GT segment (column, void = n_g)
-    dense = key_space <= _DENSE_KEY_LIMIT
-    if dense:
-        p_table = np.zeros(key_space, np.int64)
-        p_table[p_seg_keys1] = np.arange(n_p + 1)
-        g_table = np.zeros(key_space, np.int64)
-        g_table[g_seg_keys1] = np.arange(n_g + 1)
-    else:
-        p_sorted, g_sorted = np.argsort(p_seg_keys1), np.argsort(g_seg_keys1)
-    pair_counter = _KeyCounter((n_p + 1) * (n_g + 1))
-    for kp1, kg1 in chunk_key_list:
-        if dense:
-            sp, sg = p_table[kp1], g_table[kg1]
-        else:
-            sp = p_sorted[np.searchsorted(p_seg_keys1[p_sorted], kp1)]
-            sg = g_sorted[np.searchsorted(g_seg_keys1[g_sorted], kg1)]
-        pair_counter.add(sp * (n_g + 1) + sg)
-    cells, inter = pair_counter.result()
-    rows, cols = cells // (n_g + 1), cells % (n_g + 1)
-
-    p_on_void = np.zeros(n_p + 1, np.int64)  # |P ∩ void GT|
-    g_on_void = np.zeros(n_g + 1, np.int64)  # |G ∩ void pred|
-    sel = cols == n_g
-    p_on_void[rows[sel]] = inter[sel]
-    sel = rows == n_p
-    g_on_void[cols[sel]] = inter[sel]
-
-    # matching (step 5) and unmatched segments (step 6)
-    pair = (rows < n_p) & (cols < n_g)
-    r, c, i = rows[pair], cols[pair], inter[pair].astype(np.float64)
-    same = p_cls[r] == g_cls[c]
-    r, c, i = r[same], c[same], i[same]
-    union = p_area[r] - p_on_void[r] + g_area[c] - g_on_void[c] - i
-    iou = i / union
-    m = iou > MATCH_IOU
-    tp = np.bincount(p_cls[r[m]], minlength=num_classes)
-    iou_sum = np.bincount(p_cls[r[m]], weights=iou[m], minlength=num_classes)
-    p_matched = np.zeros(n_p, bool)
-    p_matched[r[m]] = True
-    g_matched = np.zeros(n_g, bool)
-    g_matched[c[m]] = True
-    fp_seg = ~p_matched & ~(p_on_void[:n_p] > VOID_EXCUSE_FRACTION * p_area)
-    fn_seg = ~g_matched & ~(g_on_void[:n_g] > VOID_EXCUSE_FRACTION * g_area)
-    fp = np.bincount(p_cls[fp_seg], minlength=num_classes)
-    fn = np.bincount(g_cls[fn_seg], minlength=num_classes)
-
+    # pass 3 and steps 5-6: overlaps, matching, unmatched segments
+    rows, cols, inter = _overlaps(key_pairs, key_space, pred, gt)
+    tp, fp, fn, iou_sum = _match(pred, gt, rows, cols, inter, num_classes)
     per_class = {
-        int(scored_ids[k]): ClassStats.from_counts(int(tp[k]), int(fp[k]), int(fn[k]), float(iou_sum[k]))
+        int(tables.scored_ids[k]): ClassStats.from_counts(int(tp[k]), int(fp[k]), int(fn[k]), float(iou_sum[k]))
         for k in np.flatnonzero(keep).tolist()
     }
     return per_class, dropped
@@ -529,7 +620,7 @@ def scene_pq(
     *,
     void_pred: Iterable[int] = (),
     min_class_fraction: float = MIN_CLASS_FRACTION,
-    small_class_rule: Literal["either", "both"] = "either",
+    small_class_rule: Literal["reference", "absent_counts_as_small", "small_in_both"] = "reference",
     void_gt_mode: Literal["drop", "keep"] = "drop",
     merge_things: bool = False,
 ) -> PanopticResult:
@@ -554,7 +645,10 @@ def scene_pq(
             outside ``things | stuff`` are void predictions too.
         min_class_fraction: classes with fewer than this fraction of the evaluated pixels become
             void (0 disables the rule; classes absent from both are always dropped).
-        small_class_rule: ``"either"`` (reference: small in pred OR in GT) or ``"both"``.
+        small_class_rule: ``"reference"`` (default: drop a class absent from both sides or present on
+            a side under the threshold; see :func:`kept_classes`), or the non-reference variants
+            ``"absent_counts_as_small"`` (a class missing on a side is dropped, not penalised) and
+            ``"small_in_both"``.
         void_gt_mode: ``"drop"`` removes void_gt pixels (reference); ``"keep"`` keeps them as void GT.
         merge_things: score all thing classes as one class (keyed by the smallest thing id), as the
             clustering sweep does: a thing segment is then ``(thing, id)`` whatever its semantic
@@ -598,7 +692,7 @@ def frame_pq(
     *,
     void_pred: Iterable[int] = (),
     min_class_fraction: float = MIN_CLASS_FRACTION,
-    small_class_rule: Literal["either", "both"] = "either",
+    small_class_rule: Literal["reference", "absent_counts_as_small", "small_in_both"] = "reference",
     void_gt_mode: Literal["drop", "keep"] = "drop",
     merge_things: bool = False,
 ) -> PanopticResult:
