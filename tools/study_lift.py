@@ -241,8 +241,9 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
 
 
 def thing_scored(scene: Scene, scores: dict) -> bool:
-    """Whether PQ^scene scored any thing class. The small-class rule drops a class with < 0.5% of the predicted
-    pixels: a prediction without any thing pixel is then scored on stuff alone (and can reach PQ 1)."""
+    """Whether PQ^scene scored any thing class. The small-class rule drops a class present in the prediction with
+    < 0.5% of the pixels: such a prediction is then scored on stuff alone (and can reach PQ 1); a prediction
+    without any thing pixel keeps the class and its objects are false negatives."""
     return any(str(c) in scores.get("per_class", {}) for c in scene.thing_ids)
 
 
