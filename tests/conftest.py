@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,20 +10,6 @@ import numpy as np
 import pytest
 
 from lift3d.data.images import write_id_map, write_rgb
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-@contextmanager
-def tools_module(name: str):
-    """Import ``tools/<name>.py`` (the tools import each other by bare name, so ``tools/`` joins sys.path while
-    the module is in use)."""
-    sys.path.insert(0, str(TOOLS))
-    try:
-        yield importlib.import_module(name)
-    finally:
-        sys.path.remove(str(TOOLS))
-
 
 @pytest.fixture(scope="session")
 def tiny_scene_dir(tmp_path_factory) -> Path:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tools_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    with tools_module("bench_generate") as module:
-        yield module
+    import tools.bench_generate as module
+
+    return module
 
 
 def test_marginal_seconds_per_view_come_from_the_calls_after_the_first(bench):

@@ -8,17 +8,17 @@ import math
 
 import numpy as np
 import pytest
-from conftest import tools_module
 
 
 @pytest.fixture(scope="module")
 def study():
-    with tools_module("study") as module:
-        yield module
+    import tools.study as module
+
+    return module
 
 
 def test_num_slots_bounds_objects_and_segments_with_margin(study):
-    from study_lift import num_slots_for
+    from tools.study_lift import num_slots_for
 
     assert num_slots_for(25, 14, 0.1) == 28  # ceil(1.1 * 25) = ceil(27.5)
     assert num_slots_for(10, 16, 0.1) == 18  # more segments in one image than objects: ceil(17.6)
@@ -55,7 +55,7 @@ def test_fit_config_scales_grid_and_encodings_with_scene_extent(study):
 
 
 def test_method_config_changes_only_the_instance_objective(study):
-    from study_lift import method_config
+    from tools.study_lift import method_config
 
     base = study.fit_config_for(study.STUDY_CONFIGS["cpu-small"], 25, 80)
     la = method_config(base, "linear-assignment", num_slots=28)
@@ -70,14 +70,14 @@ def test_method_config_changes_only_the_instance_objective(study):
 
 
 def test_robust_rate_ignores_warmup_and_bursts(study):
-    from study_lift import robust_rate
+    from tools.study_lift import robust_rate
 
     r = robust_rate([1.0, 0.1, 0.1, 0.1, 0.5], warmup=1)  # 4 steps in 0.8 s; median step 0.1 s
     assert r["mean"] == pytest.approx(5.0) and r["median"] == pytest.approx(10.0)
 
 
 def test_claims_are_read_from_the_numbers(study):
-    from study_report import check_claims
+    from tools.study_report import check_claims
 
     def entry(pq):
         return {"pq_scene": pq}
@@ -150,7 +150,7 @@ def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
 
 
 def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
-    from study_lift import fit_shared_fields
+    from tools.study_lift import fit_shared_fields
 
     from lift3d.data.scene import load_scene
 
@@ -180,7 +180,7 @@ def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
 
 
 def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_path):
-    import study_ablate
+    import tools.study_ablate as study_ablate
 
     work, out = tmp_path / "work", tmp_path / "out"
     study.main(["--config", "cpu-tiny", "--objects", "3", "--methods", "slow-fast", "--out", str(out), "--work",

@@ -22,8 +22,8 @@ cost per view; the 100-view figures of the kubric rows are extrapolated from tho
 ``measured + marginal_per_view * (views - K)``; segmenter and writing: in proportion to the views; layout: as is),
 and labelled as extrapolated everywhere they appear.
 
-    .venv/bin/python tools/bench_generate.py                                   # fast 100 views + kubric 8 views
-    .venv/bin/python tools/bench_generate.py --backends fast --objects 25 --views 20 --resolution 128 --out /tmp/b
+    .venv/bin/python -m tools.bench_generate                                   # fast 100 views + kubric 8 views
+    .venv/bin/python -m tools.bench_generate --backends fast --objects 25 --views 20 --resolution 128 --out /tmp/b
 
 Writes ``OUT/generate-benchmark.json`` (every figure, the command, the machine and its load average before and after
 each run) and ``OUT/generate-benchmark.md`` (the tables; ``--rebuild-md`` rewrites it from the JSON). Wall times on a shared machine are inflated by other
@@ -200,7 +200,7 @@ def run_one(spec: Dict, log_dir: Path) -> Dict:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     with open(log_file, "w") as log:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec),
+        proc = subprocess.Popen([sys.executable, "-m", "tools.bench_generate", "--child", json.dumps(spec),
                                  "--child-out", str(result_file)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -357,7 +357,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         return data
 
     argv_list = sys.argv[1:] if argv is None else list(argv)
-    command = ".venv/bin/python tools/bench_generate.py" + ("" if not argv_list else " " + shlex.join(argv_list))
+    command = ".venv/bin/python -m tools.bench_generate" + ("" if not argv_list else " " + shlex.join(argv_list))
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="lift3d_bench_")) if args.work is None else args.work
     work.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ instance-phase throughput of every (method, N) round-robin in one go, optionally
 scene (paper Fig. 5), and write ``results.json``, ``results.md``, ``pq_vs_objects.png`` and
 ``throughput_vs_objects.png`` into ``--out``.
 
-    python tools/study.py --config cpu-small --out docs/results/cpu-small
-    python tools/study.py --config cpu-tiny --out /tmp/study --embedding-sweep
-    python tools/study.py --config paper --out docs/results/paper --device cuda      # paper-size scenes, GPU
+    python -m tools.study --config cpu-small --out docs/results/cpu-small
+    python -m tools.study --config cpu-tiny --out /tmp/study --embedding-sweep
+    python -m tools.study --config paper --out docs/results/paper --device cuda      # paper-size scenes, GPU
 
 Scenes and runs go to ``--work`` (default ``outputs/study/<config>``); a re-run with the same ``--work`` resumes:
 finished scenes, base fits and (method, N) entries of ``OUT/results.json`` are kept (``--fresh`` ignores them).
@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from study_baselines import BASELINES, score_baselines  # noqa: E402
-from study_lift import (METHOD_PRESETS, fit_and_score_method, fit_shared_fields, interleaved_throughput,  # noqa: E402
+from tools.study_baselines import BASELINES, score_baselines
+from tools.study_lift import (METHOD_PRESETS, fit_and_score_method, fit_shared_fields, interleaved_throughput,
                         method_config, method_trainer, num_slots_for, write_json_atomic)
 
 __all__ = ["StudyConfig", "STUDY_CONFIGS", "run_study", "main"]
@@ -432,7 +431,7 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
     res.data["invocations"].append({"command": command, "started": header["started"], "finished": res.data["finished"],
                                     "wall_seconds": round(time.perf_counter() - t_start, 1)})
     res.save()
-    from study_report import write_report
+    from tools.study_report import write_report
 
     write_report(res.data, out)
     log(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pq_vs_objects.png'}, "
@@ -493,7 +492,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         cfg = dataclasses.replace(cfg, device=args.device)
     cfg = _apply_study_overrides(cfg, args.set)
     work = args.work or Path("outputs/study") / args.config
-    command = "python tools/study.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python -m tools.study " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

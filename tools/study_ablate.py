@@ -3,7 +3,7 @@ overrides; its shared fields are reused from the study when the overrides leave 
 clustering settings) and fitted again otherwise; then one lifted method is trained and scored exactly as in the
 study (decoding from training views, PQ^scene / per-frame PQ / mIoU on the test views).
 
-    python tools/study_ablate.py --config cpu-small --work outputs/study/cpu-small-v2 --objects 100 \\
+    python -m tools.study_ablate --config cpu-small --work outputs/study/cpu-small-v2 --objects 100 \\
         --variant "study" \\
         --variant "frequency semantic head=model.semantic.encoding=frequency" \\
         --variant "argmax sweep=cluster.sweep_tolerance=0" \\
@@ -24,15 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
+import torch
 
-from study import STUDY_CONFIGS, fit_config_for, instance_steps_for  # noqa: E402
-from study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
-    stored_shared_fit_key, write_json_atomic  # noqa: E402
+from tools.study import STUDY_CONFIGS, fit_config_for, instance_steps_for
+from tools.study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
+    stored_shared_fit_key, write_json_atomic
 
-from lift3d.configs import apply_overrides  # noqa: E402
+from lift3d.configs import apply_overrides
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -61,7 +60,7 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     scene_dir = work / "scenes" / f"N{n:03d}"
     study_shared = work / "runs" / f"N{n:03d}" / "shared"
     if not (study_shared / "fit.json").exists():
-        raise FileNotFoundError(f"{study_shared}: no finished shared fit; run tools/study.py --config {config} "
+        raise FileNotFoundError(f"{study_shared}: no finished shared fit; run python -m tools.study --config {config} "
                                 f"--work {work} --objects {n} first")
     scene = load_scene(scene_dir)
     results_path = out / "ablation.json"
@@ -72,7 +71,7 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     study_fit = fit_config_for(cfg, n, len(scene.train_indices))
     study_key = shared_fit_key(_shared(study_fit))
     if stored_shared_fit_key(study_shared / "config.json")[1] != study_key:
-        raise ValueError(f"{study_shared}: fitted with another configuration than tools/study.py --config {config} "
+        raise ValueError(f"{study_shared}: fitted with another configuration than python -m tools.study --config {config} "
                          "gives now; run the study again first")
     # K slots matter for linear assignment only; counting segments reads every training frame
     num_slots = num_slots_for(n, _max_segments(scene), cfg.slot_margin) if method == "linear-assignment" else 0

@@ -6,7 +6,7 @@ instance objective: evaluate the instance head at the samples whose weight excee
 field. (a) does not depend on the method; (b) is what paper Table 6 compares. Both are timed separately, round-robin over the scenes, on the shared fields of a finished
 study (``WORK/runs/N<NNN>/shared``):
 
-    python tools/study_profile.py --config cpu-small --work outputs/study/cpu-small-v2 --objects 25 100 500 \
+    python -m tools.study_profile --config cpu-small --work outputs/study/cpu-small-v2 --objects 25 100 500 \
         --out docs/results/cpu-small/profile.json
 """
 
@@ -18,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from study import STUDY_CONFIGS, fit_config_for  # noqa: E402
-from study_lift import method_config, method_trainer, num_slots_for  # noqa: E402
+from tools.study import STUDY_CONFIGS, fit_config_for
+from tools.study_lift import method_config, method_trainer, num_slots_for
 
 
 def split_step(trainer) -> tuple[float, float, int, int]:

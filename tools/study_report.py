@@ -1,7 +1,7 @@
 """Report of a study (tools/study.py): Markdown tables, the paper's claims checked against the numbers, PNG plots.
 
 Input is the ``results.json`` dict; everything here is a pure function of it, so a report can be rebuilt without
-re-running anything: ``python tools/study_report.py docs/results/cpu-small``.
+re-running anything: ``python -m tools.study_report docs/results/cpu-small``.
 """
 
 from __future__ import annotations
