@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from lift3d.generate.assets import (SHAPE_FAMILIES, AssetSpec, build_mesh, sample_asset, sample_shape_params,
-                                    vertex_normals)
+from lift3d.generate.assets import build_mesh, sample_asset
+from lift3d.generate.mesh import AssetSpec, vertex_normals
+from lift3d.generate.procedural import SHAPE_FAMILIES, sample_shape_params
 from lift3d.generate.textures import TEXTURE_KINDS, TextureSpec, environment_albedo, evaluate_texture, value_noise
 
 

@@ -1,5 +1,6 @@
 """A simulated 2D instance segmenter: turns tracked ground-truth instance maps into per-view, inconsistently
-labelled, imperfect masks like those of Detic on Messy Rooms (paper 004, sections 4-5).
+labelled, imperfect masks like those of Detic on Messy Rooms (Contrastive Lift (Bhalgat et al., NeurIPS 2023),
+Sec. 4-5).
 
 Noise model, applied to one view in this order (all draws from the ``rng`` passed in, in a fixed order, so a
 seeded generator gives reproducible masks):
