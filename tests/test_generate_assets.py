@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from lift3d.generate.assets import (SHAPE_FAMILIES, AssetSpec, build_mesh, sample_asset, sample_shape_params,
-                                    vertex_normals)
+from lift3d.generate.assets import build_mesh, sample_asset
+from lift3d.generate.mesh import AssetSpec, hull_centroid, vertex_normals
+from lift3d.generate.procedural import SHAPE_FAMILIES, sample_shape_params
 from lift3d.generate.textures import TEXTURE_KINDS, TextureSpec, environment_albedo, evaluate_texture, value_noise
 
 
@@ -63,6 +64,19 @@ def test_value_noise_is_deterministic_bounded_and_interpolates_lattice_values():
     mid = value_noise(np.array([[2.5, 3.0, 4.0]]), 1)
     assert mid == pytest.approx((a + b) / 2)
 
+
+def test_hull_centroid_of_a_cube_and_a_tetrahedron():
+    # unit cube [0, 1]^3 plus an inner point (not a hull vertex): centroid (0.5, 0.5, 0.5), volume 1
+    cube = np.array([[x, y, z] for x in (0.0, 1.0) for y in (0.0, 1.0) for z in (0.0, 1.0)] + [[0.2, 0.3, 0.4]])
+    centre, volume, idx = hull_centroid(cube)
+    np.testing.assert_allclose(centre, [0.5, 0.5, 0.5], atol=1e-12)
+    assert volume == pytest.approx(1.0)
+    assert sorted(idx.tolist()) == list(range(8))
+    # the tetrahedron (0, e_x, 2 e_y, 3 e_z): volume 1 * 2 * 3 / 6 = 1, centroid = mean of its corners (1/4, 1/2, 3/4)
+    tet = np.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3]])
+    centre, volume, _ = hull_centroid(tet)
+    np.testing.assert_allclose(centre, [0.25, 0.5, 0.75], atol=1e-12)
+    assert volume == pytest.approx(1.0)
 
 @pytest.mark.parametrize("kind", TEXTURE_KINDS)
 def test_textures_use_their_colours(kind):

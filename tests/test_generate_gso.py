@@ -11,11 +11,12 @@ import open3d as o3d
 import pytest
 from PIL import Image
 
-from lift3d.generate.assets import AssetSpec, build_mesh, sample_asset
+from lift3d.generate.assets import build_mesh, sample_asset
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.fast_backend import render_views
 from lift3d.generate.gso import (GSOError, discover_objects, interpolate_uv, read_obj, sample_texture_image)
 from lift3d.generate.layout import SceneLayout, make_layout
+from lift3d.generate.mesh import AssetSpec
 from lift3d.generate.textures import srgb_to_linear
 
 # quadrants of the 4x4 texture (2x2 texels each), as seen in the image: top-left, top-right, bottom-left, bottom-right

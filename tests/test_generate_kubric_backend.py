@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from lift3d.generate.assets import Mesh, vertex_normals
+from lift3d.generate.mesh import Mesh, vertex_normals
 from lift3d.generate.kubric_backend import (bake_quad_texture, camera_focal_mm, hull_urdf, matrix_to_wxyz,
                                             missing_dependencies, room_quads, subdivide, subdivision_level)
 from lift3d.generate.textures import FLOOR, environment_albedo

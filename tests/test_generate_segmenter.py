@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lift3d.generate.segmenter import SEGMENTER_PRESETS, SegmenterNoise, preset, simulate_segmenter
+from lift3d.generate.segmenter import (SEGMENTER_PRESETS, SegmenterNoise, WorkingSegments, merge_touching, preset,
+                                      segment_confidence, simulate_segmenter, split_segments)
 
 
 def discs(rng: np.random.Generator, size: int = 96, grid: int = 3, radius: float = 6.0) -> np.ndarray:
@@ -155,3 +156,43 @@ def test_presets_are_ordered_by_noise():
         assert getattr(clean, field) == 0 < getattr(detic, field) < getattr(heavy, field)
     with pytest.raises(ValueError, match="Unknown segmenter noise preset"):
         preset("noisy")
+
+
+def test_merge_touching_joins_pairs_under_the_smaller_id():
+    label = np.zeros((6, 10), np.int64)
+    label[1:4, 1:3], label[1:4, 3:5], label[1:4, 7:9] = 4, 2, 9  # 4 and 2 touch, 9 stands alone
+    seg = WorkingSegments(label.copy(), 10)
+    merge_touching(seg, np.random.default_rng(0), SegmenterNoise(merge_prob=1.0))
+    expected = label.copy()
+    expected[expected == 4] = 2
+    np.testing.assert_array_equal(seg.label, expected)
+    assert seg.noisy == {2} and seg.next_id == 10
+
+
+def test_split_segments_cuts_through_the_centroid_into_a_new_id():
+    label = np.zeros((8, 8), np.int64)
+    label[2:6, 2:6] = 3
+    seg = WorkingSegments(label.copy(), 4)
+    split_segments(seg, np.random.default_rng(1), SegmenterNoise(split_prob=1.0))
+    assert seg.next_id == 5 and seg.noisy == {3, 4}
+    assert set(np.unique(seg.label).tolist()) == {0, 3, 4}
+    assert ((seg.label > 0) == (label > 0)).all()  # the two halves cover the square exactly
+    replay = np.random.default_rng(1)
+    replay.random()  # the draw that decided to split
+    t = replay.uniform(0.0, np.pi)  # the cut's angle
+    ys, xs = np.nonzero(label == 3)  # pixel indices; the centroid is (2 + 5) / 2 = 3.5 on both axes
+    new_side = (xs - 3.5) * np.cos(t) + (ys - 3.5) * np.sin(t) > 0
+    np.testing.assert_array_equal(seg.label[ys, xs], np.where(new_side, 4, 3))
+    assert 0 < new_side.sum() < 16
+
+
+def test_segment_confidence_follows_the_boundary_formula():
+    # one row: two background pixels, then segment 7 (noisy); the boundary lies between pixels 1 and 2
+    seg = WorkingSegments(np.array([[0, 0, 7, 7]], np.int64), 8, {7})
+    noise = SegmenterNoise(confidence_range=(0.8, 0.8), noisy_confidence_factor=0.5, background_confidence=0.9,
+                           boundary_confidence_drop=0.5, boundary_width_px=1.0)
+    conf = segment_confidence(seg, np.array([7]), np.random.default_rng(0), noise)
+    e = np.exp(-1.0)  # distance 1 from the boundary for the outer pixels, 0 for the two beside it
+    expected = [0.9 * (1 - 0.5 * e), 0.9 * 0.5, 0.4 * 0.5, 0.4 * (1 - 0.5 * e)]
+    assert conf.dtype == np.float32
+    np.testing.assert_allclose(conf[0], expected, rtol=1e-6)

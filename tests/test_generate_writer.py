@@ -1,6 +1,8 @@
 """generate_scene end to end: the written folder follows docs/scene-format.md and its 16-bit PNGs round-trip."""
 
 import json
+import stat
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -57,6 +59,7 @@ def test_transforms_json_has_the_documented_keys(written):
     for obj in layout.objects:
         assert (obj.translation > box_lo).all() and (obj.translation < box_hi).all()
     assert not list(out.parent.glob(".demo.tmp-*"))  # nothing half-written left behind
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]  # no hidden temporary or moved-aside folder either
 
 
 def test_pngs_round_trip_and_match_the_rendered_arrays(written):
@@ -101,6 +104,15 @@ def test_existing_output_is_protected_and_kubric_is_reported(written, tmp_path, 
     with pytest.raises(KubricBackendNotInstalled, match="backend='fast'"):
         generate_scene(tiny(backend="kubric"), tmp_path / "k", progress=False)
     assert not (tmp_path / "k").exists()
+
+
+def test_the_scene_folder_gets_the_permissions_of_a_plain_mkdir(written, tmp_path):
+    """Atomic writing must not leave the scene readable by its owner only (``tempfile.mkdtemp`` makes 0o700)."""
+    _, out = written
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    assert stat.S_IMODE((out / "images").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
 def test_an_existing_empty_folder_is_filled(tmp_path):

@@ -1,10 +1,11 @@
-"""Configuration of the Messy Rooms scene generator (paper 004, section 4 and appendix A).
+"""Configuration of the Messy Rooms scene generator (Contrastive Lift (Bhalgat et al., NeurIPS 2023), Sec. 4 and
+appendix A).
 
 One dataclass, :class:`MessyRoomsConfig`, drives every stage: asset sampling, layout and physics, cameras,
 rendering, the simulated 2D segmenter and the writer. Every field carries a docstring so that ``--help`` of the
 CLI is the documentation.
 
-Scaling rules (paper 004, section 4), with ``N = num_objects``:
+Scaling rules (Contrastive Lift, Sec. 4), with ``N = num_objects``:
 
 * floor area  ``A(N) = N * floor_area_per_object``  (objects never get more densely packed as N grows);
 * camera distance ``d(N) = base_camera_distance * sqrt(N / reference_num_objects)``  (cameras move back as the
@@ -99,7 +100,7 @@ class MessyRoomsConfig:
     """A Messy Rooms scene: ``num_objects`` procedural objects dropped on a floor and seen by ``num_views`` cameras."""
 
     num_objects: Annotated[int, tyro.conf.arg(aliases=("--objects",))] = 10
-    """Number of objects dropped into the room (paper 004 uses 25, 50, 100 and 500)."""
+    """Number of objects dropped into the room (Contrastive Lift uses 25, 50, 100 and 500)."""
     num_views: Annotated[int, tyro.conf.arg(aliases=("--views",))] = 40
     """Number of rendered viewpoints (frames)."""
     resolution: int = 96
@@ -126,7 +127,7 @@ class MessyRoomsConfig:
     test_fraction: float = 0.2
     """Fraction of frames (the last ones) listed as test frames."""
 
-    # --- scaling constants (paper 004, section 4) ---
+    # --- scaling constants (Contrastive Lift, Sec. 4) ---
     floor_area_per_object: float = 0.12
     """Floor area per object (m^2): the floor is a square of area ``num_objects * floor_area_per_object``."""
     object_size_range: Tuple[float, float] = (0.07, 0.25)
@@ -180,7 +181,7 @@ class MessyRoomsConfig:
         if self.hdri_path is not None:
             self.hdri_path = Path(self.hdri_path)
 
-    # Derived quantities (paper 004, section 4) ---------------------------------------------------------------
+    # Derived quantities (Contrastive Lift, Sec. 4) -----------------------------------------------------------
 
     @property
     def lookat_half_side(self) -> float:

@@ -6,13 +6,15 @@ A GSO folder holds one sub-folder per object::
     PATH/<object>/meshes/material.mtl       # ``map_Kd ../materials/textures/texture.png``
     PATH/<object>/materials/textures/texture.png
 
-An object is stored in a layout as an :class:`~lift3d.generate.assets.AssetSpec` of kind ``"gso"`` whose
+An object is stored in a layout as an :class:`~lift3d.generate.mesh.AssetSpec` of kind ``"gso"`` whose
 ``params`` hold the object folder (``path``, absolute) and its name, and whose ``size`` is the largest extent of
 the finished mesh (sampled uniformly in ``object_size_range`` like procedural assets), so ``layout.json`` rebuilds
 the same scene as long as the folder is there. :func:`build_gso_mesh` rescales the OBJ so that its largest extent
 equals ``size`` and moves the origin to the centroid of its convex hull (the physics shape), exactly as the
-procedural :func:`~lift3d.generate.assets.build_mesh` does. The mesh carries per-corner UVs ``[T, 3, 2]`` and the
-texture image (8-bit sRGB); :func:`sample_texture_image` looks colours up for the renderers.
+procedural :func:`~lift3d.generate.procedural.build_procedural_mesh` does (both with
+:func:`~lift3d.generate.mesh.hull_centroid`). The mesh carries per-corner UVs ``[T, 3, 2]`` and the texture image
+(8-bit sRGB); :func:`sample_texture_image` looks colours up for the renderers. This module imports only the leaves
+:mod:`lift3d.generate.mesh` and :mod:`lift3d.generate.textures` (:mod:`lift3d.generate.assets` dispatches to it).
 
 The OBJ reader is a small numpy one (``v``, ``vt``, ``f`` with ``v``, ``v/vt``, ``v/vt/vn`` or ``v//vn`` corners,
 polygons fan-triangulated, negative indices, ``mtllib`` + ``map_Kd``); normals are recomputed from the faces.
@@ -25,6 +27,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from lift3d.generate.mesh import AssetSpec, Mesh, hull_centroid, vertex_normals
+from lift3d.generate.textures import srgb_to_linear
 
 MODEL_FILE = Path("meshes") / "model.obj"
 """Mesh of an object, relative to its folder."""
@@ -70,13 +75,11 @@ def _discover_cached(root: str) -> Tuple[Path, ...]:
     return found
 
 
-def sample_gso_asset(rng: np.random.Generator, size_range: Tuple[float, float], root: str | Path):
+def sample_gso_asset(rng: np.random.Generator, size_range: Tuple[float, float], root: str | Path) -> AssetSpec:
     """Draw one GSO object uniformly from ``root`` and a size (largest extent, m) uniform in ``size_range``.
 
     Draws from ``rng`` in a fixed order (object index, then size), so the same seed gives the same objects.
     """
-    from lift3d.generate.assets import AssetSpec
-
     objects = discover_objects(root)
     folder = objects[int(rng.integers(len(objects)))]
     size = float(rng.uniform(*size_range))
@@ -181,15 +184,13 @@ def read_texture(path: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def build_gso_mesh(params: Dict, size: float):
+def build_gso_mesh(params: Dict, size: float) -> Mesh:
     """Mesh of a GSO object: largest extent = ``size``, origin = centroid of its convex hull, with UVs + texture."""
     return _build_cached(str(params["path"]), float(size))
 
 
 @lru_cache(maxsize=256)
-def _build_cached(folder: str, size: float):
-    from lift3d.generate.assets import Mesh, _hull_centroid, vertex_normals
-
+def _build_cached(folder: str, size: float) -> Mesh:
     obj = Path(folder) / MODEL_FILE
     if not obj.is_file():
         raise GSOError(f"{obj}: missing; the layout refers to a Google Scanned Objects folder that is not here "
@@ -202,7 +203,7 @@ def _build_cached(folder: str, size: float):
         raise GSOError(f"{obj}: the mesh is degenerate (zero extent).")
     v = v * (size / extent)
     try:
-        centre, volume, hull_idx = _hull_centroid(v)
+        centre, volume, hull_idx = hull_centroid(v)
     except Exception as err:  # scipy QhullError: flat or too few points
         raise GSOError(f"{obj}: the mesh has no 3D convex hull ({err}).") from err
     v = v - centre
@@ -233,8 +234,6 @@ def sample_texture_image(image: Optional[np.ndarray], uv: np.ndarray) -> np.ndar
     ``u = (col + 0.5) / W``, ``v = 1 - (row + 0.5) / H``. Texels are sRGB; the result is ``srgb ** 2.2`` (as the
     procedural textures). ``image`` None gives the uniform ``UNTEXTURED_ALBEDO``.
     """
-    from lift3d.generate.textures import srgb_to_linear
-
     if image is None:
         return np.full((len(uv), 3), srgb_to_linear(UNTEXTURED_ALBEDO))
     H, W = image.shape[:2]

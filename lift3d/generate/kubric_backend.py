@@ -41,7 +41,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from lift3d.generate.assets import Mesh
+from lift3d.generate.mesh import Mesh
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture)

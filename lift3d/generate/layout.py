@@ -20,7 +20,8 @@ import numpy as np
 
 from lift3d.generate.textures import CEILING, FLOOR, WALL
 
-from lift3d.generate.assets import AssetSpec, Mesh, build_mesh, sample_asset
+from lift3d.generate.assets import build_mesh, sample_asset
+from lift3d.generate.mesh import AssetSpec, Mesh
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 
 ProgressFn = Callable[[int, int], None]

@@ -1,5 +1,6 @@
 """A simulated 2D instance segmenter: turns tracked ground-truth instance maps into per-view, inconsistently
-labelled, imperfect masks like those of Detic on Messy Rooms (paper 004, sections 4-5).
+labelled, imperfect masks like those of Detic on Messy Rooms (Contrastive Lift (Bhalgat et al., NeurIPS 2023),
+Sec. 4-5).
 
 Noise model, applied to one view in this order (all draws from the ``rng`` passed in, in a fixed order, so a
 seeded generator gives reproducible masks):
@@ -24,8 +25,8 @@ seeded generator gives reproducible masks):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Dict, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Dict, Set, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -109,127 +110,220 @@ def _boundary_distance(label: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(~edge)
 
 
+@dataclass
+class WorkingSegments:
+    """One view's segments while the noise steps of :func:`simulate_segmenter` change them (in place)."""
+
+    label: np.ndarray
+    """``[H, W]`` int64 segment id per pixel (0 = no segment); starts as the ground-truth ids."""
+    next_id: int
+    """Smallest id no segment has used yet (new segments from splits and spurious blobs take it)."""
+    noisy: Set[int] = field(default_factory=set)
+    """Ids of segments that were merged, split, jittered or spurious (their score is lowered in step 7)."""
+
+    def new_id(self) -> int:
+        """Take ``next_id`` for a new segment."""
+        self.next_id += 1
+        return self.next_id - 1
+
+
+def drop_masks(gt: np.ndarray, seg: WorkingSegments, rng: np.random.Generator, noise: SegmenterNoise) -> None:
+    """Step 1: miss small, heavily occluded or unlucky ground-truth masks (their pixels become "no segment").
+
+    ``gt``: ``[H, W]`` int64 ground-truth ids. Masks with fewer than ``min_area_fraction * H * W`` pixels are always
+    missed (no draw); every other mask, in increasing id order, draws once: missed if ``U(0, 1) < p`` with
+    ``p = occluded_drop_prob`` when its visible part has several connected pieces, else ``p = drop_prob``.
+    """
+    H, W = gt.shape
+    ids, areas = np.unique(gt[gt > 0], return_counts=True)
+    for i, area in zip(ids, areas):
+        mask = gt == i
+        if area < noise.min_area_fraction * H * W:
+            seg.label[mask] = 0
+            continue
+        fragmented = noise.occluded_drop_prob > 0 and ndimage.label(mask)[1] > 1
+        p = noise.occluded_drop_prob if fragmented else noise.drop_prob
+        if rng.random() < p:
+            seg.label[mask] = 0
+
+
+def merge_touching(seg: WorkingSegments, rng: np.random.Generator, noise: SegmenterNoise) -> None:
+    """Step 2: join touching segments (4-neighbours) with probability ``merge_prob`` per pair.
+
+    Pairs are visited in sorted order (one draw each); merged groups are tracked with union-find and take the
+    smallest id of the group, which is marked noisy. No draws when ``merge_prob == 0``.
+    """
+    if not noise.merge_prob > 0:
+        return
+    parent: Dict[int, int] = {}
+
+    def root(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in _touching_pairs(seg.label):
+        if rng.random() < noise.merge_prob:
+            ra, rb = root(int(a)), root(int(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+                seg.noisy.add(min(ra, rb))
+    if parent:
+        lut = np.arange(seg.next_id)
+        for x in list(parent):
+            lut[x] = root(x)
+        seg.label = lut[seg.label]
+
+
+def split_segments(seg: WorkingSegments, rng: np.random.Generator, noise: SegmenterNoise) -> None:
+    """Step 3: cut segments in two along a random line through their centroid, with probability ``split_prob``.
+
+    For each segment in increasing id order: one draw decides; a cut segment then draws the line's angle
+    ``t ~ U(0, pi)``, and its pixels with ``(x - x_mean) cos t + (y - y_mean) sin t > 0`` get a new id (both halves
+    noisy). No draws when ``split_prob == 0``.
+    """
+    if not noise.split_prob > 0:
+        return
+    label = seg.label
+    for i in np.unique(label[label > 0]):
+        if rng.random() >= noise.split_prob:
+            continue
+        ys, xs = np.nonzero(label == i)
+        angle = rng.uniform(0.0, np.pi)
+        side = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle) > 0
+        if side.any() and (~side).any():
+            new = seg.new_id()
+            label[ys[side], xs[side]] = new
+            seg.noisy.update((int(i), new))
+
+
+def jitter_boundaries(seg: WorkingSegments, rng: np.random.Generator, noise: SegmenterNoise) -> None:
+    """Step 4: erode or dilate segment boundaries, with probability ``jitter_prob`` per segment.
+
+    For each segment in increasing id order: one draw decides; a jittered segment then draws a radius in
+    ``1..jitter_max_px`` pixels and a coin (grow or shrink). Growing claims only "no segment" pixels; shrinking
+    gives the eroded rim to "no segment" (skipped if nothing would be left). No draws when ``jitter_prob == 0``.
+    """
+    if not noise.jitter_prob > 0:
+        return
+    label = seg.label
+    for i in np.unique(label[label > 0]):
+        if rng.random() >= noise.jitter_prob:
+            continue
+        radius = int(rng.integers(1, noise.jitter_max_px + 1))
+        grow = rng.random() < 0.5
+        mask = label == i
+        if grow:
+            label[ndimage.binary_dilation(mask, iterations=radius) & (label == 0)] = i
+        else:
+            core = ndimage.binary_erosion(mask, iterations=radius)
+            if core.any():
+                label[mask & ~core] = 0
+        seg.noisy.add(int(i))
+
+
+def add_spurious_segments(seg: WorkingSegments, rng: np.random.Generator, noise: SegmenterNoise) -> None:
+    """Step 5: ``Poisson(spurious_per_view)`` random ellipses on "no segment" pixels, each a new noisy segment.
+
+    Per ellipse the draws are: centre ``(cy, cx)`` uniform in the image, semi-axes ``(ra, rb)`` uniform in
+    ``spurious_radius_fraction * min(H, W)``, angle ``t ~ U(0, pi)``. Pixel centre ``(x, y)`` is inside when
+    ``(u / ra)^2 + (v / rb)^2 <= 1`` with ``u = (x - cx) cos t + (y - cy) sin t``,
+    ``v = -(x - cx) sin t + (y - cy) cos t``. No draws when ``spurious_per_view == 0``.
+    """
+    if not noise.spurious_per_view > 0:
+        return
+    label = seg.label
+    H, W = label.shape
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    for _ in range(int(rng.poisson(noise.spurious_per_view))):
+        cy, cx = rng.uniform(0, H), rng.uniform(0, W)
+        ra, rb = rng.uniform(*noise.spurious_radius_fraction, size=2) * min(H, W)
+        t = rng.uniform(0, np.pi)
+        u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+        v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+        blob = ((u / ra) ** 2 + (v / rb) ** 2 <= 1.0) & (label == 0)
+        if blob.any():
+            new = seg.new_id()
+            label[blob] = new
+            seg.noisy.add(new)
+
+
+def relabel(seg: WorkingSegments, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Step 6: give the segments distinct random ids in ``1..65535`` (ids are arbitrary per view).
+
+    One draw: ``rng.choice(65535, size=S, replace=False) + 1`` for the ``S`` segments in increasing id order.
+    Returns the instance map ``[H, W]`` uint16 and the working ids of the segments ``[S]`` (sorted). Raises
+    ``ValueError`` when more than 65535 segments would not fit a uint16 map.
+    """
+    label = seg.label
+    seg_ids = np.unique(label[label > 0])
+    if len(seg_ids) > MAX_ID:
+        raise ValueError(f"{len(seg_ids)} segments in one view; at most {MAX_ID} fit a uint16 instance map.")
+    new_ids = rng.choice(MAX_ID, size=len(seg_ids), replace=False) + 1
+    lut = np.zeros(seg.next_id, dtype=np.int64)
+    lut[seg_ids] = new_ids
+    return lut[label].astype(np.uint16), seg_ids
+
+
+def majority_semantic(label: np.ndarray, seg_ids: np.ndarray, gt_semantic: np.ndarray) -> np.ndarray:
+    """Class of each segment: the most frequent non-zero ground-truth class under it (``OBJECT_CLASS`` if none).
+
+    ``label``: ``[H, W]`` working segment ids; ``seg_ids``: ``[S]`` ids to label; ``gt_semantic``: ``[H, W]``.
+    Returns ``[H, W]`` uint8 (0 where there is no segment). Draws nothing.
+    """
+    gt_sem = np.asarray(gt_semantic).astype(np.int64)
+    semantic = np.zeros(label.shape, np.uint8)
+    for i in seg_ids:
+        mask = label == i
+        classes = gt_sem[mask]
+        classes = classes[classes > 0]
+        semantic[mask] = np.bincount(classes).argmax() if len(classes) else OBJECT_CLASS
+    return semantic
+
+
+def segment_confidence(seg: WorkingSegments, seg_ids: np.ndarray, rng: np.random.Generator,
+                       noise: SegmenterNoise) -> np.ndarray:
+    """Step 7: per-pixel confidence ``[H, W]`` float32 in ``[0, 1]``.
+
+    Each segment ``s`` gets a score ``c_s ~ U(confidence_range)`` (one draw of ``S`` values, segments in increasing
+    id order), times ``noisy_confidence_factor`` if it is noisy; "no segment" pixels get ``background_confidence``.
+    With ``d`` the distance (pixels) to the nearest segment boundary, a pixel of segment ``s`` gets
+
+        ``conf = clip(c_s * (1 - boundary_confidence_drop * exp(-d / boundary_width_px)), 0, 1)``.
+    """
+    lo, hi = noise.confidence_range
+    score = np.full(seg.next_id, noise.background_confidence)
+    if len(seg_ids):
+        score[seg_ids] = rng.uniform(lo, hi, size=len(seg_ids))
+        noisy_present = sorted(seg.noisy & set(seg_ids.tolist()))
+        score[noisy_present] *= noise.noisy_confidence_factor
+    confidence = score[seg.label]
+    if noise.boundary_confidence_drop > 0:
+        dist = _boundary_distance(seg.label)
+        confidence = confidence * (1.0 - noise.boundary_confidence_drop * np.exp(-dist / noise.boundary_width_px))
+    return np.clip(confidence, 0.0, 1.0).astype(np.float32)
+
+
 def simulate_segmenter(gt_instance: np.ndarray, gt_semantic: np.ndarray, rng: np.random.Generator,
                        noise: SegmenterNoise) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulate a 2D segmenter on one view (see the module docstring for the noise model).
 
     ``gt_instance``: ``[H, W]`` int ground-truth ids (0 = background); ``gt_semantic``: ``[H, W]`` class ids.
     Returns ``instance`` ``[H, W]`` uint16 (0 = no segment, other ids arbitrary), ``semantic`` ``[H, W]`` uint8 and
-    ``confidence`` ``[H, W]`` float32 in ``[0, 1]``.
+    ``confidence`` ``[H, W]`` float32 in ``[0, 1]``. The steps run in the module docstring's order and draw from
+    ``rng`` in that order, so a seeded generator gives reproducible masks.
     """
     gt = np.asarray(gt_instance).astype(np.int64)
-    H, W = gt.shape
-    label = gt.copy()
-    noisy = set()
-    next_id = int(gt.max()) + 1
-
-    # 1. drop small, occluded or unlucky masks
-    ids, areas = np.unique(gt[gt > 0], return_counts=True)
-    for i, area in zip(ids, areas):
-        mask = gt == i
-        if area < noise.min_area_fraction * H * W:
-            label[mask] = 0
-            continue
-        fragmented = noise.occluded_drop_prob > 0 and ndimage.label(mask)[1] > 1
-        p = noise.occluded_drop_prob if fragmented else noise.drop_prob
-        if rng.random() < p:
-            label[mask] = 0
-
-    # 2. merge touching pairs (union-find over the ids)
-    if noise.merge_prob > 0:
-        parent = {}
-
-        def root(x: int) -> int:
-            while parent.get(x, x) != x:
-                x = parent[x]
-            return x
-
-        for a, b in _touching_pairs(label):
-            if rng.random() < noise.merge_prob:
-                ra, rb = root(int(a)), root(int(b))
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-                    noisy.add(min(ra, rb))
-        if parent:
-            lut = np.arange(next_id)
-            for x in list(parent):
-                lut[x] = root(x)
-            label = lut[label]
-
-    # 3. split along a random line through the centroid
-    if noise.split_prob > 0:
-        for i in np.unique(label[label > 0]):
-            if rng.random() >= noise.split_prob:
-                continue
-            ys, xs = np.nonzero(label == i)
-            angle = rng.uniform(0.0, np.pi)
-            side = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle) > 0
-            if side.any() and (~side).any():
-                label[ys[side], xs[side]] = next_id
-                noisy.update((int(i), next_id))
-                next_id += 1
-
-    # 4. boundary jitter (erode into / dilate into "no segment")
-    if noise.jitter_prob > 0:
-        for i in np.unique(label[label > 0]):
-            if rng.random() >= noise.jitter_prob:
-                continue
-            radius = int(rng.integers(1, noise.jitter_max_px + 1))
-            grow = rng.random() < 0.5
-            mask = label == i
-            if grow:
-                label[ndimage.binary_dilation(mask, iterations=radius) & (label == 0)] = i
-            else:
-                core = ndimage.binary_erosion(mask, iterations=radius)
-                if core.any():
-                    label[mask & ~core] = 0
-            noisy.add(int(i))
-
-    # 5. spurious segments on "no segment" pixels
-    if noise.spurious_per_view > 0:
-        yy, xx = np.mgrid[0:H, 0:W] + 0.5
-        for _ in range(int(rng.poisson(noise.spurious_per_view))):
-            cy, cx = rng.uniform(0, H), rng.uniform(0, W)
-            ra, rb = rng.uniform(*noise.spurious_radius_fraction, size=2) * min(H, W)
-            t = rng.uniform(0, np.pi)
-            u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
-            v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
-            blob = ((u / ra) ** 2 + (v / rb) ** 2 <= 1.0) & (label == 0)
-            if blob.any():
-                label[blob] = next_id
-                noisy.add(next_id)
-                next_id += 1
-
-    # 6. relabel into arbitrary distinct ids 1..65535
-    seg_ids = np.unique(label[label > 0])
-    if len(seg_ids) > MAX_ID:
-        raise ValueError(f"{len(seg_ids)} segments in one view; at most {MAX_ID} fit a uint16 instance map.")
-    new_ids = rng.choice(MAX_ID, size=len(seg_ids), replace=False) + 1
-    lut = np.zeros(next_id, dtype=np.int64)
-    lut[seg_ids] = new_ids
-    instance = lut[label].astype(np.uint16)
-
-    # semantic class of each segment: majority ground-truth class among its pixels (object class if none)
-    gt_sem = np.asarray(gt_semantic).astype(np.int64)
-    semantic = np.zeros((H, W), np.uint8)
-    for i in seg_ids:
-        mask = label == i
-        classes = gt_sem[mask]
-        classes = classes[classes > 0]
-        semantic[mask] = np.bincount(classes).argmax() if len(classes) else OBJECT_CLASS
-
-    # 7. confidence
-    lo, hi = noise.confidence_range
-    score = np.full(next_id, noise.background_confidence)
-    if len(seg_ids):
-        score[seg_ids] = rng.uniform(lo, hi, size=len(seg_ids))
-        noisy_present = sorted(noisy & set(seg_ids.tolist()))
-        score[noisy_present] *= noise.noisy_confidence_factor
-    confidence = score[label]
-    if noise.boundary_confidence_drop > 0:
-        dist = _boundary_distance(label)
-        confidence = confidence * (1.0 - noise.boundary_confidence_drop * np.exp(-dist / noise.boundary_width_px))
-    return instance, semantic, np.clip(confidence, 0.0, 1.0).astype(np.float32)
+    seg = WorkingSegments(gt.copy(), int(gt.max()) + 1)
+    drop_masks(gt, seg, rng, noise)
+    merge_touching(seg, rng, noise)
+    split_segments(seg, rng, noise)
+    jitter_boundaries(seg, rng, noise)
+    add_spurious_segments(seg, rng, noise)
+    instance, seg_ids = relabel(seg, rng)
+    semantic = majority_semantic(seg.label, seg_ids, gt_semantic)
+    confidence = segment_confidence(seg, seg_ids, rng, noise)
+    return instance, semantic, confidence
 
 
 def preset(name: str, **overrides) -> SegmenterNoise:

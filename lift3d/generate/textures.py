@@ -187,7 +187,7 @@ def evaluate_texture(spec: TextureSpec, points: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Environment (room) styles: procedural stand-ins for the PolyHaven HDRIs of paper 004
+# Environment (room) styles: procedural stand-ins for the PolyHaven HDRIs of Contrastive Lift's Messy Rooms
 # --------------------------------------------------------------------------------------------------------------
 
 

@@ -12,15 +12,14 @@ Layout of the folder::
     gt/instance/...png              tracked ground-truth instance ids, 16-bit (evaluation only)
     gt/semantic/...png              ground-truth classes, 8-bit (evaluation only)
 
-Everything is written into a hidden temporary sibling folder which is renamed to ``out_dir`` at the end, so a
-crash never leaves a half-written scene under ``out_dir``.
+Everything is written into a hidden temporary sibling folder which is renamed to ``out_dir`` at the end
+(:func:`lift3d.io.atomic.atomic_folder`; with ``overwrite`` an existing scene is moved aside first and deleted once
+the new one is in place), so a crash never leaves a half-written scene under ``out_dir``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -30,6 +29,7 @@ import numpy as np
 from lift3d.generate.config import MessyRoomsConfig, config_to_dict
 from lift3d.generate.layout import SceneLayout
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
+from lift3d.io.atomic import atomic_folder
 
 DEPTH_UNIT = 0.001
 """Metres per depth-PNG unit (millimetres)."""
@@ -119,52 +119,39 @@ def check_output_folder(out_dir: Path, overwrite: bool) -> None:
                               "overwrite=True.")
 
 
+def write_frame(folder: Path, v: int, views: RenderedViews, segments: SegmenterOutputs) -> None:
+    """Write the seven PNGs of view ``v`` (RGB, depth, segmenter instance / semantic / confidence, ground-truth
+    instance / semantic) under ``folder``, named ``frame_{v:05d}.png`` (see the module docstring for the layout)."""
+    name = f"frame_{v:05d}.png"
+    iio.imwrite(folder / "images" / name, views.rgb[v])
+    iio.imwrite(folder / "depth" / name, depth_to_png(views.depth[v]))
+    iio.imwrite(folder / "segments/instance" / name, segments.instance[v].astype(np.uint16))
+    iio.imwrite(folder / "segments/semantic" / name, segments.semantic[v].astype(np.uint8))
+    conf8 = np.round(np.clip(segments.confidence[v], 0.0, 1.0) * 255.0).astype(np.uint8)
+    iio.imwrite(folder / "segments/confidence" / name, conf8)
+    iio.imwrite(folder / "gt/instance" / name, views.instance[v].astype(np.uint16))
+    iio.imwrite(folder / "gt/semantic" / name, views.semantic[v].astype(np.uint8))
+
+
 def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
                 cfg: MessyRoomsConfig, overwrite: bool = False,
                 progress: Optional[Callable[[int, int], None]] = None) -> Path:
     """Write all frames and ``transforms.json`` atomically to ``out_dir`` (see the module docstring).
 
-    ``progress(done_frames, num_frames)`` is called after each frame. Returns ``out_dir``.
+    ``progress(done_frames, num_frames)`` is called after each frame. Returns ``out_dir``. Raises
+    ``FileExistsError`` (:func:`check_output_folder`) before writing anything if ``out_dir`` exists, is not empty
+    and ``overwrite`` is False.
     """
     out_dir = Path(out_dir)
     check_output_folder(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        for sub in SUBDIRS:
-            (tmp / sub).mkdir(parents=True)
+    with atomic_folder(out_dir, overwrite=overwrite, subdirs=SUBDIRS) as tmp:
         V = layout.num_views
         for v in range(V):
-            name = f"frame_{v:05d}.png"
-            iio.imwrite(tmp / "images" / name, views.rgb[v])
-            iio.imwrite(tmp / "depth" / name, depth_to_png(views.depth[v]))
-            iio.imwrite(tmp / "segments/instance" / name, segments.instance[v].astype(np.uint16))
-            iio.imwrite(tmp / "segments/semantic" / name, segments.semantic[v].astype(np.uint8))
-            conf8 = np.round(np.clip(segments.confidence[v], 0.0, 1.0) * 255.0).astype(np.uint8)
-            iio.imwrite(tmp / "segments/confidence" / name, conf8)
-            iio.imwrite(tmp / "gt/instance" / name, views.instance[v].astype(np.uint16))
-            iio.imwrite(tmp / "gt/semantic" / name, views.semantic[v].astype(np.uint8))
+            write_frame(tmp, v, views, segments)
             if progress is not None:
                 progress(v + 1, V)
         (tmp / "transforms.json").write_text(json.dumps(transforms_dict(layout, cfg), indent=2))
         (tmp / "layout.json").write_text(json.dumps(layout.to_dict()))
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        if out_dir.exists():  # overwrite: move the old scene aside first, delete it once the new one is in place
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -80,7 +81,8 @@ def atomic_folder(out_dir: Path, overwrite: bool = False, subdirs: tuple[str, ..
     out_dir = Path(out_dir)
     _check_output_folder(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()  # a plain mkdir honours the umask (tempfile.mkdtemp would leave the finished folder at mode 0o700)
     try:
         for sub in subdirs:
             (tmp / sub).mkdir(parents=True, exist_ok=True)
