@@ -30,7 +30,7 @@ def _no_reader_error(path: Path) -> SceneFormatError:
 def load_scene(path: str | Path, check_files: bool = True, reader: Optional[str] = None) -> Scene:
     """Read and validate the scene at ``path`` (a folder, or a ``transforms.json`` path).
 
-    The first registered reader whose ``can_read(path)`` is True loads it (``reader`` names one to force it):
+    The first registered reader whose ``can_read(path)`` is True loads it (``reader`` names the one to use):
     ``transforms.json`` scenes (see :func:`lift3d.data.readers.transforms_json.load_transforms_json` for the
     checks) and released Messy Rooms folders (:func:`lift3d.data.readers.messy_rooms.load_release`).
     ``check_files`` also opens every referenced file to check it exists and has the frame's size.
@@ -39,7 +39,13 @@ def load_scene(path: str | Path, check_files: bool = True, reader: Optional[str]
         SceneFormatError: naming the file and the frame; for a path no reader recognises, listing the readers.
     """
     path = Path(path)
-    chosen = get_reader(reader) if reader is not None else find_reader(path)
+    if reader is not None:
+        chosen = get_reader(reader)
+        if not chosen.can_read(path):
+            raise SceneFormatError(f"{path}: the scene reader {chosen.name!r} expects {chosen.description}; "
+                                   "point it at such a path, or leave out reader= to detect the layout.")
+    else:
+        chosen = find_reader(path)
     if chosen is None:
         raise _no_reader_error(path)
     return chosen.load(path, check_files=check_files)
