@@ -188,11 +188,12 @@ def check_frame_files(frame: Frame, where: str) -> None:
         except Exception as e:  # unreadable / corrupt
             raise SceneFormatError(f"{where}: {key} {path} cannot be read ({e}).") from None
         if size != (frame.height, frame.width):
-            raise SceneFormatError(
-                f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is {frame.width}x{frame.height} (w x h).")
+            raise SceneFormatError(f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
+                                   f"{frame.width}x{frame.height} (w x h).")
         if kind == "id":
             if channels != 1:
-                raise SceneFormatError(f"{where}: {key} {path.name} must be a single-channel id map, it has {channels} channels.")
+                raise SceneFormatError(f"{where}: {key} {path.name} must be a single-channel id map, it has "
+                                       f"{channels} channels.")
             if dtype is not None and not np.issubdtype(dtype, np.integer):
                 raise SceneFormatError(f"{where}: {key} {path.name} must hold integer ids, it holds {dtype}.")
 
