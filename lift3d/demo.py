@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.data.images import atomic_write_bytes, write_rgb
-from lift3d.data.scene import load_frame, load_scene
+from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import instance_to_rgb, read_renders
 from lift3d.engine.pipeline import evaluate_run, fit_scene, format_metrics_table, score_segments
 

@@ -22,7 +22,7 @@ def tiny_scene_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_scene(tiny_scene_dir):
-    from lift3d.data.scene import load_scene
+    from lift3d.data.loading import load_scene
 
     return load_scene(tiny_scene_dir)
 

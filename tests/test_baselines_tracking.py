@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 from lift3d.baselines import (
-    backproject,
     mask_overlaps,
-    project,
     track_by_depth_warping,
     track_by_iou,
     track_by_point_cloud_fusion,
     warp_instance_map,
 )
 from lift3d.baselines.tracking import _VoxelIdMap
+from lift3d.geometry.cameras import backproject, project
 
 H = W = 20
 # Scene cameras for the 3D tests: fx = fy = 20, cx = cy = 10, a wall (plane) at depth 2 m in front of every

@@ -1,4 +1,4 @@
-"""lift3d.data.messy_rooms: the released Messy Rooms layout round-trips (poses, intrinsics and ids identical),
+"""lift3d.data.{readers,writers}.messy_rooms: the released Messy Rooms layout round-trips (poses, intrinsics and ids identical),
 follows the reference loader's camera, split, depth and confidence conventions, and `load_scene` reads it."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import pytest
 from PIL import Image
 
 from conftest import look_at
-from lift3d.data.messy_rooms import (export_scene_to_release, is_release_folder, load_release, ray_length_per_z,
-                                     read_release_cameras, release_frame_names, write_release)
-from lift3d.data.scene import SceneFormatError, load_frame, load_scene
+from lift3d.data.messy_rooms_format import read_release_cameras
+from lift3d.data.readers.messy_rooms import is_release_folder, load_release, release_frame_names
+from lift3d.data.writers.messy_rooms import export_scene_to_release, write_release
+from lift3d.geometry.cameras import ray_length_per_z
+from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.scene import SceneFormatError
 
 V, H, W = 6, 10, 12
 FX, FY, CX, CY = 9.0, 9.0, 6.0, 5.0

@@ -13,8 +13,9 @@ from scipy.spatial import cKDTree
 
 from conftest import (MINI_H, MINI_INTRINSICS, MINI_W, look_at, make_mini_scene, mini_confidence_u8, mini_depth_mm,
                       mini_instance, mini_semantic)
-from lift3d.data.rays import camera_rays, load_pixel_set, scene_bounds
-from lift3d.data.scene import load_scene
+from lift3d.data.loading import load_scene
+from lift3d.data.rays import load_pixel_set, scene_bounds
+from lift3d.geometry.cameras import camera_rays
 
 
 def rot_z(a: float) -> np.ndarray:
@@ -180,7 +181,7 @@ def test_scene_bounds_from_depth_contains_the_depth_points(tiny_scene):
     # Back-projection written independently of lift3d.data.rays (docs/scene-format.md).
     pts = []
     for f in scene.frames:
-        from lift3d.data.scene import load_frame
+        from lift3d.data.loading import load_frame
 
         depth = load_frame(scene, f.index).depth
         v, u = np.mgrid[0:f.height, 0:f.width]

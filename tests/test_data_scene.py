@@ -15,7 +15,8 @@ from conftest import (MINI_H, MINI_W, make_mini_scene, mini_confidence_u8, mini_
                       mini_semantic, write_meta)
 from lift3d.data.images import (read_confidence, read_depth, read_id_map, read_rgb, write_depth_png, write_id_map,
                                 write_rgb)
-from lift3d.data.scene import SceneFormatError, load_frame, load_scene
+from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.scene import SceneFormatError
 
 
 # ------------------------------------------------------------------------------------------------ valid scenes

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import MINI_H, MINI_W, make_mini_scene
 from lift3d.data.images import write_id_map
-from lift3d.data.scene import load_frame, load_scene
+from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.segments_import import (SegmentsImport, SegmentsImportError, decode_rgb_ids, import_segments,
                                          masks_to_segments)
 

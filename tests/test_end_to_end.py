@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lift3d.data.scene import load_frame, load_scene
+from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import read_renders
 from lift3d.engine.pipeline import evaluate_run, fit_scene, score_segments
 from lift3d.generate import generate_scene

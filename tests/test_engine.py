@@ -10,7 +10,7 @@ import torch
 
 from lift3d.cluster.slots import ArgmaxSlots, load_labeler
 from lift3d.configs import PRESETS, apply_overrides, get_preset
-from lift3d.data.scene import load_scene
+from lift3d.data.loading import load_scene
 from lift3d.engine.pipeline import evaluate_run, fit_scene, render_run
 from lift3d.engine.trainer import Trainer, load_model
 

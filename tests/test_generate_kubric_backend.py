@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from lift3d.generate.kubric_backend import (bake_quad_texture, camera_focal_mm, hull_urdf,
+                                             missing_dependencies, room_quads, subdivide, subdivision_level)
 from lift3d.generate.mesh import Mesh, vertex_normals
-from lift3d.generate.kubric_backend import (bake_quad_texture, camera_focal_mm, hull_urdf, matrix_to_wxyz,
-                                            missing_dependencies, room_quads, subdivide, subdivision_level)
 from lift3d.generate.textures import FLOOR, environment_albedo
+from lift3d.geometry.cameras import matrix_to_quat_wxyz
 
 
 def _triangle_mesh():
@@ -46,7 +47,7 @@ def test_camera_and_quaternion_conversions():
     assert camera_focal_mm(fx=128.0, width=64) == pytest.approx(72.0)  # 2 widths of focal length on a 36 mm sensor
     s = math.sqrt(0.5)
     Rz90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    w, x, y, z = matrix_to_wxyz(Rz90)
+    w, x, y, z = matrix_to_quat_wxyz(Rz90, w_nonnegative=False)
     assert abs(w) == pytest.approx(s) and abs(z) == pytest.approx(s) and x == pytest.approx(0) and y == pytest.approx(0)
     assert w * z > 0
 

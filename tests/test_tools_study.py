@@ -152,7 +152,7 @@ def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
 def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
     from tools.study_lift import fit_shared_fields
 
-    from lift3d.data.scene import load_scene
+    from lift3d.data.loading import load_scene
 
     cfg = dataclasses.replace(study.STUDY_CONFIGS["cpu-tiny"], objects=(3,))
     scene_dir = tmp_path / "N003"

@@ -211,7 +211,7 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenera
     (scenes the user pointed the study at). ``stats["generated"]`` says whether this call wrote the scene."""
     import numpy as np
 
-    from lift3d.data.scene import load_frame, load_scene
+    from lift3d.data.loading import load_frame, load_scene
     from lift3d.generate import MessyRoomsConfig, generate_scene
 
     t0 = time.perf_counter()
@@ -327,7 +327,7 @@ def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = F
 
 def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, fresh: bool,
                reuse_scenes: Optional[Path], command: str, config_name: str, log) -> dict:
-    from lift3d.data.scene import load_scene
+    from lift3d.data.loading import load_scene
 
     t_start = time.perf_counter()
     out, work = Path(out), Path(work)

@@ -53,7 +53,7 @@ def _slug(name: str) -> str:
 
 def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list[str]]], method: str, out: Path,
                  steps: int | None = None, log=print) -> dict:
-    from lift3d.data.scene import load_scene
+    from lift3d.data.loading import load_scene
 
     cfg = STUDY_CONFIGS[config]
     work, out = Path(work), Path(out)
@@ -114,7 +114,7 @@ def _shared(fit):
 def _max_segments(scene) -> int:
     import numpy as np
 
-    from lift3d.data.scene import load_frame
+    from lift3d.data.loading import load_frame
 
     most = 0
     for i in scene.train_indices:

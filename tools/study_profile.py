@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     cfg = STUDY_CONFIGS[a.config]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    from lift3d.data.scene import load_frame, load_scene
+    from lift3d.data.loading import load_frame, load_scene
 
     trainers = {}
     for n in a.objects:

@@ -17,7 +17,7 @@ merged) and global ids ``1, 2, ...``; 0 stays 0. Global ids are given in order o
 within a frame new ids go to unmatched segments in increasing order of their input id, so frame 0 is
 relabelled ``1..n`` by increasing input id. A matched pair must reach the threshold; Hungarian matching
 keeps matches one-to-one within a frame, so two segments of one frame never share a global id.
-Cameras follow the scene format (see :mod:`lift3d.baselines.warping`).
+Cameras follow the scene format (see :mod:`lift3d.geometry.cameras`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .warping import Intrinsics, backproject, voxel_keys, warp_instance_map
+from lift3d.geometry.cameras import Intrinsics, IntrinsicsLike, backproject
+
+from .warping import voxel_keys, warp_instance_map
 
 __all__ = ["track_by_iou", "track_by_depth_warping", "track_by_point_cloud_fusion", "mask_overlaps"]
 
@@ -98,17 +100,31 @@ def _check_maps(name: str, instance_maps: Sequence[np.ndarray]) -> list[np.ndarr
     return maps
 
 
+def _intrinsics_array(name: str, intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike]) -> np.ndarray:
+    """``[4]`` or ``[T, 4]`` float64 ``(fx, fy, cx, cy)`` from :class:`Intrinsics` objects or 4-tuples."""
+
+    def vector(x):
+        if isinstance(x, Intrinsics):
+            x.require_pinhole(name)
+            return x.vector()
+        return x
+
+    if isinstance(intrinsics, Intrinsics):
+        return vector(intrinsics)
+    return np.asarray([vector(x) for x in intrinsics], dtype=np.float64)
+
+
 def _check_geometry(
     name: str,
     maps: list[np.ndarray],
     depths: Sequence[np.ndarray],
     camera_to_world: Sequence[np.ndarray],
-    intrinsics: Intrinsics | Sequence[Intrinsics],
+    intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike],
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[float, float, float, float]]]:
     n = len(maps)
     depths = [np.asarray(d, dtype=np.float64) for d in depths]
     c2w = [np.asarray(c, dtype=np.float64) for c in camera_to_world]
-    intr = np.asarray(intrinsics, dtype=np.float64)
+    intr = _intrinsics_array(name, intrinsics)
     if intr.shape == (4,):
         intr = np.broadcast_to(intr, (n, 4))
     if len(depths) != n or len(c2w) != n or intr.shape != (n, 4):
@@ -166,7 +182,7 @@ def track_by_depth_warping(
     instance_maps: Sequence[np.ndarray],
     depths: Sequence[np.ndarray],
     camera_to_world: Sequence[np.ndarray],
-    intrinsics: Intrinsics | Sequence[Intrinsics],
+    intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike],
     iou_threshold: float = 0.5,
 ) -> list[np.ndarray]:
     r"""Tracking method (2) of paper 004 Table 4: IoU after depth-aware pose warping.
@@ -250,7 +266,7 @@ def track_by_point_cloud_fusion(
     instance_maps: Sequence[np.ndarray],
     depths: Sequence[np.ndarray],
     camera_to_world: Sequence[np.ndarray],
-    intrinsics: Intrinsics | Sequence[Intrinsics],
+    intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike],
     voxel_size: float = 0.02,
     overlap_threshold: float = 0.3,
 ) -> list[np.ndarray]:

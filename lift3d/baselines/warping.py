@@ -1,94 +1,29 @@
-r"""Pinhole geometry for the 2D tracking baselines: back-projection, projection, id-map warping, voxel keys.
+"""Id-map warping and voxel keys for the 2D tracking baselines.
 
-Camera convention of the scene format (OpenGL axes: x right, y up, the camera looks down -z).
-Pixel (u, v) (column, row) has its centre at (u + 0.5, v + 0.5); with intrinsics ``(fx, fy, cx, cy)``
-and optical-axis depth ``z > 0``:
-
-.. math::
-    p_{cam} = z \,\Bigl[\frac{u + 0.5 - c_x}{f_x},\ -\frac{v + 0.5 - c_y}{f_y},\ -1\Bigr]^\top,
-    \qquad X = R\, p_{cam} + t \quad (\text{camera-to-world } [R \mid t]).
-
-Projection is the inverse: :math:`p = R^\top (X - t)`, :math:`z = -p_z`, continuous image coordinates
-:math:`(f_x p_x / z + c_x,\ c_y - f_y p_y / z)` whose floor is the pixel (a point at a pixel centre lands on
-that pixel). Everything here is numpy float64.
+Cameras follow the scene format (OpenGL axes: x right, y up, the camera looks down -z; pixel centres at
+``(u + 0.5, v + 0.5)``); back-projection and projection are :func:`lift3d.geometry.cameras.backproject` and
+:func:`lift3d.geometry.cameras.project`. Everything here is numpy float64.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-__all__ = ["backproject", "project", "warp_instance_map", "voxel_keys"]
+from lift3d.geometry.cameras import IntrinsicsLike, backproject, project
 
-Intrinsics = Sequence[float]
-"""``(fx, fy, cx, cy)`` in pixels."""
+__all__ = ["warp_instance_map", "voxel_keys"]
 
 _VOXEL_BITS = 21
 _VOXEL_OFFSET = 1 << (_VOXEL_BITS - 1)
-
-
-def backproject(depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """World points of every pixel of a depth map.
-
-    Args:
-        depth: ``[H, W]`` optical-axis depth in metres; pixels that are not finite or ``<= 0`` are invalid.
-        c2w: ``[4, 4]`` camera-to-world (OpenGL axes).
-        intrinsics: ``(fx, fy, cx, cy)``.
-
-    Returns:
-        ``(points [H, W, 3], valid [H, W] bool)``; invalid pixels hold NaN.
-    """
-    depth = np.asarray(depth, dtype=np.float64)
-    c2w = np.asarray(c2w, dtype=np.float64)
-    fx, fy, cx, cy = (float(x) for x in intrinsics)
-    h, w = depth.shape
-    v, u = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    valid = np.isfinite(depth) & (depth > 0)
-    z = np.where(valid, depth, np.nan)
-    p_cam = np.stack([(u + 0.5 - cx) / fx * z, -(v + 0.5 - cy) / fy * z, -z], axis=-1)  # [H, W, 3]
-    points = p_cam @ c2w[:3, :3].T + c2w[:3, 3]
-    return points, valid
-
-
-def project(
-    points: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels hit by world points in a camera (inverse of :func:`backproject`).
-
-    Args:
-        points: ``[N, 3]`` world points.
-        c2w: ``[4, 4]`` camera-to-world of the target camera.
-        intrinsics: ``(fx, fy, cx, cy)`` of the target camera.
-        height, width: image size of the target camera.
-
-    Returns:
-        ``(u [N] int64, v [N] int64, z [N] float64, inside [N] bool)``: column, row, optical-axis depth and
-        whether the point is in front of the camera (``z > 0``) and inside the image.
-    """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    c2w = np.asarray(c2w, dtype=np.float64)
-    fx, fy, cx, cy = (float(x) for x in intrinsics)
-    p = (points - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (X - t), row vectors
-    z = -p[:, 2]
-    in_front = z > 0
-    safe_z = np.where(in_front, z, 1.0)
-    uc = fx * p[:, 0] / safe_z + cx
-    vc = cy - fy * p[:, 1] / safe_z
-    finite = np.isfinite(uc) & np.isfinite(vc)
-    u = np.floor(np.where(finite, uc, -1.0)).astype(np.int64)
-    v = np.floor(np.where(finite, vc, -1.0)).astype(np.int64)
-    inside = in_front & finite & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    return u, v, z, inside
 
 
 def warp_instance_map(
     ids: np.ndarray,
     depth: np.ndarray,
     c2w_src: np.ndarray,
-    intrinsics_src: Intrinsics,
+    intrinsics_src: IntrinsicsLike,
     c2w_dst: np.ndarray,
-    intrinsics_dst: Intrinsics,
+    intrinsics_dst: IntrinsicsLike,
     dst_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Forward-warp an id map into another camera with a z-buffer (nearest point wins).

@@ -1,18 +1,20 @@
 """Reading and writing the image files of a scene (RGB, 8/16-bit id maps, depth, confidence).
 
-Writers are atomic: they write a temporary file beside the target and rename it.
+Writers are atomic (:func:`lift3d.io.atomic_write_bytes`): they write a temporary file beside the target and
+rename it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from lift3d.io import atomic_write_bytes
+
 __all__ = ["read_rgb", "read_id_map", "read_depth", "read_confidence", "read_image_size",
-           "write_rgb", "write_id_map", "write_depth_png", "atomic_write_bytes"]
+           "write_rgb", "write_id_map", "write_depth_png"]
 
 
 def read_image_size(path: Path) -> tuple[tuple[int, int], int, np.dtype | None]:
@@ -80,15 +82,6 @@ def read_confidence(path: Path) -> np.ndarray:
         arr = arr[..., 0]
     scale = 65535.0 if arr.dtype == np.uint16 or arr.max(initial=0) > 255 else 255.0
     return arr.astype(np.float32) / np.float32(scale)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _save_png(path: Path, im: Image.Image) -> None:

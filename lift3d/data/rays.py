@@ -1,9 +1,9 @@
-"""Camera rays and the in-memory training set: pixels of all views as flat tensors, plus samplers.
+"""The in-memory training set: pixels of all views as flat tensors, their rays, and the scene's bounds.
 
-Rays follow the scene format (OpenGL camera axes): for pixel (u, v) with centre (u + 0.5, v + 0.5),
-``d_cam = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]`` and ``d_world = R d_cam``. A point at depth ``z``
-(distance along the optical axis) lies at ``o + z * d_world`` because ``d_cam`` has unit -z component; we
-keep this unnormalised direction and call ``t`` the optical-axis depth.
+Rays come from :func:`lift3d.geometry.cameras.camera_rays` (OpenGL camera axes): for pixel (u, v) with centre
+(u + 0.5, v + 0.5), ``d_cam = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]`` and ``d_world = R d_cam``. A point
+at depth ``z`` (distance along the optical axis) lies at ``o + z * d_world`` because ``d_cam`` has unit -z
+component; we keep this unnormalised direction and call ``t`` the optical-axis depth.
 """
 
 from __future__ import annotations
@@ -14,31 +14,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from lift3d.data.scene import Scene, load_frame
+from lift3d.data.loading import load_frame
+from lift3d.data.scene import Scene
+from lift3d.geometry.cameras import camera_rays
 
-__all__ = ["camera_rays", "PixelSet", "load_pixel_set", "scene_bounds"]
-
-
-def camera_rays(c2w: torch.Tensor, intrinsics: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ray origins and directions for pixels.
-
-    Args:
-        c2w: [N, 4, 4] or [4, 4] camera-to-world (OpenGL axes).
-        intrinsics: [N, 4] or [4] ``(fx, fy, cx, cy)``.
-        uv: [N, 2] integer pixel coordinates (column u, row v).
-    Returns:
-        origins [N, 3] and directions [N, 3] whose camera-space z component is -1, so ``o + t d`` is the
-        point at optical-axis depth ``t``.
-    """
-    uv = uv.to(torch.float32) + 0.5
-    if intrinsics.dim() == 1:
-        intrinsics = intrinsics.expand(uv.shape[0], 4)
-    if c2w.dim() == 2:
-        c2w = c2w.expand(uv.shape[0], 4, 4)
-    fx, fy, cx, cy = intrinsics.unbind(-1)
-    d_cam = torch.stack([(uv[:, 0] - cx) / fx, -(uv[:, 1] - cy) / fy, -torch.ones_like(fx)], dim=-1)
-    dirs = torch.einsum("nij,nj->ni", c2w[:, :3, :3], d_cam)
-    return c2w[:, :3, 3].clone(), dirs
+__all__ = ["PixelSet", "load_pixel_set", "scene_bounds"]
 
 
 @dataclass

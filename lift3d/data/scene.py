@@ -1,23 +1,27 @@
-"""The lift3d scene format: a nerfstudio ``transforms.json`` extended with 2D segmenter outputs.
+"""The scene types of lift3d (a leaf): :class:`Scene`, :class:`Frame`, :class:`FrameData`, classes and validators.
 
-See ``docs/scene-format.md`` for the specification. :func:`load_scene` reads and validates a scene
-*before* any work starts: every problem is reported with the file, the frame and what is wrong.
-:func:`load_frame` then reads one frame's images into arrays.
+A scene on disk (``docs/scene-format.md``: a nerfstudio ``transforms.json`` extended with 2D segmenter outputs, or
+another layout a reader in :mod:`lift3d.data.readers` understands) is read by
+:func:`lift3d.data.loading.load_scene` into these types; :func:`lift3d.data.loading.load_frame` reads one frame's
+images. The validators here (:func:`check_camera_to_world`, :func:`check_frame_files`, :func:`check_semantic_ids`)
+are shared by every reader so that each problem is reported with the file, the frame and what is wrong.
+
+This module imports no reader.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from lift3d.data.images import read_id_map, read_image_size, read_rgb, read_depth, read_confidence
+from lift3d.data.images import read_image_size
+from lift3d.geometry.cameras import Intrinsics
 
-__all__ = ["SceneClass", "Frame", "Scene", "FrameData", "SceneFormatError", "load_scene", "load_frame"]
+__all__ = ["SceneClass", "Frame", "Scene", "FrameData", "FrameAdapter", "SceneFormatError", "check_camera_to_world",
+           "check_frame_files", "check_semantic_ids"]
 
 
 class SceneFormatError(ValueError):
@@ -60,9 +64,14 @@ class Frame:
     width: int
     height: int
 
+    @property
+    def camera_intrinsics(self) -> Intrinsics:
+        """The frame's pinhole camera as the one intrinsics type of :mod:`lift3d.geometry.cameras`."""
+        return Intrinsics(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy, width=self.width, height=self.height)
+
     def intrinsics(self) -> np.ndarray:
-        """[4] array ``(fx, fy, cx, cy)``."""
-        return np.array([self.fx, self.fy, self.cx, self.cy], dtype=np.float64)
+        """[4] float64 array ``(fx, fy, cx, cy)`` (:meth:`Intrinsics.vector` of :attr:`camera_intrinsics`)."""
+        return self.camera_intrinsics.vector()
 
 
 @dataclass
@@ -82,6 +91,9 @@ class Scene:
     has_confidence: bool = False
     has_ground_truth: bool = False
     extras: dict = field(default_factory=dict)
+    """Plain metadata a reader records (e.g. ``format``, ``depth_kind``, ``frame_stems``); nothing callable."""
+    frame_adapter: Optional["FrameAdapter"] = None
+    """Dataset-specific conventions applied to every frame by ``load_frame`` (see :class:`FrameAdapter`)."""
 
     @property
     def thing_ids(self) -> list[int]:
@@ -115,168 +127,53 @@ class FrameData:
     gt_semantic: Optional[np.ndarray] = None
 
 
-def _intrinsic(meta: dict, frame: dict, key: str, where: str) -> float:
-    value = frame.get(key, meta.get(key))
-    if value is None:
-        raise SceneFormatError(f"{where}: missing intrinsic '{key}' (give it at the top level or per frame).")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise SceneFormatError(f"{where}: intrinsic '{key}' is not a number: {value!r}.") from None
-    if not math.isfinite(value):
-        raise SceneFormatError(f"{where}: intrinsic '{key}' is not finite: {value!r}.")
-    return value
+@runtime_checkable
+class FrameAdapter(Protocol):
+    """A reader's dataset-specific conventions, applied by ``load_frame`` to each frame's arrays after reading.
 
-
-def _parse_classes(meta: dict, path: Path) -> list[SceneClass]:
-    raw = meta.get("classes")
-    if raw is None:
-        # A scene without classes: background (stuff) + one thing class, as Messy Rooms.
-        return [SceneClass(0, "background", False), SceneClass(1, "object", True)]
-    classes = []
-    for i, c in enumerate(raw):
-        try:
-            classes.append(SceneClass(int(c["id"]), str(c.get("name", f"class_{c['id']}")), bool(c["thing"])))
-        except (KeyError, TypeError, ValueError):
-            raise SceneFormatError(f"{path}: classes[{i}] must be {{'id': int, 'name': str, 'thing': bool}}, got {c!r}.") from None
-    ids = [c.id for c in classes]
-    if len(set(ids)) != len(ids):
-        raise SceneFormatError(f"{path}: duplicate class ids in 'classes': {ids}.")
-    if min(ids) < 0:
-        raise SceneFormatError(f"{path}: class ids must be >= 0, got {ids}.")
-    if not any(c.thing for c in classes):
-        raise SceneFormatError(f"{path}: no class has \"thing\": true; lift3d needs at least one thing class.")
-    return classes
-
-
-def load_scene(path: str | Path, check_files: bool = True) -> Scene:
-    """Read and validate a scene folder (or a ``transforms.json`` path).
-
-    A folder without ``transforms.json`` that holds ``metadata.json`` and ``color/`` is read as a released Messy
-    Rooms scene (:func:`lift3d.data.messy_rooms.load_release`).
-
-    Checks, before any work: the JSON parses; each frame has the required keys; every referenced file exists;
-    each image's size equals the frame's ``w x h``; poses are finite 4x4 matrices with a rotation part;
-    instance/semantic maps are single-channel integer images; semantic ids are known classes (on the first
-    frames read in full). Raises :class:`SceneFormatError` naming the file and the frame.
+    An adapter may change the values of ``confidence`` (e.g. ignore masks set it to 0, a background rule sets it to
+    1; it may create it when the files have none) and of ``depth`` (e.g. convert distance along the ray to depth
+    along the optical axis). It must keep every array's shape, must not change the ids of ``instance``,
+    ``semantic``, ``gt_instance`` or ``gt_semantic``, and must not change the scene or its frames.
     """
-    path = Path(path)
-    if path.is_dir() and not (path / "transforms.json").exists():
-        from lift3d.data.messy_rooms import is_release_folder, load_release
 
-        if is_release_folder(path):  # the released Messy Rooms layout (metadata.json + color/ + detic_*/)
-            return load_release(path, check_files=check_files)
-    json_path = path / "transforms.json" if path.is_dir() else path
-    if not json_path.exists():
-        raise SceneFormatError(f"{json_path}: not found. Point lift3d at a scene folder holding transforms.json.")
-    root = json_path.parent
+    def adapt_frame(self, scene: "Scene", index: int, data: FrameData) -> FrameData:
+        """Return frame ``index``'s arrays with the dataset's conventions applied (may modify ``data``)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validators shared by the readers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def check_camera_to_world(matrix, where: str) -> np.ndarray:
+    """A validated ``[4, 4]`` float64 camera-to-world from a ``3x4`` or ``4x4`` nested list / array.
+
+    Raises :class:`SceneFormatError` (prefixed with ``where``) unless it is numeric, finite, of one of those shapes,
+    and its rotation part is orthonormal: ``max |R^T R - I| <= 1e-2``.
+    """
     try:
-        meta = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise SceneFormatError(f"{json_path}: invalid JSON ({e}).") from None
-    frames_raw = meta.get("frames")
-    if not isinstance(frames_raw, list) or not frames_raw:
-        raise SceneFormatError(f"{json_path}: 'frames' must be a non-empty list.")
-    classes = _parse_classes(meta, json_path)
-    class_ids = {c.id for c in classes}
-    scale = float(meta.get("depth_unit_scale_factor", 0.001))
-
-    frames: list[Frame] = []
-    for i, fr in enumerate(frames_raw):
-        where = f"{json_path}, frame {i}"
-        if "file_path" not in fr:
-            raise SceneFormatError(f"{where}: missing 'file_path'.")
-        where = f"{json_path}, frame {i} ({fr['file_path']})"
-        for key in ("transform_matrix", "instance_file_path", "semantic_file_path"):
-            if key not in fr:
-                raise SceneFormatError(f"{where}: missing '{key}' (see docs/scene-format.md).")
-        try:
-            c2w = np.asarray(fr["transform_matrix"], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise SceneFormatError(f"{where}: transform_matrix is not a numeric 4x4 matrix.") from None
-        if c2w.shape == (3, 4):
-            c2w = np.concatenate([c2w, [[0, 0, 0, 1]]], axis=0)
-        if c2w.shape != (4, 4):
-            raise SceneFormatError(f"{where}: transform_matrix must be 4x4, got shape {c2w.shape}.")
-        if not np.isfinite(c2w).all():
-            raise SceneFormatError(f"{where}: transform_matrix has non-finite values (NaN/inf).")
-        rot = c2w[:3, :3]
-        # Orthonormal: R^T R = I (a det check alone lets shears with det 1 through).
-        if np.abs(rot.T @ rot - np.eye(3)).max() > 1e-2:
-            raise SceneFormatError(f"{where}: the rotation part of transform_matrix is not orthonormal "
-                                   f"(max |R^T R - I| = {np.abs(rot.T @ rot - np.eye(3)).max():.4f}, "
-                                   f"det={np.linalg.det(rot):.4f}); remove any scale or shear from the pose.")
-        w = int(_intrinsic(meta, fr, "w", where))
-        h = int(_intrinsic(meta, fr, "h", where))
-
-        def p(key: str) -> Optional[Path]:
-            v = fr.get(key)
-            return None if v is None else (root / v)
-
-        frame = Frame(
-            index=i, name=str(fr["file_path"]), image_path=root / fr["file_path"],
-            instance_path=p("instance_file_path"), semantic_path=p("semantic_file_path"),
-            confidence_path=p("confidence_file_path"), depth_path=p("depth_file_path"),
-            gt_instance_path=p("gt_instance_file_path"), gt_semantic_path=p("gt_semantic_file_path"),
-            camera_to_world=c2w, fx=_intrinsic(meta, fr, "fl_x", where), fy=_intrinsic(meta, fr, "fl_y", where),
-            cx=_intrinsic(meta, fr, "cx", where), cy=_intrinsic(meta, fr, "cy", where), width=w, height=h,
-        )
-        if check_files:
-            _check_frame_files(frame, where)
-        frames.append(frame)
-
-    def optional_all(attr: str, key: str) -> bool:
-        present = [getattr(f, attr) is not None for f in frames]
-        if any(present) and not all(present):
-            missing = [f for f, ok in zip(frames, present) if not ok]
-            listed = ", ".join(f"frame {f.index} ({f.name})" for f in missing[:3]) + (" ..." if len(missing) > 3 else "")
-            raise SceneFormatError(f"{json_path}: '{key}' is given for some frames but not for {listed}; "
-                                   "give it for all frames or none.")
-        return all(present)
-
-    has_depth = optional_all("depth_path", "depth_file_path")
-    has_conf = optional_all("confidence_path", "confidence_file_path")
-    has_gti = optional_all("gt_instance_path", "gt_instance_file_path")
-    has_gts = optional_all("gt_semantic_path", "gt_semantic_file_path")
-    if has_gti != has_gts:
-        raise SceneFormatError(f"{json_path}: give both 'gt_instance_file_path' and 'gt_semantic_file_path' "
-                               "(evaluation needs both) or neither.")
-    has_gt = has_gti and has_gts
-
-    names = {f.name: f.index for f in frames}
-    if "train_filenames" in meta or "test_filenames" in meta:
-        def idx(key: str) -> list[int]:
-            out = []
-            for n in meta.get(key, []):
-                if n not in names:
-                    raise SceneFormatError(f"{json_path}: '{key}' lists {n!r}, which is no frame's file_path.")
-                out.append(names[n])
-            return out
-        test = idx("test_filenames")
-        train = idx("train_filenames") if "train_filenames" in meta else [i for i in range(len(frames)) if i not in set(test)]
-    else:
-        test = list(range(7, len(frames), 8))
-        train = [i for i in range(len(frames)) if i not in set(test)]
-    if not train:
-        raise SceneFormatError(f"{json_path}: the train split is empty.")
-
-    aabb = None
-    if "aabb" in meta:
-        aabb = np.asarray(meta["aabb"], dtype=np.float64)
-        if aabb.shape != (2, 3) or not np.isfinite(aabb).all() or (aabb[1] <= aabb[0]).any():
-            raise SceneFormatError(f"{json_path}: 'aabb' must be [[xmin,ymin,zmin],[xmax,ymax,zmax]] with min < max.")
-
-    scene = Scene(root=root, frames=frames, classes=classes, train_indices=train, test_indices=test,
-                  depth_unit_scale_factor=scale, aabb=aabb, has_depth=has_depth, has_confidence=has_conf,
-                  has_ground_truth=has_gt)
-    if check_files:
-        # Semantic ids must be known classes: checked on a few frames up front (all frames are checked on load).
-        for f in frames[: min(3, len(frames))]:
-            _check_semantic_ids(read_id_map(f.semantic_path), class_ids, f"{json_path}, frame {f.index} ({f.semantic_path.name})")
-    return scene
+        c2w = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SceneFormatError(f"{where}: transform_matrix is not a numeric 4x4 matrix.") from None
+    if c2w.shape == (3, 4):
+        c2w = np.concatenate([c2w, [[0, 0, 0, 1]]], axis=0)
+    if c2w.shape != (4, 4):
+        raise SceneFormatError(f"{where}: transform_matrix must be 4x4, got shape {c2w.shape}.")
+    if not np.isfinite(c2w).all():
+        raise SceneFormatError(f"{where}: transform_matrix has non-finite values (NaN/inf).")
+    rot = c2w[:3, :3]
+    # Orthonormal: R^T R = I (a det check alone lets shears with det 1 through).
+    if np.abs(rot.T @ rot - np.eye(3)).max() > 1e-2:
+        raise SceneFormatError(f"{where}: the rotation part of transform_matrix is not orthonormal "
+                               f"(max |R^T R - I| = {np.abs(rot.T @ rot - np.eye(3)).max():.4f}, "
+                               f"det={np.linalg.det(rot):.4f}); remove any scale or shear from the pose.")
+    return c2w
 
 
-def _check_frame_files(frame: Frame, where: str) -> None:
+def check_frame_files(frame: Frame, where: str) -> None:
+    """Every file of ``frame`` exists, is readable, has the frame's size; id maps are single-channel integers."""
     checks = [("file_path", frame.image_path, "rgb"), ("instance_file_path", frame.instance_path, "id"),
               ("semantic_file_path", frame.semantic_path, "id"), ("confidence_file_path", frame.confidence_path, "any"),
               ("depth_file_path", frame.depth_path, "any"), ("gt_instance_file_path", frame.gt_instance_path, "id"),
@@ -291,38 +188,18 @@ def _check_frame_files(frame: Frame, where: str) -> None:
         except Exception as e:  # unreadable / corrupt
             raise SceneFormatError(f"{where}: {key} {path} cannot be read ({e}).") from None
         if size != (frame.height, frame.width):
-            raise SceneFormatError(
-                f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is {frame.width}x{frame.height} (w x h).")
+            raise SceneFormatError(f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
+                                   f"{frame.width}x{frame.height} (w x h).")
         if kind == "id":
             if channels != 1:
-                raise SceneFormatError(f"{where}: {key} {path.name} must be a single-channel id map, it has {channels} channels.")
+                raise SceneFormatError(f"{where}: {key} {path.name} must be a single-channel id map, it has "
+                                       f"{channels} channels.")
             if dtype is not None and not np.issubdtype(dtype, np.integer):
                 raise SceneFormatError(f"{where}: {key} {path.name} must hold integer ids, it holds {dtype}.")
 
 
-def _check_semantic_ids(sem: np.ndarray, class_ids: set[int], where: str) -> None:
+def check_semantic_ids(sem: np.ndarray, class_ids: set[int], where: str) -> None:
+    """Every id of the semantic map ``sem`` ``[H, W]`` is one of ``class_ids``."""
     unknown = sorted(set(np.unique(sem).tolist()) - class_ids)
     if unknown:
         raise SceneFormatError(f"{where}: semantic ids {unknown[:10]} are not in 'classes' ({sorted(class_ids)}).")
-
-
-def load_frame(scene: Scene, index: int, with_ground_truth: bool = False) -> FrameData:
-    """Read the arrays of frame ``index``; see :class:`FrameData` for dtypes and units."""
-    f = scene.frames[index]
-    where = f"{scene.root / 'transforms.json'}, frame {index} ({f.name})"
-    data = FrameData(rgb=read_rgb(f.image_path), instance=read_id_map(f.instance_path),
-                     semantic=read_id_map(f.semantic_path))
-    _check_semantic_ids(data.semantic, {c.id for c in scene.classes}, f"{where} {f.semantic_path.name}")
-    if f.confidence_path is not None:
-        data.confidence = read_confidence(f.confidence_path)
-    if f.depth_path is not None:
-        data.depth = read_depth(f.depth_path, scene.depth_unit_scale_factor)
-        if not np.isfinite(data.depth).all():
-            raise SceneFormatError(f"{where}: depth {f.depth_path.name} has non-finite values.")
-    if with_ground_truth and f.gt_instance_path is not None:
-        data.gt_instance = read_id_map(f.gt_instance_path)
-        data.gt_semantic = read_id_map(f.gt_semantic_path)
-    adapter = scene.extras.get("frame_adapter")  # dataset-specific conventions (e.g. lift3d.data.messy_rooms)
-    if adapter is not None:
-        data = adapter(scene, index, data)
-    return data

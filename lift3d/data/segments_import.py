@@ -16,15 +16,14 @@ image (``images/frame_00003.png`` <- ``frame_00003.*``) or, with ``match="order"
   detection is ``thing_class``).
 
 Output: ``segments/<name>/{instance,semantic,confidence}/<stem>.png`` (16-bit ids, 8/16-bit classes, 8-bit
-confidence) written into a temporary folder and renamed, then ``transforms.json`` is rewritten atomically so its
-frames point at the new maps (the previous maps stay on disk; ``segments_imported`` records the source).
+confidence) written into a temporary folder and renamed (:func:`lift3d.io.atomic_folder`), then
+``transforms.json`` is rewritten atomically so its frames point at the new maps (the previous maps stay on disk;
+``segments_imported`` records the source).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple
@@ -33,7 +32,10 @@ import numpy as np
 import tyro
 from PIL import Image
 
-from lift3d.data.images import atomic_write_bytes, read_confidence, read_id_map, write_id_map
+from lift3d.data.images import read_confidence, read_id_map, write_id_map
+from lift3d.data.readers.transforms_json import load_transforms_json
+from lift3d.data.scene import Scene
+from lift3d.io import atomic_folder, atomic_write_bytes
 
 __all__ = ["SegmentsImport", "import_segments", "masks_to_segments", "read_detectron2_predictions",
            "SegmentsImportError"]
@@ -215,7 +217,10 @@ def _sources(source: Path, kind: SourceKind, stems: List[str], match: str) -> Li
     return out
 
 
-def _fit(arr: np.ndarray, shape: Tuple[int, int], resize: bool, where: str, nearest: bool = True) -> np.ndarray:
+def _resize_to_frame(arr: np.ndarray, shape: Tuple[int, int], resize: bool, where: str,
+                     nearest: bool = True) -> np.ndarray:
+    """``arr`` unchanged when its ``[H, W]`` is the frame's ``shape``; else resampled to it (nearest for ids,
+    bilinear for confidences) when ``resize``, or an error saying how to allow it."""
     if arr.shape == shape:
         return arr
     if not resize:
@@ -226,16 +231,20 @@ def _fit(arr: np.ndarray, shape: Tuple[int, int], resize: bool, where: str, near
     return np.asarray(im.resize((shape[1], shape[0]), mode)).astype(arr.dtype)
 
 
-def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps", *, name: str = "imported",
-                    match: Literal["stem", "order"] = "stem", thing_class: Optional[int] = None,
-                    class_map: Optional[Dict[int, int]] = None, score_threshold: float = 0.5,
-                    background_confidence: float = 1.0, resize: bool = False, overwrite: bool = False) -> Path:
-    """Write a segmenter's output into ``scene_dir`` as ``segments/<name>/...`` and point ``transforms.json``
-    at it (see the module docstring). Returns the folder written. Every problem raises
-    :class:`SegmentsImportError` naming the file and frame before anything in the scene changes."""
-    from lift3d.data.scene import load_scene
+@dataclass(frozen=True)
+class _ImportOptions:
+    """The per-frame conversion settings of one :func:`import_segments` call (see its arguments)."""
 
-    scene_dir, source = Path(scene_dir), Path(source)
+    kind: SourceKind
+    thing: int
+    class_map: Dict[int, int]
+    score_threshold: float
+    background_confidence: float
+    resize: bool
+
+
+def _check_arguments(scene_dir: Path, source: Path, kind: str, name: str) -> Path:
+    """Path of the scene's ``transforms.json`` after checking the arguments of :func:`import_segments`."""
     json_path = scene_dir / "transforms.json"
     if not json_path.is_file():
         raise SegmentsImportError(f"{json_path}: not found; `segments import` writes into a lift3d scene folder "
@@ -246,7 +255,12 @@ def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps",
         raise SegmentsImportError(f"kind={kind!r}; expected 'id-maps' or 'detectron2'.")
     if not name or "/" in name or name.startswith("."):
         raise SegmentsImportError(f"name={name!r} must be a plain folder name.")
-    scene = load_scene(scene_dir, check_files=False)
+    return json_path
+
+
+def _resolve_classes(scene: Scene, thing_class: Optional[int], class_map: Optional[Dict[int, int]],
+                     json_path: Path) -> Tuple[int, Dict[int, int]]:
+    """``(thing class of unclassified segments, segmenter class -> scene class)``, both checked against the scene."""
     class_ids = {c.id for c in scene.classes}
     thing = scene.thing_ids[0] if thing_class is None else int(thing_class)
     if thing not in class_ids:
@@ -255,6 +269,82 @@ def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps",
     unknown = sorted(set(class_map.values()) - class_ids)
     if unknown:
         raise SegmentsImportError(f"class_map targets {unknown} are not classes of {json_path} ({sorted(class_ids)}).")
+    return thing, class_map
+
+
+def _segments_from_id_maps(src: Dict[str, Optional[Path]], shape: Tuple[int, int], opts: _ImportOptions,
+                           where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(instance, semantic, confidence)`` ``[H, W]`` of one frame from its id-map files."""
+    inst = _resize_to_frame(_read_instance_map(src["instance"]), shape, opts.resize, f"{where}: {src['instance']}")
+    if src["semantic"] is not None:
+        sem = _resize_to_frame(read_id_map(src["semantic"]), shape, opts.resize, f"{where}: {src['semantic']}")
+        if opts.class_map:
+            values, inverse = np.unique(sem, return_inverse=True)
+            sem = np.array([opts.class_map.get(int(c), int(c)) for c in values])[inverse].reshape(sem.shape)
+    else:
+        sem = np.where(inst > 0, opts.thing, 0).astype(np.int64)
+    conf = (np.ones(shape, np.float32) if src["confidence"] is None else
+            _resize_to_frame(read_confidence(src["confidence"]), shape, opts.resize, f"{where}: {src['confidence']}",
+                             nearest=False))
+    return inst, sem, conf
+
+
+def _segments_from_predictions(path: Path, shape: Tuple[int, int], opts: _ImportOptions,
+                               where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(instance, semantic, confidence)`` ``[H, W]`` of one frame from its detectron2 prediction file."""
+    try:
+        masks, scores, classes = read_detectron2_predictions(path)
+    except SegmentsImportError:
+        raise
+    except Exception as err:
+        raise SegmentsImportError(f"{where}: cannot read {path} ({type(err).__name__}: {err}).") from None
+    if len(masks) and masks.shape[1:] != shape:
+        if not opts.resize:
+            raise SegmentsImportError(
+                f"{where}: masks in {path} are {masks.shape[2]}x{masks.shape[1]} but the frame "
+                f"is {shape[1]}x{shape[0]} (w x h); pass resize=True (--resize) to resample them.")
+        masks = np.stack([_resize_to_frame(m.astype(np.uint8), shape, True, where) > 0 for m in masks])
+    if not len(masks):
+        masks = np.zeros((0,) + shape, bool)
+    return masks_to_segments(masks, scores, classes, opts.score_threshold, opts.background_confidence,
+                             opts.class_map, opts.thing)
+
+
+def _write_segments(folder: Path, stem: str, inst: np.ndarray, sem: np.ndarray, conf: np.ndarray) -> None:
+    """One frame's maps as ``folder/{instance,semantic,confidence}/<stem>.png`` (16-bit ids, 8/16-bit classes,
+    8-bit confidence)."""
+    write_id_map(folder / "instance" / f"{stem}.png", inst, bits=16)
+    write_id_map(folder / "semantic" / f"{stem}.png", sem, bits=8 if sem.max(initial=0) <= 255 else 16)
+    conf8 = np.round(np.clip(conf, 0.0, 1.0) * 255.0).astype(np.int64)
+    write_id_map(folder / "confidence" / f"{stem}.png", conf8, bits=8)
+
+
+def _pointed_transforms(json_path: Path, name: str, stems: List[str], record: Dict) -> Dict:
+    """``transforms.json`` with every frame's segment paths pointing at ``segments/<name>/`` and ``record`` kept
+    as ``segments_imported``."""
+    meta = json.loads(json_path.read_text())
+    rel = f"segments/{name}"
+    for fr, stem in zip(meta["frames"], stems):
+        fr["instance_file_path"] = f"{rel}/instance/{stem}.png"
+        fr["semantic_file_path"] = f"{rel}/semantic/{stem}.png"
+        fr["confidence_file_path"] = f"{rel}/confidence/{stem}.png"
+    meta["segments_imported"] = record
+    return meta
+
+
+def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps", *, name: str = "imported",
+                    match: Literal["stem", "order"] = "stem", thing_class: Optional[int] = None,
+                    class_map: Optional[Dict[int, int]] = None, score_threshold: float = 0.5,
+                    background_confidence: float = 1.0, resize: bool = False, overwrite: bool = False) -> Path:
+    """Write a segmenter's output into ``scene_dir`` as ``segments/<name>/...`` and point ``transforms.json``
+    at it (see the module docstring). Returns the folder written. Every problem raises
+    :class:`SegmentsImportError` naming the file and frame before anything in the scene changes."""
+    scene_dir, source = Path(scene_dir), Path(source)
+    json_path = _check_arguments(scene_dir, source, kind, name)
+    scene = load_transforms_json(scene_dir, check_files=False)
+    class_ids = {c.id for c in scene.classes}
+    thing, class_map = _resolve_classes(scene, thing_class, class_map, json_path)
+    opts = _ImportOptions(kind, thing, class_map, score_threshold, background_confidence, resize)
     stems = [Path(f.name).stem for f in scene.frames]
     if len(set(stems)) != len(stems):
         raise SegmentsImportError(f"{json_path}: frame image stems are not unique; use match='order'.")
@@ -263,68 +353,23 @@ def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps",
     out_dir = scene_dir / "segments" / name
     if out_dir.exists() and not overwrite:
         raise SegmentsImportError(f"{out_dir} already exists; choose another name or pass overwrite=True.")
-    tmp = scene_dir / "segments" / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        for sub in ("instance", "semantic", "confidence"):
-            (tmp / sub).mkdir(parents=True)
+    with atomic_folder(out_dir, overwrite=True, subdirs=("instance", "semantic", "confidence")) as tmp:
         for f, stem, src in zip(scene.frames, stems, files):
             where = f"{json_path}, frame {f.index} ({f.name})"
             shape = (f.height, f.width)
             if kind == "id-maps":
-                inst = _fit(_read_instance_map(src["instance"]), shape, resize, f"{where}: {src['instance']}")
-                if src["semantic"] is not None:
-                    sem = _fit(read_id_map(src["semantic"]), shape, resize, f"{where}: {src['semantic']}")
-                    if class_map:
-                        values, inverse = np.unique(sem, return_inverse=True)
-                        sem = np.array([class_map.get(int(c), int(c)) for c in values])[inverse].reshape(sem.shape)
-                else:
-                    sem = np.where(inst > 0, thing, 0).astype(np.int64)
-                conf = (np.ones(shape, np.float32) if src["confidence"] is None else
-                        _fit(read_confidence(src["confidence"]), shape, resize, f"{where}: {src['confidence']}",
-                             nearest=False))
+                inst, sem, conf = _segments_from_id_maps(src, shape, opts, where)
             else:
-                try:
-                    masks, scores, classes = read_detectron2_predictions(src["instance"])
-                except SegmentsImportError:
-                    raise
-                except Exception as err:
-                    raise SegmentsImportError(f"{where}: cannot read {src['instance']} ({type(err).__name__}: "
-                                              f"{err}).") from None
-                if len(masks) and masks.shape[1:] != shape:
-                    if not resize:
-                        raise SegmentsImportError(
-                            f"{where}: masks in {src['instance']} are {masks.shape[2]}x{masks.shape[1]} but the frame "
-                            f"is {shape[1]}x{shape[0]} (w x h); pass resize=True (--resize) to resample them.")
-                    masks = np.stack([_fit(m.astype(np.uint8), shape, True, where) > 0 for m in masks])
-                if not len(masks):
-                    masks = np.zeros((0,) + shape, bool)
-                inst, sem, conf = masks_to_segments(masks, scores, classes, score_threshold, background_confidence,
-                                                    class_map, thing)
+                inst, sem, conf = _segments_from_predictions(src["instance"], shape, opts, where)
             bad = sorted(set(np.unique(sem).tolist()) - class_ids)
             if bad:
                 raise SegmentsImportError(f"{where}: semantic ids {bad[:10]} are not classes of the scene "
                                           f"({sorted(class_ids)}); pass a class_map (--class-map).")
-            write_id_map(tmp / "instance" / f"{stem}.png", inst, bits=16)
-            write_id_map(tmp / "semantic" / f"{stem}.png", sem, bits=8 if sem.max(initial=0) <= 255 else 16)
-            conf8 = np.round(np.clip(conf, 0.0, 1.0) * 255.0).astype(np.int64)
-            write_id_map(tmp / "confidence" / f"{stem}.png", conf8, bits=8)
-        meta = json.loads(json_path.read_text())
-        rel = f"segments/{name}"
-        for fr, stem in zip(meta["frames"], stems):
-            fr["instance_file_path"] = f"{rel}/instance/{stem}.png"
-            fr["semantic_file_path"] = f"{rel}/semantic/{stem}.png"
-            fr["confidence_file_path"] = f"{rel}/confidence/{stem}.png"
-        meta["segments_imported"] = {"name": name, "source": str(source.resolve()), "kind": kind, "match": match,
-                                     "score_threshold": score_threshold if kind == "detectron2" else None}
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-        atomic_write_bytes(json_path, json.dumps(meta, indent=2).encode())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            _write_segments(tmp, stem, inst, sem, conf)
+        record = {"name": name, "source": str(source.resolve()), "kind": kind, "match": match,
+                  "score_threshold": score_threshold if kind == "detectron2" else None}
+        meta = _pointed_transforms(json_path, name, stems, record)
+    atomic_write_bytes(json_path, json.dumps(meta, indent=2).encode())
     return out_dir
 
 

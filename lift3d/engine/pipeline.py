@@ -18,7 +18,8 @@ from lift3d.cluster.slots import load_labeler
 from lift3d.configs import apply_overrides, get_preset
 from lift3d.data.images import atomic_write_bytes
 from lift3d.data.rays import load_pixel_set
-from lift3d.data.scene import Scene, load_frame, load_scene
+from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import CLUSTERS_FILE, cluster_from_training_views, render_pixel_set
 from lift3d.engine.outputs import read_renders, write_renders

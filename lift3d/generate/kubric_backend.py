@@ -46,6 +46,7 @@ from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture)
 from lift3d.generate.views import RenderedViews
+from lift3d.geometry.cameras import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
 BACKGROUND_ID = 0
 OBJECT_CLASS = 1
@@ -166,14 +167,6 @@ def camera_focal_mm(fx: float, width: int, sensor_width_mm: float = 36.0) -> flo
     return fx * sensor_width_mm / width
 
 
-def matrix_to_wxyz(R: np.ndarray) -> Tuple[float, float, float, float]:
-    """Rotation ``[3, 3]`` -> unit quaternion ``(w, x, y, z)`` (kubric / Blender order)."""
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat()
-    return float(w), float(x), float(y), float(z)
-
-
 
 
 def bake_quad_texture(environment: str, corners: np.ndarray, surface: int,
@@ -264,7 +257,7 @@ def _add_layout_object(bpy, obj, kcfg) -> None:
     if obj.asset.texture is None:  # image-textured (GSO) mesh: no subdivision, UVs + image texture
         bobj = _add_image_textured_object(bpy, obj, mesh, kcfg)
         bobj.location = [float(x) for x in obj.translation]
-        bobj.rotation_quaternion = matrix_to_wxyz(obj.rotation)
+        bobj.rotation_quaternion = matrix_to_quat_wxyz(obj.rotation, w_nonnegative=False)
         return
     size = obj.asset.size
     n = subdivision_level(mesh, size, kcfg.texture_resolution, kcfg.max_triangles_per_object)
@@ -280,7 +273,7 @@ def _add_layout_object(bpy, obj, kcfg) -> None:
     mat.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
     bobj.data.materials.append(mat)
     bobj.location = [float(x) for x in obj.translation]
-    bobj.rotation_quaternion = matrix_to_wxyz(obj.rotation)
+    bobj.rotation_quaternion = matrix_to_quat_wxyz(obj.rotation, w_nonnegative=False)
 
 
 def _add_room(bpy, layout: SceneLayout, environment: str, kcfg) -> None:
@@ -361,8 +354,6 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
     import pybullet as pb
     from kubric.simulator.pybullet import PyBullet
 
-    from lift3d.generate.layout import quaternion_to_matrix
-
     step_rate = int(round(1.0 / physics.time_step))
     steps_per_frame = max(1, int(physics.check_every_steps))
     if step_rate % steps_per_frame:
@@ -384,7 +375,7 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
                 hull_urdf(f"object_{i}", str(tmp / f"hull_{i}.obj"), physics.density * mesh.hull_volume))
             obj = kb.FileBasedObject(name=f"object_{i}", simulation_filename=str(tmp / f"object_{i}.urdf"),
                                      render_filename=None, position=tuple(float(x) for x in c),
-                                     quaternion=matrix_to_wxyz(R), mass=physics.density * mesh.hull_volume,
+                                     quaternion=matrix_to_quat_wxyz(R, w_nonnegative=False), mass=physics.density * mesh.hull_volume,
                                      friction=min(1.0, physics.lateral_friction), restitution=physics.restitution)
             scene += obj
             objects.append(obj)
@@ -410,7 +401,7 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
         out_R, out_c = [], np.zeros((len(objects), 3))
         for i, o in enumerate(objects):
             w, x, y, z = o.quaternion
-            out_R.append(quaternion_to_matrix(np.array([x, y, z, w])))
+            out_R.append(quat_wxyz_to_matrix((w, x, y, z), normalize=False))
             out_c[i] = o.position
         steps = max_frames * steps_per_frame
         # Disconnect now and mark kubric's client wrapper as closed: its destructor would otherwise disconnect the
@@ -464,7 +455,7 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
         for v in range(V):
             c2w = layout.camera_to_world[v]
             camera.position = tuple(float(x) for x in c2w[:3, 3])
-            camera.quaternion = matrix_to_wxyz(c2w[:3, :3])
+            camera.quaternion = matrix_to_quat_wxyz(c2w[:3, :3], w_nonnegative=False)
             camera.keyframe_insert("position", v + 1)
             camera.keyframe_insert("quaternion", v + 1)
 

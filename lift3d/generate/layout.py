@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lift3d.geometry.cameras import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+
 from lift3d.generate.textures import CEILING, FLOOR, WALL
 
 from lift3d.generate.assets import build_mesh, sample_asset
@@ -134,24 +136,7 @@ class SceneLayout:
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """Uniformly random rotation ``[3, 3]`` (normalised 4D Gaussian = uniform unit quaternion)."""
     q = rng.normal(size=4)
-    return quaternion_to_matrix(q / np.linalg.norm(q))
-
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` (pybullet order) -> rotation ``[3, 3]``."""
-    x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """Rotation ``[3, 3]`` -> unit quaternion ``(x, y, z, w)``."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(R).as_quat()
+    return quat_xyzw_to_matrix(q / np.linalg.norm(q), normalize=False)
 
 
 def spawn_poses(rng: np.random.Generator, meshes: List[Mesh], floor_half_side: float, spawn_height: float,
@@ -208,7 +193,7 @@ def settle(meshes: List[Mesh], rotations: List[np.ndarray], centres: np.ndarray,
         for mesh, R, c in zip(meshes, rotations, centres):
             shape = p.createCollisionShape(p.GEOM_MESH, vertices=mesh.hull_vertices.tolist(), **kw)
             body = p.createMultiBody(physics.density * mesh.hull_volume, shape, basePosition=c.tolist(),
-                                     baseOrientation=matrix_to_quaternion(R).tolist(), **kw)
+                                     baseOrientation=matrix_to_quat_xyzw(R, w_nonnegative=False).tolist(), **kw)
             p.changeDynamics(body, -1, lateralFriction=physics.lateral_friction, restitution=physics.restitution,
                              rollingFriction=physics.rolling_friction, spinningFriction=physics.spinning_friction,
                              linearDamping=physics.linear_damping, angularDamping=physics.angular_damping,
@@ -231,7 +216,7 @@ def settle(meshes: List[Mesh], rotations: List[np.ndarray], centres: np.ndarray,
         out_R, out_c = [], np.zeros((len(bodies), 3))
         for i, body in enumerate(bodies):
             pos, quat = p.getBasePositionAndOrientation(body, **kw)
-            out_R.append(quaternion_to_matrix(np.asarray(quat)))
+            out_R.append(quat_xyzw_to_matrix(np.asarray(quat), normalize=False))
             out_c[i] = pos
         return out_R, out_c, steps, steps * physics.time_step, settled
     finally:

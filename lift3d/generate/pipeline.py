@@ -140,7 +140,7 @@ def generate_scene(cfg: MessyRoomsConfig, out_dir: Path, progress: bool = True, 
     ``progress`` shows one rich progress bar per stage. Raises ``FileExistsError`` if ``out_dir`` exists, is not
     empty and ``overwrite`` is False, and :class:`KubricBackendNotInstalled` for ``backend='kubric'`` without the
     optional ``generate`` extra. With ``release_dir`` the same frames are also written there in the released
-    Messy Rooms layout (``lift3d.data.messy_rooms``; readable by ``load_scene`` and ``lift3d fit``).
+    Messy Rooms layout (``lift3d.data.writers.messy_rooms``; readable by ``load_scene`` and ``lift3d fit``).
     """
     from lift3d.generate.writer import check_output_folder, write_release_layout, write_scene
 

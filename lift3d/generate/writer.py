@@ -157,17 +157,18 @@ def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segmen
 
 def write_release_layout(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
                          cfg: MessyRoomsConfig, overwrite: bool = False) -> Path:
-    """Write the same frames in the released Messy Rooms layout (:func:`lift3d.data.messy_rooms.write_release`):
+    """Write the same frames in the released Messy Rooms layout (:mod:`lift3d.data.writers.messy_rooms`):
     ``color/``, ``depth/``, ``semantic/``, ``instance/``, ``detic_semantic/``, ``detic_instance/``,
     ``detic_probabilities/`` and a kubric-style ``metadata.json``. The simulated segmenter's output plays Detic's
     part. ``metadata.json`` also lists the objects as kubric's ``instances`` (asset id, segmentation id = the
     ground-truth instance id, position and (w, x, y, z) quaternion) and the generator config under ``lift3d``.
     """
-    from lift3d.data.messy_rooms import _matrix_to_quat_wxyz, write_release
+    from lift3d.data.writers.messy_rooms import write_release
+    from lift3d.geometry.cameras import matrix_to_quat_wxyz
 
     K = layout.intrinsics
     instances = [{"asset_id": _asset_id(o.asset), "segmentation_id": o.instance_id,
-                  "positions": [o.translation.tolist()], "quaternions": [list(_matrix_to_quat_wxyz(o.rotation))],
+                  "positions": [o.translation.tolist()], "quaternions": [list(matrix_to_quat_wxyz(o.rotation))],
                   "size": o.asset.size} for o in layout.objects]
     extra = {"instances": instances,
              "lift3d_generator": {"backend": cfg.backend, "config": config_to_dict(cfg),
