@@ -1,8 +1,8 @@
 """Presets: every named configuration of ``lift3d fit`` lives here.
 
-- ``contrastive-lift``: Contrastive Lift (Bhalgat et al. 2023) as published (TensoRF VM 16/48 components growing 128^3 -> 192^3, instance MLP
-  3x256 on raw xyz, D = 3, slow-fast + concentration, 400k iterations with semantics at 40k, instance at 160k,
-  segment consistency at 280k, 2048 rays). Meant for a GPU.
+- ``contrastive-lift``: Contrastive Lift (Bhalgat et al. 2023) as published (TensoRF VM 16/48 components growing
+  128^3 -> 192^3, instance MLP 3x256 on raw xyz, D = 3, slow-fast + concentration, 400k iterations with semantics
+  at 40k, instance at 160k, segment consistency at 280k, 2048 rays). Meant for a GPU.
 - ``cpu-small``: the CPU preset used by ``lift3d demo``: small grid, occupancy grid, depth-guided sampling and a
   line-of-sight loss, a short schedule (minutes on 2 cores for a ~96x96, 40-view scene). Unlike the paper, its
   semantic and instance MLPs see xyz through a 4-octave frequency encoding: with raw xyz a 1500-iteration
@@ -114,7 +114,8 @@ _VARIANTS = {
 PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny}
 for _suffix, (_loss, _conc, _k_paper, _k_cpu) in _VARIANTS.items():
     # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting, ...
-    _paper_name = {"": "contrastive-lift", "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
+    _paper_name = {"": "contrastive-lift",
+                   "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
     PRESETS[_paper_name] = _variant(_contrastive_lift, _loss, _conc, _k_paper)
     # CPU presets: cpu-small, cpu-small-vanilla, cpu-small-panoptic-lifting, ...
     PRESETS["cpu-small" + (f"-{_suffix}" if _suffix else "")] = _variant(_cpu_small, _loss, _conc, _k_cpu)

@@ -1,6 +1,7 @@
 """Cluster rendered instance embeddings into objects, per semantic thing class, and label any view.
 
-Pipeline (paper 004 section 3, "Rendering instance segmentation maps"; details as the reference code):
+Pipeline (Contrastive Lift (Bhalgat et al. 2023), Sec. 3, "Rendering instance segmentation maps"; details as the
+reference code):
 
 1. For each thing class, take the rendered fast-field embeddings of the pixels whose semantic argmax is
    that class (``[N, dim]``).

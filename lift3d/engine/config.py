@@ -56,8 +56,8 @@ class FitConfig:
     cluster_views: int = 8
     """Training views rendered in full to collect clustering samples and score the min_cluster_size sweep."""
     sweep_sizes: tuple[int, ...] = (10, 20, 40, 60, 80, 100, 130, 160, 190)
-    """Candidate HDBSCAN min_cluster_size values (paper appendix B.3), scored by per-frame PQ against the 2D
-    segments of the clustering views."""
+    """Candidate HDBSCAN min_cluster_size values (Contrastive Lift (Bhalgat et al. 2023), appendix B.3), scored by
+    per-frame PQ against the 2D segments of the clustering views."""
     render_chunk: int = 4096
     """Rays per chunk when rendering whole views."""
     checkpoint_every: int = 500

@@ -2,9 +2,11 @@
 
 Clustering samples come only from training views (never the test views, unlike the reference Messy Rooms
 script): ``cluster_views`` evenly spaced training views are rendered in full; their pixels predicted as a thing
-class give the embeddings; HDBSCAN's ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all
-thing classes merged) against those views' 2D segments (paper 004 appendix B.3). The centroids are cached in
-the run (``clusters.json``) and label every pixel of any view by the nearest centroid of its predicted class.
+class give the embeddings, which the instance objective decodes (:meth:`InstanceObjective.decode`): for the
+embedding objectives HDBSCAN's ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all thing
+classes merged) against those views' 2D segments (Contrastive Lift (Bhalgat et al. 2023), appendix B.3); linear
+assignment takes the argmax over its slots. The labeler is cached in the run (``RunDir.clusters``) and labels
+every pixel of any view (the nearest centroid of its predicted class, or its argmax slot).
 """
 
 from __future__ import annotations
