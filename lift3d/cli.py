@@ -1,14 +1,22 @@
-"""The ``lift3d`` command line (one tyro entry point; ``lift3d <command> --help`` documents every option)."""
+"""The ``lift3d`` command line (one tyro entry point; ``lift3d <command> --help`` documents every option).
+
+``lift3d fit`` resolves the configuration here, never in the engine: the preset (``--preset``) is read first and its
+values become the defaults of every nested option (``--model.embedding-dim 8``, ``--losses.num-slots 200``,
+``--optim.iterations 2000``; ``lift3d fit --preset NAME --help`` lists them with that preset's values), then
+the ``--set a.b=value`` overrides and ``--iterations`` are applied on top.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import tyro
 
-from lift3d.configs import PRESETS
+from lift3d.config_io import apply_overrides
+from lift3d.engine.config import FitConfig
+from lift3d.presets import PRESETS, get_preset
 
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
@@ -16,34 +24,59 @@ PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 @dataclass
 class Fit:
     """Fit a neural field (radiance + semantic + fast/slow instance embeddings) to a scene, then cluster the
-    embeddings into instances. Writes RUN/checkpoints, RUN/clusters.json and RUN/fit.json."""
+    embeddings into instances. Writes RUN/config.json, RUN/checkpoints, RUN/clusters.json and RUN/fit.json.
+    Every field of the configuration is an option below; its default is the chosen preset's value."""
 
     data: tyro.conf.Positional[Path]
     """Scene folder holding transforms.json (see docs/scene-format.md)."""
     out: Path = Path("runs/latest")
     """Run folder to write."""
     preset: PresetName = "cpu-small"
-    """Configuration preset (lift3d/configs.py): contrastive-lift, vanilla, cpu-small, cpu-small-vanilla, tiny."""
+    """Configuration preset (lift3d/presets.py), e.g. contrastive-lift, vanilla, panoptic-lifting, cpu-small,
+    cpu-small-vanilla, tiny. Read before the other options: its values are their defaults."""
     iterations: Optional[int] = None
-    """Override the preset's number of training iterations (loss onsets are kept as they are)."""
+    """Shortcut for --optim.iterations (loss onsets are kept as they are)."""
     set: tuple[str, ...] = ()
-    """Further overrides as dotted key=value, e.g. --set losses.kernel=exp_distance model.embedding_dim=8."""
+    """Overrides as dotted key=value, applied last, e.g. --set losses.kernel=exp_distance model.embedding_dim=8
+    (kept for scripts; the typed options below are checked and documented, prefer them)."""
     resume: bool = False
     """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps)."""
-    device: str = "auto"
-    """auto (CUDA when available), cpu or cuda."""
-    seed: int = 0
-    """Seed of every random choice."""
+    config: Annotated[FitConfig, tyro.conf.arg(name="")] = field(default_factory=lambda: get_preset("cpu-small"))
+    """The fit's configuration (defaults: the preset's)."""
+
+    def resolved_config(self) -> FitConfig:
+        """The configuration this command fits with: the preset, the typed options, --set, then --iterations."""
+        overrides = list(self.set)
+        if self.iterations is not None:
+            overrides.append(f"optim.iterations={self.iterations}")
+        return apply_overrides(self.config, overrides)
 
     def run_command(self) -> None:
         from lift3d.engine.pipeline import fit_scene
 
-        overrides = list(self.set) + [f"device={self.device}", f"seed={self.seed}"]
-        if self.iterations is not None:
-            overrides.append(f"optim.iterations={self.iterations}")
-        summary = fit_scene(self.data, self.out, self.preset, overrides, resume=self.resume)
+        summary = fit_scene(self.data, self.out, self.resolved_config(), resume=self.resume, preset=self.preset)
         print(f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
               f"({summary['iterations_per_second']} it/s), clustering {summary['clustering_seconds']} s -> {self.out}")
+
+
+def parse_fit(args: list[str]) -> Fit:
+    """``lift3d fit ARGS``: the preset named by ``--preset`` (default cpu-small) gives the defaults of every
+    configuration option, then the options given override them."""
+    name = _preset_in(args)
+    default = Fit(data=tyro.MISSING, preset=name, config=get_preset(name)) if name in PRESETS else None
+    return tyro.cli(Fit, args=args, default=default, prog="lift3d fit",
+                    description=Fit.__doc__ and " ".join(Fit.__doc__.split()))
+
+
+def _preset_in(args: list[str]) -> str:
+    """The value of the last ``--preset NAME`` / ``--preset=NAME`` of ``args`` (cpu-small when absent)."""
+    name = "cpu-small"
+    for i, a in enumerate(args):
+        if a == "--preset" and i + 1 < len(args):
+            name = args[i + 1]
+        elif a.startswith("--preset="):
+            name = a.split("=", 1)[1]
+    return name
 
 
 @dataclass
@@ -117,6 +150,9 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
     from lift3d.generate.cli import GenerateMessyRooms
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "fit":
+        parse_fit(args[1:]).run_command()
+        return
     sub = tyro.extras.subcommand_cli_from_dict(
         {"fit": Fit, "render": Render, "eval": Eval, "demo": Demo, "generate-messy-rooms": GenerateMessyRooms,
          "segments-import": SegmentsImport},

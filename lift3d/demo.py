@@ -7,17 +7,19 @@ and ``pq_scene_2d_input`` (the simulated segmenter's raw masks on the same test 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lift3d.data.images import atomic_write_bytes, write_rgb
+from lift3d.data.images import write_rgb
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import instance_to_rgb, read_renders
 from lift3d.engine.pipeline import evaluate_run, fit_scene, format_metrics_table, score_segments
+from lift3d.engine.run_dir import RunDir
+from lift3d.io.atomic import atomic_write_json
+from lift3d.presets import get_preset
 
 __all__ = ["run_demo", "contact_sheet"]
 
@@ -51,11 +53,13 @@ def run_demo(opts, log=print) -> dict:
     t_generate = time.perf_counter() - t0
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    fit_summary = fit_scene(scene_dir, run_dir, opts.preset, [f"seed={opts.seed}"])
+    fit_cfg = get_preset(opts.preset)
+    fit_cfg.seed = int(opts.seed)
+    fit_summary = fit_scene(scene_dir, run_dir, fit_cfg, preset=opts.preset)
     metrics = evaluate_run(run_dir, "test", log=lambda *_: None)
 
     scene = load_scene(scene_dir)
-    views = read_renders(run_dir / "renders" / "test")
+    views = read_renders(RunDir(run_dir).renders("test"))
     idx = [v["frame_index"] for v in views]
     frames = [load_frame(scene, i, with_ground_truth=True) for i in idx]
     inputs = score_segments(scene, idx, [f.semantic for f in frames], [f.instance for f in frames])
@@ -70,7 +74,7 @@ def run_demo(opts, log=print) -> dict:
         "min_cluster_size": fit_summary["min_cluster_size"], "num_clusters": fit_summary["num_clusters"],
         "seconds_total": round(time.perf_counter() - t_start, 1),
     }
-    atomic_write_bytes(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_json(out / "metrics.json", result)
     sheet = contact_sheet([
         [f.rgb for f in frames],
         [instance_to_rgb(f.gt_instance) for f in frames],

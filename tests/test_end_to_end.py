@@ -7,11 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import read_renders
 from lift3d.engine.pipeline import evaluate_run, fit_scene, score_segments
+from lift3d.engine.run_dir import RunDir
 from lift3d.generate import generate_scene
 from lift3d.generate.config import MessyRoomsConfig
+from lift3d.presets import get_preset
 
 # A shortened cpu-small schedule (about a minute and a half on 2 cores).
 SHORT_SCHEDULE = ["optim.iterations=600", "losses.semantic_start=50", "losses.instance_start=120",
@@ -32,10 +35,11 @@ def test_lifting_clean_inconsistent_labels_reaches_pq_scene_0_8(tmp_path):
             ids_per_object.setdefault(int(g), set()).update(np.unique(f.instance[f.gt_instance == g]).tolist())
     assert any(len(ids) > 1 for ids in ids_per_object.values())
 
-    fit_scene(scene_dir, run, "cpu-small", SHORT_SCHEDULE, progress=False, log=lambda *_: None)
+    cfg = apply_overrides(get_preset("cpu-small"), SHORT_SCHEDULE)
+    fit_scene(scene_dir, run, cfg, preset="cpu-small", progress=False, log=lambda *_: None)
     metrics = evaluate_run(run, "test", log=lambda *_: None)
 
-    views = read_renders(run / "renders" / "test")
+    views = read_renders(RunDir(run).renders("test"))
     idx = [v["frame_index"] for v in views]
     frames = [load_frame(scene, i) for i in idx]
     raw = score_segments(scene, idx, [f.semantic for f in frames], [f.instance for f in frames])

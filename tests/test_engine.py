@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from lift3d.cluster.slots import ArgmaxSlots, load_labeler
-from lift3d.configs import PRESETS, apply_overrides, get_preset
+from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_scene
+from lift3d.engine.checkpoint import load_model
 from lift3d.engine.pipeline import evaluate_run, fit_scene, render_run
-from lift3d.engine.trainer import Trainer, load_model
+from lift3d.engine.trainer import Trainer
+from lift3d.objectives import InstanceBatch
+from lift3d.presets import PRESETS, get_preset
 
 # Every instance objective, each a cpu-small variant, run for a few iterations of the tiny schedule.
 VARIANT_PRESETS = sorted(p for p in PRESETS if p.startswith("cpu-small"))
@@ -24,8 +27,7 @@ def tiny_cfg(preset: str = "cpu-small", **extra):
     variant = get_preset(preset)
     cfg.losses.instance_loss = variant.losses.instance_loss
     cfg.losses.concentration_weight = variant.losses.concentration_weight
-    if variant.losses.instance_loss == "linear-assignment":
-        cfg.model.embedding_dim = 16
+    cfg.losses.num_slots = 16  # K of linear assignment (the other objectives ignore it)
     for k, v in extra.items():
         cfg = apply_overrides(cfg, [f"{k}={v}"])
     return cfg
@@ -38,7 +40,8 @@ def test_every_preset_builds_and_documents_its_instance_objective():
         assert cfg.losses.segment_consistency_start >= cfg.losses.semantic_start
     assert get_preset("vanilla").losses.instance_loss == "vanilla"
     assert get_preset("contrastive-lift").model.embedding_dim == 3
-    assert get_preset("panoptic-lifting").model.embedding_dim == 500  # K as on Messy Rooms
+    assert get_preset("panoptic-lifting").losses.num_slots == 500  # K as on Messy Rooms
+    assert get_preset("cpu-small-panoptic-lifting").losses.num_slots == 100
     assert get_preset("cpu-small-no-concentration").losses.concentration_weight == 0.0
 
 
@@ -80,12 +83,13 @@ def test_instance_loss_never_reaches_density_or_colour(tiny_scene_dir, tmp_path)
     cfg = tiny_cfg()
     cfg.model.head_weight_threshold = 0.0  # evaluate the heads at every sample of the untrained field
     trainer = Trainer(load_scene(tiny_scene_dir), cfg, tmp_path / "run", progress=False)
-    tr, model = trainer.train, trainer.model
+    pixels, model = trainer.train_pixels, trainer.model
     rows = trainer.view_segment_rows[trainer.instance_views[0]][:64]
-    o, d = tr.rays(rows)
-    samples = model.sample_rays(o, d, None, train=True, with_color=False)  # density WITH graph
+    origins, dirs = pixels.rays(rows)
+    samples = model.sample_rays(origins, dirs, None, train=True, with_color=False)  # density WITH graph
     logs = {}
-    loss = trainer._instance_loss(samples, torch.arange(rows.numel()), tr.instance[rows], tr.confidence[rows], logs)
+    batch = InstanceBatch(samples, torch.arange(rows.numel()), pixels.instance[rows], pixels.confidence[rows])
+    loss = trainer.instance_loss(batch, logs)
     model.zero_grad(set_to_none=True)
     loss.backward()
     assert all(p.grad is None for p in model.radiance.parameters())
@@ -95,13 +99,13 @@ def test_instance_loss_never_reaches_density_or_colour(tiny_scene_dir, tmp_path)
 def test_fit_render_eval_and_resume_write_a_complete_run(tiny_scene_dir, tmp_path):
     run = tmp_path / "run"
     cfg = tiny_cfg()
-    summary = fit_scene(tiny_scene_dir, run, "tiny", cfg=cfg, progress=False, log=lambda *_: None)
+    summary = fit_scene(tiny_scene_dir, run, cfg, preset="tiny", progress=False, log=lambda *_: None)
     assert summary["iterations"] == cfg.optim.iterations
     for name in ("config.json", "fit.json", "clusters.json", "clustering.json", "checkpoints/latest.pt"):
         assert (run / name).exists(), name
     assert not list(run.rglob("*.tmp"))  # atomic writes leave no temporaries
     with pytest.raises(FileExistsError, match="--resume"):
-        fit_scene(tiny_scene_dir, run, "tiny", cfg=cfg, progress=False, log=lambda *_: None)
+        fit_scene(tiny_scene_dir, run, cfg, preset="tiny", progress=False, log=lambda *_: None)
 
     out = render_run(run, "test", progress=False, log=lambda *_: None)
     scene = load_scene(tiny_scene_dir)
@@ -128,7 +132,7 @@ def test_fit_render_eval_and_resume_write_a_complete_run(tiny_scene_dir, tmp_pat
 def test_linear_assignment_run_decodes_by_argmax(tiny_scene_dir, tmp_path):
     run = tmp_path / "run"
     cfg = tiny_cfg("cpu-small-panoptic-lifting")
-    fit_scene(tiny_scene_dir, run, "tiny", cfg=cfg, progress=False, log=lambda *_: None)
+    fit_scene(tiny_scene_dir, run, cfg, preset="tiny", progress=False, log=lambda *_: None)
     labeler = load_labeler(run / "clusters.json")
     assert isinstance(labeler, ArgmaxSlots) and labeler.num_slots == 16
     # argmax + 1 on thing pixels, 0 on stuff

@@ -59,7 +59,7 @@ def test_method_config_changes_only_the_instance_objective(study):
 
     base = study.fit_config_for(study.STUDY_CONFIGS["cpu-small"], 25, 80)
     la = method_config(base, "linear-assignment", num_slots=28)
-    assert la.losses.instance_loss == "linear-assignment" and la.model.embedding_dim == 28
+    assert la.losses.instance_loss == "linear-assignment" and la.losses.num_slots == 28
     nc = method_config(base, "no-concentration", num_slots=28)
     assert nc.losses.instance_loss == "slow-fast" and nc.losses.concentration_weight == 0
     assert nc.model.embedding_dim == base.model.embedding_dim

@@ -46,7 +46,7 @@ class StudyConfig:
     """One study: scenes, the fit preset shared by every method, instance-phase length, decoding and timing."""
 
     preset: str
-    """lift3d fit preset (lift3d/configs.py) used for the shared fields and as the base of every method."""
+    """lift3d fit preset (lift3d/presets.py) used for the shared fields and as the base of every method."""
     objects: tuple[int, ...]
     """Scene sizes N (objects dropped into the room); one generated scene each."""
     resolution: int
@@ -151,7 +151,8 @@ def _clamp(x: float, lo: int, hi: int) -> int:
 
 def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
     """The FitConfig of scene size ``n`` with the instance objective of the preset (methods override it)."""
-    from lift3d.configs import apply_overrides, get_preset
+    from lift3d.config_io import apply_overrides
+    from lift3d.presets import get_preset
 
     fit = apply_overrides(get_preset(cfg.preset), list(cfg.fit_overrides) + [f"seed={cfg.seed}", f"device={cfg.device}"]
                           + ([f"threads={cfg.threads}"] if cfg.threads else []))

@@ -31,7 +31,8 @@ from tools.study import STUDY_CONFIGS, fit_config_for, instance_steps_for
 from tools.study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
     stored_shared_fit_key, write_json_atomic
 
-from lift3d.configs import apply_overrides
+from lift3d.config_io import apply_overrides
+from lift3d.engine.run_dir import RunDir
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -59,7 +60,7 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     work, out = Path(work), Path(out)
     scene_dir = work / "scenes" / f"N{n:03d}"
     study_shared = work / "runs" / f"N{n:03d}" / "shared"
-    if not (study_shared / "fit.json").exists():
+    if not RunDir(study_shared).fit_summary.exists():
         raise FileNotFoundError(f"{study_shared}: no finished shared fit; run python -m tools.study --config {config} "
                                 f"--work {work} --objects {n} first")
     scene = load_scene(scene_dir)
@@ -70,7 +71,7 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     data.setdefault("variants", {})
     study_fit = fit_config_for(cfg, n, len(scene.train_indices))
     study_key = shared_fit_key(_shared(study_fit))
-    if stored_shared_fit_key(study_shared / "config.json")[1] != study_key:
+    if stored_shared_fit_key(RunDir(study_shared).config)[1] != study_key:
         raise ValueError(f"{study_shared}: fitted with another configuration than python -m tools.study --config {config} "
                          "gives now; run the study again first")
     # K slots matter for linear assignment only; counting segments reads every training frame

@@ -28,13 +28,16 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from lift3d.configs import get_preset
+from lift3d.config_io import config_to_dict
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import cluster_from_training_views, render_pixel_set
 from lift3d.engine.pipeline import score_segments
-from lift3d.engine.trainer import Trainer, config_to_dict
+from lift3d.engine.run_dir import RunDir
+from lift3d.io.atomic import atomic_write_json
+from lift3d.engine.trainer import Trainer
+from lift3d.presets import get_preset
 
 __all__ = ["METHOD_PRESETS", "method_config", "num_slots_for", "fit_shared_fields", "method_trainer",
            "fit_and_score_method", "interleaved_throughput", "robust_rate", "thing_scored", "shared_fit_key",
@@ -68,7 +71,7 @@ def num_slots_for(num_objects: int, max_segments_per_view: int, margin: float) -
 def method_config(base: FitConfig, method: str, num_slots: int, embedding_dim: Optional[int] = None) -> FitConfig:
     """``base`` with the instance objective of ``method`` (see :data:`METHOD_PRESETS`).
 
-    Linear assignment outputs ``num_slots`` logits (``model.embedding_dim = K``); every other method keeps the
+    Linear assignment outputs ``num_slots`` logits (``losses.num_slots = K``); every other method keeps the
     base embedding size unless ``embedding_dim`` is given (the embedding-size sweep, paper Fig. 5).
     """
     if method not in METHOD_PRESETS:
@@ -77,24 +80,20 @@ def method_config(base: FitConfig, method: str, num_slots: int, embedding_dim: O
     src = get_preset(METHOD_PRESETS[method]).losses
     cfg.losses.instance_loss = src.instance_loss
     cfg.losses.concentration_weight = src.concentration_weight
-    if src.instance_loss == "linear-assignment":
-        cfg.model.embedding_dim = int(num_slots)
-    elif embedding_dim is not None:
+    cfg.losses.num_slots = int(num_slots)  # read only by linear assignment
+    if embedding_dim is not None:
         cfg.model.embedding_dim = int(embedding_dim)
     return cfg
 
 
 def write_json_atomic(path: Path, obj) -> None:
     """``obj`` as indented JSON in ``path``, written beside it and renamed (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_json(path, obj)
 
 
 _DECODE_ONLY = ("cluster", "cluster_views", "sweep_sizes", "render_chunk", "checkpoint_every")
 _INSTANCE_ONLY_LOSSES = ("instance_loss", "kernel", "kernel_bandwidth", "concentration_weight", "concentration_form",
-                         "margin_positive", "margin_negative", "dino_prototypes", "instance_start")
+                         "margin_positive", "margin_negative", "dino_prototypes", "num_slots", "instance_start")
 _INSTANCE_ONLY_MODEL = ("instance", "embedding_dim", "ema_momentum")
 
 
@@ -126,9 +125,9 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
         raise ValueError("fit_shared_fields: the shared fields are fitted without an instance objective; set "
                          "losses.instance_weight=0 in the base configuration.")
     run_dir = Path(run_dir)
-    done = run_dir / "fit.json"
+    done = RunDir(run_dir).fit_summary
     record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)}
-    stored = run_dir / "config.json"
+    stored = RunDir(run_dir).config
     if stored.exists() and stored_shared_fit_key(stored) != [record["scene"], shared_fit_key(shared_cfg)]:
         # another scene or configuration: its checkpoint and summary must not be reused
         log(f"{run_dir}: fitted with another configuration or scene; fitting again")
@@ -152,7 +151,7 @@ def stored_shared_fit_key(path: Path) -> list:
 
 def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:
     """Copy every field of the base run except the instance field (and training-only heads) into ``trainer``."""
-    ckpt_path = Path(base_run) / "checkpoints" / "latest.pt"
+    ckpt_path = RunDir(base_run).latest_checkpoint
     ckpt = torch.load(ckpt_path, map_location=trainer.device, weights_only=False)
     state = ckpt["model"]
     if not np.allclose(np.asarray(ckpt["aabb"]), trainer.aabb, atol=1e-5):
@@ -202,7 +201,7 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
     views only (clusters or argmax slots are written to ``run_dir``), test-view render and scores."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run),
+    write_json_atomic(RunDir(run_dir).config, {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run),
                                           "config": config_to_dict(cfg)})
     t_start = time.perf_counter()
     trainer = method_trainer(scene, cfg, base_run, run_dir, log=log)
@@ -230,13 +229,13 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
     scores = score_segments(scene, views, [r.semantic for r in renders], inst, [r.rgb for r in renders])
     scores["thing_scored"] = thing_scored(scene, scores)
     rate = robust_rate(step_seconds, warmup=min(5, steps // 10))
-    out = {**scores, "instance_steps": steps, "embedding_dim": cfg.model.embedding_dim,
+    out = {**scores, "instance_steps": steps, "embedding_dim": trainer.objective.output_dim,
            "instance_it_per_s_mean": rate["mean"], "instance_it_per_s_median": rate["median"],
            "final_losses": {k: round(float(v), 5) for k, v in running.items()},
            "min_cluster_size": info.get("min_cluster_size"), "num_clusters": info.get("num_clusters"),
            "seconds_instance_phase": round(t_train, 2), "seconds_decode": round(t_cluster, 2),
            "seconds_render_test": round(t_render, 2)}
-    write_json_atomic(run_dir / "metrics.json", out)
+    write_json_atomic(RunDir(run_dir).metrics, out)
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lift3d.objectives import InstanceBatch
 from tools.study import STUDY_CONFIGS, fit_config_for
 from tools.study_lift import method_config, method_trainer, num_slots_for
 
@@ -30,7 +31,7 @@ def split_step(trainer) -> tuple[float, float, int, int]:
     """One instance step of ``trainer`` timed in two parts: (march seconds, objective seconds, rays, head samples).
 
     Mirrors :meth:`Trainer._image_step` with the instance objective only."""
-    tr, model, o = trainer.train, trainer.model, trainer.cfg.optim
+    tr, model, o = trainer.train_pixels, trainer.model, trainer.cfg.optim
     view = trainer.instance_views[int(torch.randint(len(trainer.instance_views), (1,), generator=trainer.generator))]
     cand = trainer.view_segment_rows[view]
     pick = cand[torch.randperm(cand.numel(), generator=trainer.generator)[: o.instance_pixels]]
@@ -41,11 +42,12 @@ def split_step(trainer) -> tuple[float, float, int, int]:
         samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
     t1 = time.perf_counter()
     thing_rows = torch.isin(tr.semantic[pick], trainer.thing_ids).nonzero().squeeze(-1)
-    loss = trainer._instance_loss(samples, thing_rows, tr.instance[pick][thing_rows], tr.confidence[pick][thing_rows], {})
+    batch = InstanceBatch(samples, thing_rows, tr.instance[pick][thing_rows], tr.confidence[pick][thing_rows])
+    loss = trainer.instance_loss(batch, {})
     trainer.opt_instance.zero_grad(set_to_none=True)
     loss.backward()
     trainer.opt_instance.step()
-    model.instance.update_slow()
+    trainer.objective.after_step(model)
     t2 = time.perf_counter()
     above = (samples.weights[thing_rows] > model.cfg.head_weight_threshold).sum(-1)  # [rays]
     k = model.cfg.head_max_samples
@@ -92,7 +94,7 @@ def main(argv=None) -> dict:
             "march_ms": round(float(np.median(arr[:, 0]) * 1e3), 2), "objective_ms": round(float(np.median(arr[:, 1]) * 1e3), 2),
             "thing_rays": int(np.median(arr[:, 2])), "head_samples": int(np.median(arr[:, 3])),
             "samples_above_threshold": int(np.median(arr[:, 4])),
-            "embedding_dim": trainers[(m, n)].cfg.model.embedding_dim,
+            "embedding_dim": trainers[(m, n)].objective.output_dim,
             "grid": trainers[(m, n)].cfg.model.radiance.final_grid_resolution}
         e = out[m][str(n)]
         print(f"{m:>18} N={n:<4} D/K={e['embedding_dim']:<4} grid {e['grid']:<4} march {e['march_ms']:6.2f} ms  "

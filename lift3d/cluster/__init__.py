@@ -1,5 +1,5 @@
 """Post-training clustering of rendered instance embeddings (per semantic thing class) and the cached
-centroids that label any view."""
+centroids that label any view; the decoders that turn a rendered instance field into a labeler."""
 
 from .embedding_clusterer import (
     ClassClusters,
@@ -9,6 +9,7 @@ from .embedding_clusterer import (
     fit_scene_clusters,
     sweep_min_cluster_size,
 )
+from .decoders import Decoding, decode_by_argmax, decode_by_clustering
 
 __all__ = [
     "ClusterConfig",
@@ -17,4 +18,7 @@ __all__ = [
     "fit_class_clusters",
     "fit_scene_clusters",
     "sweep_min_cluster_size",
+    "Decoding",
+    "decode_by_clustering",
+    "decode_by_argmax",
 ]

@@ -1,6 +1,7 @@
 """Cluster rendered instance embeddings into objects, per semantic thing class, and label any view.
 
-Pipeline (paper 004 section 3, "Rendering instance segmentation maps"; details as the reference code):
+Pipeline (Contrastive Lift (Bhalgat et al. 2023), Sec. 3, "Rendering instance segmentation maps"; details as the
+reference code):
 
 1. For each thing class, take the rendered fast-field embeddings of the pixels whose semantic argmax is
    that class (``[N, dim]``).
@@ -21,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
@@ -29,6 +29,8 @@ from typing import Callable, Iterable, Literal, Sequence
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
+
+from lift3d.io.atomic import atomic_write_json
 
 _FORMAT = "lift3d.scene_clusters"
 _FORMAT_VERSION = 1
@@ -286,7 +288,7 @@ class SceneClusters:
         return _like(out.reshape(s.shape), sem)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write to a small JSON file atomically (temp file in the same folder + ``os.replace``)."""
+        """Write to a small JSON file atomically (:func:`lift3d.io.atomic_write_json`)."""
         path = Path(path)
         data = {
             "format": _FORMAT,
@@ -294,16 +296,7 @@ class SceneClusters:
             "thing_classes": [int(c) for c in self.thing_classes],
             "classes": {str(c): cc.to_dict() for c, cc in sorted(self.classes.items())},
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)  # float repr round-trips float64 exactly
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_json(path, data, indent=None)  # float repr round-trips float64 exactly
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SceneClusters":

@@ -5,11 +5,12 @@ as :class:`lift3d.cluster.SceneClusters`."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from lift3d.io.atomic import atomic_write_json
 
 __all__ = ["ArgmaxSlots", "load_labeler"]
 
@@ -35,11 +36,9 @@ class ArgmaxSlots:
         return np.where(np.isin(sem.reshape(-1), self.thing_classes), ids, 0).reshape(sem.shape)
 
     def save(self, path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": _FORMAT, "thing_classes": list(self.thing_classes),
-                                   "num_slots": self.num_slots}))
-        os.replace(tmp, path)
+        """Write the labeler to a small JSON file atomically."""
+        atomic_write_json(Path(path), {"format": _FORMAT, "thing_classes": [int(c) for c in self.thing_classes],
+                                       "num_slots": int(self.num_slots)}, indent=None)
 
     @classmethod
     def load(cls, path) -> "ArgmaxSlots":
@@ -49,7 +48,7 @@ class ArgmaxSlots:
 
 def load_labeler(path):
     """Read a run's instance labeler: cached cluster centroids or argmax slots, whichever was saved."""
-    from lift3d.cluster import SceneClusters
+    from lift3d.cluster.embedding_clusterer import SceneClusters
 
     path = Path(path)
     try:

@@ -2,32 +2,31 @@
 
 Clustering samples come only from training views (never the test views, unlike the reference Messy Rooms
 script): ``cluster_views`` evenly spaced training views are rendered in full; their pixels predicted as a thing
-class give the embeddings; HDBSCAN's ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all
-thing classes merged) against those views' 2D segments (paper 004 appendix B.3). The centroids are cached in
-the run (``clusters.json``) and label every pixel of any view by the nearest centroid of its predicted class.
+class give the embeddings, which the instance objective decodes (:meth:`InstanceObjective.decode`): for the
+embedding objectives HDBSCAN's ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all thing
+classes merged) against those views' 2D segments (Contrastive Lift (Bhalgat et al. 2023), appendix B.3); linear
+assignment takes the argmax over its slots. The labeler is cached in the run (``RunDir.clusters``) and labels
+every pixel of any view (the nearest centroid of its predicted class, or its argmax slot).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-from lift3d.cluster import SceneClusters, fit_scene_clusters, sweep_min_cluster_size
-from lift3d.cluster.slots import ArgmaxSlots
 from lift3d.data.rays import PixelSet, load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
+from lift3d.engine.run_dir import RunDir
 from lift3d.metrics import frame_pq
 from lift3d.models import LiftModel
+from lift3d.objectives import build_objective
 
-__all__ = ["ViewRender", "render_pixel_set", "cluster_from_training_views", "CLUSTERS_FILE"]
-
-CLUSTERS_FILE = "clusters.json"
+__all__ = ["ViewRender", "render_pixel_set", "cluster_from_training_views"]
 
 
 @dataclass
@@ -83,8 +82,9 @@ def _evenly_spaced(items: Sequence[int], k: int) -> list[int]:
 
 
 def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path,
-                                log=print) -> tuple[SceneClusters, dict]:
-    """Render ``cfg.cluster_views`` training views, cluster, choose ``min_cluster_size`` by the sweep, save."""
+                                log=print) -> tuple[Any, dict]:
+    """Render ``cfg.cluster_views`` training views, decode them with the objective of ``cfg`` (clustering with the
+    ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run."""
     views = _evenly_spaced(scene.train_indices, cfg.cluster_views)
     pixels = load_pixel_set(scene, views)
     renders = render_pixel_set(model, pixels, cfg.render_chunk)
@@ -94,35 +94,21 @@ def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, 
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
 
-    def label_views(clusters) -> list[np.ndarray]:
-        return [np.asarray(clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
+    def label_views(labeler) -> list[np.ndarray]:
+        return [np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
                 .reshape(r.semantic.shape) for r in renders]
 
-    def score(clusters: SceneClusters) -> float:
-        res = frame_pq([r.semantic for r in renders], label_views(clusters), inputs_sem, inputs_inst,
+    def score(labeler) -> float:
+        res = frame_pq([r.semantic for r in renders], label_views(labeler), inputs_sem, inputs_inst,
                        things=things, stuff=scene.stuff_ids, merge_things=True)
         return float(res.pq)
 
     info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
-    if cfg.losses.instance_loss == "linear-assignment":
-        labeler = ArgmaxSlots(tuple(things), cfg.model.embedding_dim)
-        labeler.save(Path(run_dir) / CLUSTERS_FILE)
-        info.update(decoding="argmax", min_cluster_size=None, sweep={},
-                    num_clusters={"all": int(len(np.unique(np.concatenate([l.reshape(-1) for l in label_views(labeler)]))) - 1)})
-        (Path(run_dir) / "clustering.json").write_text(json.dumps(info, indent=2))
-        log(f"linear assignment: argmax over {cfg.model.embedding_dim} slots, {info['num_clusters']['all']} used")
-        return labeler, info
-    if cfg.cluster.min_cluster_size is not None:
-        best = int(cfg.cluster.min_cluster_size)
-        clusters = fit_scene_clusters(emb, sem, things, cfg.cluster, best)
-        info["sweep"] = {}
-    else:
-        best, scores = sweep_min_cluster_size(emb, sem, things, cfg.cluster, list(cfg.sweep_sizes), score)
-        clusters = fit_scene_clusters(emb, sem, things, cfg.cluster, best)
-        info["sweep"] = {str(k): round(float(v), 4) for k, v in scores.items()}
-    info["min_cluster_size"] = best
-    info["num_clusters"] = {str(c): int(cc.num_clusters) for c, cc in clusters.classes.items()}
-    clusters.save(Path(run_dir) / CLUSTERS_FILE)
-    (Path(run_dir) / "clustering.json").write_text(json.dumps(info, indent=2))
-    log(f"clustering: min_cluster_size={best}, clusters per class {info['num_clusters']}")
-    return clusters, info
+    objective = build_objective(cfg.losses, cfg.model.embedding_dim)
+    decoding = objective.decode(emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views)
+    info.update(decoding.info)
+    run = RunDir(run_dir)
+    decoding.labeler.save(run.clusters)
+    run.write_json(run.clustering, info)
+    log(decoding.message)
+    return decoding.labeler, info

@@ -1,52 +1,49 @@
 """The user-facing jobs behind the CLI: fit a scene, render a run, evaluate it.
 
-A run folder holds ``config.json`` (the resolved FitConfig), ``checkpoints/latest.pt``, ``clusters.json`` (cached
-centroids), ``clustering.json`` (the min_cluster_size sweep), ``fit.json`` (timings, final losses),
-``renders/<split>/`` and ``metrics.json``.
+Each takes a resolved :class:`FitConfig` or a run folder (its files are named in :mod:`lift3d.engine.run_dir`);
+presets and overrides are resolved by the caller (:mod:`lift3d.cli`, :mod:`lift3d.demo`, tools).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from lift3d.cluster.slots import load_labeler
-from lift3d.configs import apply_overrides, get_preset
-from lift3d.data.images import atomic_write_bytes
+from lift3d.config_io import config_to_dict
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.scene import Scene
+from lift3d.engine.checkpoint import load_model
 from lift3d.engine.config import FitConfig
-from lift3d.engine.inference import CLUSTERS_FILE, cluster_from_training_views, render_pixel_set
+from lift3d.engine.inference import cluster_from_training_views, render_pixel_set
 from lift3d.engine.outputs import read_renders, write_renders
-from lift3d.engine.trainer import Trainer, config_to_dict, load_model, resolve_device
+from lift3d.engine.run_dir import RunDir
+from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
 
-__all__ = ["fit_scene", "render_run", "evaluate_run", "score_segments", "split_indices"]
+__all__ = ["fit_scene", "render_run", "evaluate_run", "score_segments", "split_indices", "format_metrics_table"]
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def fit_scene(data: Path, out: Path, preset: str = "cpu-small", overrides: Sequence[str] = (), resume: bool = False,
-              cfg: Optional[FitConfig] = None, progress: bool = True, log=print) -> dict:
-    """Fit the fields, then cluster the embeddings of training views. Returns the fit summary."""
+def fit_scene(data: Path, out: Path, cfg: FitConfig, resume: bool = False, preset: Optional[str] = None,
+              progress: bool = True, log=print, callbacks: tuple[StepCallback, ...] = ()) -> dict:
+    """Fit the fields with the resolved ``cfg``, then decode the instance field of training views. ``preset``
+    only labels the run's ``config.json``; ``callbacks`` are called after every training step. Returns the fit
+    summary (also written to ``fit.json``)."""
     scene = load_scene(data)  # validates every frame before any work
-    if cfg is None:
-        cfg = apply_overrides(get_preset(preset), overrides)
-    out = Path(out)
-    if (out / "checkpoints" / "latest.pt").exists() and not resume:
+    run = RunDir(out)
+    out = run.root
+    if run.latest_checkpoint.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
     log(f"scene {scene.root}: {len(scene.frames)} frames ({len(scene.train_indices)} train, "
         f"{len(scene.test_indices)} test), {len(scene.classes)} classes, depth: {'yes' if scene.has_depth else 'no'}")
-    trainer = Trainer(scene, cfg, out, progress=progress, log=log)  # reads (and checks) every training frame
+    # reads (and checks) every training frame
+    trainer = Trainer(scene, cfg, out, progress=progress, log=log, callbacks=callbacks)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)})
+    run.write_json(run.config, {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)})
     summary = trainer.fit(resume=resume)
     t0 = time.perf_counter()
     _, info = cluster_from_training_views(trainer.model, scene, cfg, out, log=log)
@@ -54,17 +51,14 @@ def fit_scene(data: Path, out: Path, preset: str = "cpu-small", overrides: Seque
     summary["min_cluster_size"] = info["min_cluster_size"]
     summary["num_clusters"] = info["num_clusters"]
     summary["device"] = trainer.device
-    _write_json(out / "fit.json", summary)
+    run.write_json(run.fit_summary, summary)
     return summary
 
 
 def _run_scene(run: Path, data: Optional[Path]) -> Scene:
     if data is not None:
         return load_scene(data)
-    cfg_path = Path(run) / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path}: not a lift3d run folder (no config.json).")
-    return load_scene(json.loads(cfg_path.read_text())["scene"])
+    return load_scene(RunDir(run).read_record()["scene"])
 
 
 def split_indices(scene: Scene, split: str) -> list[int]:
@@ -80,10 +74,10 @@ def split_indices(scene: Scene, split: str) -> list[int]:
 def render_run(run: Path, split: str = "test", data: Optional[Path] = None, device: str = "auto",
                progress: bool = True, log=print) -> Path:
     """Render the views of ``split`` with the fitted run, label instances with the cached centroids, write PNGs."""
-    run = Path(run)
+    run_dir = RunDir(run)
     scene = _run_scene(run, data)
     model, cfg, _ = load_model(run, resolve_device(device))
-    clusters_path = run / CLUSTERS_FILE
+    clusters_path = run_dir.clusters
     if not clusters_path.exists():
         raise FileNotFoundError(f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit --resume`.")
     clusters = load_labeler(clusters_path)
@@ -100,7 +94,7 @@ def render_run(run: Path, split: str = "test", data: Optional[Path] = None, devi
     for r in renders:
         r.instance = np.asarray(clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))
                                 ).reshape(r.semantic.shape)
-    out_dir = run / "renders" / split
+    out_dir = run_dir.renders(split)
     write_renders(out_dir, renders, [scene.frames[i].name for i in views])
     log(f"rendered {len(views)} {split} views in {time.perf_counter() - t0:.1f} s -> {out_dir}")
     return out_dir
@@ -128,9 +122,9 @@ def score_segments(scene: Scene, views: list[int], pred_sem: list[np.ndarray], p
 
 def evaluate_run(run: Path, split: str = "test", data: Optional[Path] = None, log=print) -> dict:
     """Score ``renders/<split>`` (rendering first when missing) and write ``metrics.json``."""
-    run = Path(run)
+    run_dir = RunDir(run)
     scene = _run_scene(run, data)
-    render_dir = run / "renders" / split
+    render_dir = run_dir.renders(split)
     if not (render_dir / "frames.json").exists():
         render_run(run, split, data, log=log)
     views = read_renders(render_dir)
@@ -138,7 +132,7 @@ def evaluate_run(run: Path, split: str = "test", data: Optional[Path] = None, lo
     metrics = score_segments(scene, idx, [v["semantic"] for v in views], [v["instance"] for v in views],
                              [v["rgb"] for v in views])
     metrics = {"split": split, "num_frames": len(idx), **metrics}
-    _write_json(run / "metrics.json", metrics)
+    run_dir.write_json(run_dir.metrics, metrics)
     log(format_metrics_table(metrics))
     return metrics
 

@@ -1,39 +1,40 @@
-"""Per-scene fitting: the loss schedule, optimisers, EMA of the slow field, progress and atomic checkpoints.
+"""Per-scene fitting: the training loop (loss schedule, optimisers, progress, checkpoints every few steps).
 
 One iteration:
 1. ``rays_per_batch`` random pixels over all training views -> photometric loss (+ depth loss when the scene has
    depth; + semantic cross-entropy after ``semantic_start``).
 2. after ``instance_start``: ONE random training image, up to ``instance_pixels`` of its pixels that carry a 2D
    segment. Their weights are computed without gradient (instance/segment losses never reach density). The
-   thing-segment pixels are split at random into a fast half and a slow half (paper 004 Eq. 4); pairs only
-   ever form within that image. After the step the slow field follows the fast one by EMA.
+   image's thing pixels go to the instance objective (:mod:`lift3d.objectives`, chosen by
+   ``losses.instance_loss``; e.g. split at random into a fast and a slow half, Contrastive Lift (Bhalgat et al.
+   2023), Eq. 4); pairs only ever form within that image. After the step the objective's hook runs (the slow
+   field follows the fast one by EMA).
 3. after ``segment_consistency_start``: Panoptic Lifting's segment consistency on the same image's pixels.
+
+After every step the trainer calls its step callbacks (:class:`StepInfo`), e.g. a viewer's; checkpoints are
+handled by :mod:`lift3d.engine.checkpoint`, file names by :mod:`lift3d.engine.run_dir`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterable
 
-import numpy as np
 import torch
 
-from lift3d.data.rays import PixelSet, load_pixel_set, scene_bounds
+from lift3d.data.rays import load_pixel_set, scene_bounds
 from lift3d.data.scene import Scene
+from lift3d.engine.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
 from lift3d.engine.config import FitConfig
-from lift3d.fields.heads import ema_update
-from lift3d.losses import (associative_embedding_loss, concentration_loss, linear_assignment_loss,
-                           margin_contrastive_loss, photometric_loss, segment_consistency_loss, semantic_loss,
-                           slow_fast_contrastive_loss, split_fast_slow, vanilla_contrastive_loss)
-from lift3d.losses.dino import DinoHead, dino_loss
+from lift3d.engine.run_dir import RunDir
+from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
 from lift3d.models import LiftModel
+from lift3d.objectives import InstanceBatch, build_objective
 
-__all__ = ["Trainer", "resolve_device", "save_checkpoint", "load_model", "config_to_dict", "config_from_dict"]
+__all__ = ["Trainer", "StepInfo", "StepCallback", "resolve_device"]
 
 
 def resolve_device(name: str) -> str:
@@ -44,112 +45,88 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def config_to_dict(cfg) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+@dataclass
+class StepInfo:
+    """What a step callback is told after every training step."""
+
+    trainer: "Trainer"
+    """The trainer (its model, config and run folder), to read from; a callback must not change it."""
+    step: int
+    """Number of steps taken so far, this one included (1 after the first step)."""
+    total: int
+    """``optim.iterations``, the step at which the fit ends."""
+    kind: str
+    """``"fit"`` (:meth:`Trainer.train_step`) or ``"instance"`` (:meth:`Trainer.train_instance_step`)."""
+    stage: str
+    """Losses active at this step, e.g. ``rgb+sem+inst``."""
+    logs: dict
+    """This step's loss values by name (``rgb``, ``depth``, ``fs``, ``sem``, ``seg``, ``con``, ``conc``, ``inst``)."""
 
 
-def config_from_dict(cls, d: dict):
-    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output (unknown keys are ignored, so runs
-    written by an older lift3d still load; JSON lists become tuples where the field's default is a tuple)."""
-    defaults = cls()
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in d:
-            continue
-        default, value = getattr(defaults, f.name), d[f.name]
-        if dataclasses.is_dataclass(default):
-            kwargs[f.name] = config_from_dict(type(default), value)
-        elif isinstance(default, tuple) and isinstance(value, list):
-            kwargs[f.name] = tuple(value)
-        else:
-            kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file, then rename: a checkpoint is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_model(run_dir: Path, device: str = "cpu") -> tuple[LiftModel, FitConfig, dict]:
-    """The fitted model of a run folder (``checkpoints/latest.pt`` + ``config.json``)."""
-    run_dir = Path(run_dir)
-    ckpt_path = run_dir / "checkpoints" / "latest.pt"
-    if not ckpt_path.exists():
-        raise FileNotFoundError(f"{ckpt_path}: no checkpoint; run `lift3d fit DATA --out {run_dir}` first.")
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-    cfg = config_from_dict(FitConfig, ckpt["config"])
-    model = LiftModel(cfg.model, ckpt["num_classes"], np.asarray(ckpt["aabb"]), device)
-    _resize_grids(model, ckpt["model"])
-    # Training-only modules (the DINO baseline's projection heads) are not part of the rendered model.
-    model.load_state_dict({k: v for k, v in ckpt["model"].items() if not k.startswith("dino_")})
-    if model.occupancy is not None and ckpt.get("occupancy") is not None:
-        model.occupancy.load_state_dict({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()})
-    return model.to(device), cfg, ckpt
-
-
-def _resize_grids(model: LiftModel, state: dict) -> None:
-    """A checkpoint saved after a TensoRF upsample has larger planes: grow the fresh model to match."""
-    key = "radiance.density_grid.planes.0"
-    if key in state and state[key].shape[-1] != getattr(model.radiance, "density_grid", None).resolution:
-        model.radiance.upsample(int(state[key].shape[-1]))
+StepCallback = Callable[[StepInfo], None]
+"""Called with a :class:`StepInfo` after every training step."""
 
 
 class Trainer:
     """Fits a :class:`LiftModel` to a scene; see the module docstring for one iteration."""
 
-    def __init__(self, scene: Scene, cfg: FitConfig, run_dir: Path, progress: bool = True, log=print):
+    def __init__(self, scene: Scene, cfg: FitConfig, run_dir: Path, progress: bool = True, log=print,
+                 callbacks: Iterable[StepCallback] = ()):
         self.scene, self.cfg, self.run_dir = scene, cfg, Path(run_dir)
+        self.run = RunDir(self.run_dir)
         self.progress, self.log = progress, log
+        self.callbacks: list[StepCallback] = list(callbacks)
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.train = load_pixel_set(scene, scene.train_indices)
-        self.aabb = scene_bounds(scene, self.train)
-        self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device).to(self.device)
-        if cfg.losses.instance_loss == "dino":
-            # Projection heads of the DINO-style baseline: the fast one is trained, the slow one follows by EMA.
-            self.model.dino_fast = DinoHead(cfg.model.embedding_dim, num_prototypes=cfg.losses.dino_prototypes)
-            self.model.dino_slow = DinoHead(cfg.model.embedding_dim, num_prototypes=cfg.losses.dino_prototypes)
-            self.model.dino_slow.load_state_dict(self.model.dino_fast.state_dict())
-            for p in self.model.dino_slow.parameters():
-                p.requires_grad_(False)
+        self.train_pixels = load_pixel_set(scene, scene.train_indices)
+        self.aabb = scene_bounds(scene, self.train_pixels)
+        self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
+        self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device,
+                               instance_dim=self.objective.output_dim).to(self.device)
+        self.objective.attach(self.model)  # the objective's own modules (e.g. DINO heads), after the fields
+        self.model.to(self.device)
         self.thing_ids = torch.tensor(scene.thing_ids)
         # Pixels usable for instance/segment losses, grouped by view.
-        seg_valid = self.train.instance > 0
-        self.view_segment_rows = [r[seg_valid[r]] for r in (self.train.view_rows(p) for p in range(self.train.num_views))]
-        self.instance_views = [p for p, r in enumerate(self.view_segment_rows) if r.numel() >= 8]
-        if cfg.losses.instance_loss == "linear-assignment":
-            most = max(int(torch.unique(self.train.instance[r]).numel()) for r in self.view_segment_rows)
-            if most > cfg.model.embedding_dim:
-                log(f"warning: a training image has {most} 2D segments but the linear-assignment field has only "
-                    f"K = {cfg.model.embedding_dim} slots; the smallest segments are ignored. K must bound the number "
-                    "of objects: raise it with --set model.embedding_dim=K.")
-        self._make_optimisers()
+        seg_valid = self.train_pixels.instance > 0
+        self.view_segment_rows = [rows[seg_valid[rows]] for rows in
+                                  (self.train_pixels.view_rows(p) for p in range(self.train_pixels.num_views))]
+        self.instance_views = [p for p, rows in enumerate(self.view_segment_rows) if rows.numel() >= 8]
+        self.objective.check_segments(
+            [int(torch.unique(self.train_pixels.instance[rows]).numel()) for rows in self.view_segment_rows], log)
+        self.make_optimisers()
         self.step = 0
         self.history: list[dict] = []
 
+    def add_callback(self, callback: StepCallback) -> None:
+        """Call ``callback(StepInfo)`` after every step from now on."""
+        self.callbacks.append(callback)
+
+    def _notify(self, kind: str, logs: dict) -> None:
+        if self.callbacks:
+            info = StepInfo(self, self.step, self.cfg.optim.iterations, kind, self.stage(), logs)
+            for callback in self.callbacks:
+                callback(info)
+
     # ------------------------------------------------------------------ setup
-    def _make_optimisers(self) -> None:
-        m, o = self.model, self.cfg.optim
+    def make_optimisers(self) -> None:
+        """The field optimiser (radiance, semantic, background) and the instance optimiser (the fast field and the
+        objective's extra modules), at their base learning rates."""
+        m, optim = self.model, self.cfg.optim
         self.opt_field = torch.optim.Adam([
-            {"params": m.radiance.grid_parameters(), "lr": o.lr_grid},
-            {"params": m.radiance.network_parameters(), "lr": o.lr_network},
-            {"params": m.semantic.network_parameters(), "lr": o.lr_network},
-            {"params": m.semantic.grid_parameters(), "lr": o.lr_head_grid},
-        ] + ([{"params": list(m.background_mlp.parameters()), "lr": o.lr_network}] if m.background_mlp is not None else []),
+            {"params": m.radiance.grid_parameters(), "lr": optim.lr_grid},
+            {"params": m.radiance.network_parameters(), "lr": optim.lr_network},
+            {"params": m.semantic.network_parameters(), "lr": optim.lr_network},
+            {"params": m.semantic.grid_parameters(), "lr": optim.lr_head_grid},
+        ] + ([{"params": list(m.background_mlp.parameters()), "lr": optim.lr_network}]
+             if m.background_mlp is not None else []),
             betas=(0.9, 0.99))
-        inst_params = m.instance.fast.network_parameters()
-        if getattr(m, "dino_fast", None) is not None:
-            inst_params += list(m.dino_fast.parameters())
+        inst_params = m.instance.fast.network_parameters() + self.objective.extra_parameters(m)
         self.opt_instance = torch.optim.Adam([
-            {"params": inst_params, "lr": o.lr_instance},
-            {"params": m.instance.fast.grid_parameters(), "lr": o.lr_head_grid},
+            {"params": inst_params, "lr": optim.lr_instance},
+            {"params": m.instance.fast.grid_parameters(), "lr": optim.lr_head_grid},
         ], betas=(0.9, 0.99))
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
 
@@ -169,36 +146,22 @@ class Trainer:
         res = int(round(math.exp(math.log(r.grid_resolution) + (math.log(r.final_grid_resolution)
                                                                    - math.log(r.grid_resolution)) * k / n)))
         self.model.radiance.upsample(res)
-        self._make_optimisers()  # the grid parameters are new tensors
+        self.make_optimisers()  # the grid parameters are new tensors
 
     # ------------------------------------------------------------------ checkpoints
     @property
     def ckpt_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "latest.pt"
+        return self.run.latest_checkpoint
 
     def save(self) -> None:
-        occ = self.model.occupancy.state_dict() if self.model.occupancy is not None else None
-        save_checkpoint(self.ckpt_path, {
-            "step": self.step, "config": config_to_dict(self.cfg), "model": self.model.state_dict(),
-            "occupancy": occ, "opt_field": self.opt_field.state_dict(), "opt_instance": self.opt_instance.state_dict(),
-            "num_classes": self.scene.num_classes, "aabb": self.aabb.tolist(), "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "history": self.history, "scene": str(self.scene.root),
-        })
+        """Write the checkpoint atomically (see :mod:`lift3d.engine.checkpoint`)."""
+        save_checkpoint(self.ckpt_path, training_state(self))
 
     def resume(self) -> bool:
+        """Continue from the run's checkpoint, if there is one; True when resumed."""
         if not self.ckpt_path.exists():
             return False
-        ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        _resize_grids(self.model, ckpt["model"])
-        self.model.load_state_dict(ckpt["model"])
-        self._make_optimisers()
-        self.opt_field.load_state_dict(ckpt["opt_field"])
-        self.opt_instance.load_state_dict(ckpt["opt_instance"])
-        if ckpt.get("occupancy") is not None and self.model.occupancy is not None:
-            self.model.occupancy.load_state_dict(ckpt["occupancy"])
-        self.generator.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        self.step, self.history = ckpt["step"], ckpt.get("history", [])
+        restore_training_state(self, load_checkpoint(self.ckpt_path, self.device))
         return True
 
     # ------------------------------------------------------------------ one iteration
@@ -211,90 +174,100 @@ class Trainer:
         return (torch.rand(1, generator=self.generator) < 0.5).float().expand(3)
 
     def train_step(self) -> dict:
-        cfg, lc, tr, model = self.cfg, self.cfg.losses, self.train, self.model
+        """One iteration (see the module docstring); returns its losses by name."""
+        cfg, weights, pixels, model = self.cfg, self.cfg.losses, self.train_pixels, self.model
         self._upsample_if_due()
         self._set_lr()
-        o = cfg.optim
-        if model.occupancy is not None and self.step >= o.occupancy_warmup and (self.step - o.occupancy_warmup) % o.occupancy_update_every == 0:
+        optim = cfg.optim
+        if (model.occupancy is not None and self.step >= optim.occupancy_warmup
+                and (self.step - optim.occupancy_warmup) % optim.occupancy_update_every == 0):
             model.update_occupancy()
         logs: dict[str, float] = {}
 
         # 1. random rays: photometric (+ depth, + semantic)
-        rows = torch.randint(0, tr.rgb.shape[0], (o.rays_per_batch,), generator=self.generator)
-        origins, dirs = tr.rays(rows)
-        depth = tr.depth[rows] if tr.depth is not None else None
+        rows = torch.randint(0, pixels.rgb.shape[0], (optim.rays_per_batch,), generator=self.generator)
+        origins, dirs = pixels.rays(rows)
+        depth = pixels.depth[rows] if pixels.depth is not None else None
         bg = self._background(rows.shape[0])
         samples = model.sample_rays(origins, dirs, depth, train=True, with_color=True, background=bg)
-        loss = photometric_loss(samples.rgb, tr.rgb[rows])
+        loss = photometric_loss(samples.rgb, pixels.rgb[rows])
         logs["rgb"] = float(loss.detach())
-        if depth is not None and lc.depth_weight > 0:
+        if depth is not None and weights.depth_weight > 0:
             valid = depth > 0
             end = model.to_cube(origins + dirs * depth[:, None])
             inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
             if inside.any():
                 d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
                 d_loss = (d_err ** 2).mean()
-                loss = loss + lc.depth_weight * d_loss
+                loss = loss + weights.depth_weight * d_loss
                 logs["depth"] = float(d_loss.detach())
             if valid.any():
-                if lc.free_space_weight > 0:
+                if weights.free_space_weight > 0:
                     fs = self._free_space_loss(samples, dirs[valid], depth[valid], valid)
-                    loss = loss + lc.free_space_weight * fs
+                    loss = loss + weights.free_space_weight * fs
                     logs["fs"] = float(fs.detach())
-        if self.step >= lc.semantic_start and lc.semantic_weight > 0:
+        if self.step >= weights.semantic_start and weights.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
-            s_loss = semantic_loss(log_probs, tr.semantic[rows], tr.confidence[rows])
-            loss = loss + lc.semantic_weight * s_loss
+            s_loss = semantic_loss(log_probs, pixels.semantic[rows], pixels.confidence[rows])
+            loss = loss + weights.semantic_weight * s_loss
             logs["sem"] = float(s_loss.detach())
         self.opt_field.zero_grad(set_to_none=True)
         loss.backward()
 
         # 2./3. one image: instance and segment-consistency losses (density without gradient)
-        inst_on = self.step >= lc.instance_start and lc.instance_weight > 0
-        seg_on = self.step >= lc.segment_consistency_start and lc.segment_consistency_weight > 0
+        inst_on = self.step >= weights.instance_start and weights.instance_weight > 0
+        seg_on = self.step >= weights.segment_consistency_start and weights.segment_consistency_weight > 0
         self._image_step(inst_on, seg_on, logs)
         self.opt_field.step()
         self.step += 1
+        self._notify("fit", logs)
         return logs
 
     def _image_step(self, inst_on: bool, seg_on: bool, logs: dict) -> None:
         """One training image's pixels: segment consistency (gradient into the semantic field, applied by the
-        caller's field optimiser step) and the instance objective (its own optimiser step + EMA of the slow field)."""
+        caller's field optimiser step) and the instance objective (its own optimiser step + the objective's
+        after-step hook, e.g. the EMA of the slow field)."""
         if not (inst_on or seg_on) or not self.instance_views:
             return
-        lc, o, tr, model = self.cfg.losses, self.cfg.optim, self.train, self.model
+        weights, pixels, model = self.cfg.losses, self.train_pixels, self.model
         view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
-        cand = self.view_segment_rows[view]
-        pick = cand[torch.randperm(cand.numel(), generator=self.generator)[: o.instance_pixels]]
-        o2, d2 = tr.rays(pick)
-        dp = tr.depth[pick] if tr.depth is not None else None
+        candidates = self.view_segment_rows[view]
+        order = torch.randperm(candidates.numel(), generator=self.generator)
+        pick = candidates[order[: self.cfg.optim.instance_pixels]]
+        img_origins, img_dirs = pixels.rays(pick)
+        img_depth = pixels.depth[pick] if pixels.depth is not None else None
         with torch.no_grad():
-            img_samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
+            img_samples = model.sample_rays(img_origins, img_dirs, img_depth, train=True, with_color=False,
+                                            density_grad=False)
         if seg_on:
-            lp = model.render_semantic(img_samples)
-            sc = segment_consistency_loss(lp, tr.instance[pick])
-            (lc.segment_consistency_weight * sc).backward()
-            logs["seg"] = float(sc.detach())
+            log_probs = model.render_semantic(img_samples)
+            seg_loss = segment_consistency_loss(log_probs, pixels.instance[pick])
+            (weights.segment_consistency_weight * seg_loss).backward()
+            logs["seg"] = float(seg_loss.detach())
         if inst_on:
-            is_thing = torch.isin(tr.semantic[pick], self.thing_ids)
+            is_thing = torch.isin(pixels.semantic[pick], self.thing_ids)
             thing_rows = is_thing.nonzero().squeeze(-1)
             if thing_rows.numel() >= 4:
-                inst_loss = self._instance_loss(img_samples, thing_rows, tr.instance[pick][thing_rows],
-                                                tr.confidence[pick][thing_rows], logs)
+                batch = InstanceBatch(img_samples, thing_rows, pixels.instance[pick][thing_rows],
+                                      pixels.confidence[pick][thing_rows])
+                inst_loss = self.instance_loss(batch, logs)
                 self.opt_instance.zero_grad(set_to_none=True)
-                (lc.instance_weight * inst_loss).backward()
+                (weights.instance_weight * inst_loss).backward()
                 self.opt_instance.step()
-                model.instance.update_slow()
-                if getattr(model, "dino_fast", None) is not None:
-                    ema_update(model.dino_slow, model.dino_fast, model.instance.momentum)
+                self.objective.after_step(model)
+
+    def instance_loss(self, batch: InstanceBatch, logs: dict) -> torch.Tensor:
+        """The instance objective's loss on one image's thing pixels (its parts logged into ``logs``)."""
+        return self.objective.loss(self.model, batch, self.generator, logs)
 
     def train_instance_step(self) -> dict:
-        """One step of the instance objective alone, every other field frozen (paper 004 Sec. 5 on Messy Rooms:
-        density, colour and semantics are fitted once and shared; each method then trains only its instance
-        field). This is the step whose rate paper Table 6 reports."""
+        """One step of the instance objective alone, every other field frozen (Contrastive Lift (Bhalgat et al.
+        2023), Sec. 5 on Messy Rooms: density, colour and semantics are fitted once and shared; each method then
+        trains only its instance field). This is the step whose rate the paper's Table 6 reports."""
         logs: dict[str, float] = {}
         self._image_step(True, False, logs)
         self.step += 1
+        self._notify("instance", logs)
         return logs
 
     def reset_instance_field(self) -> None:
@@ -302,8 +275,8 @@ class Trainer:
         from lift3d.fields.heads import InstanceField
 
         m = self.model
-        m.instance = InstanceField(self.cfg.model.instance, self.cfg.model.embedding_dim, self.cfg.model.ema_momentum)
-        self._make_optimisers()
+        m.instance = InstanceField(self.cfg.model.instance, self.objective.output_dim, self.cfg.model.ema_momentum)
+        self.make_optimisers()
 
     def _free_space_loss(self, samples, dirs: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Line-of-sight loss: :math:`\\frac{1}{R}\\sum_r \\sum_{i: |t_i - D_r| \\|d_r\\| > b} w_{ri}` with b =
@@ -312,55 +285,13 @@ class Trainer:
         dist = (samples.t[valid] - depth[:, None]).abs() * dirs.norm(dim=-1, keepdim=True)
         return (samples.weights[valid] * (dist > band)).sum(-1).mean()
 
-    def _instance_loss(self, samples, rows: torch.Tensor, ids: torch.Tensor, conf: torch.Tensor, logs: dict) -> torch.Tensor:
-        lc, model = self.cfg.losses, self.model
-        kind = lc.instance_loss
-        if kind in ("vanilla", "associative-embedding", "margin", "linear-assignment"):
-            emb = model.render_embedding(samples, rows)
-            if kind == "vanilla":
-                loss = vanilla_contrastive_loss(emb, ids)
-            elif kind == "associative-embedding":
-                loss = associative_embedding_loss(emb, ids)
-            elif kind == "margin":
-                loss = margin_contrastive_loss(emb, ids, pos_margin=lc.margin_positive, neg_margin=lc.margin_negative)
-            else:
-                # Panoptic Lifting: rendered (weighted-sum) logits of K slots, Hungarian matching per image.
-                loss, _ = linear_assignment_loss(emb, ids, confidence=conf)
-            logs["inst"] = float(loss.detach())
-            if kind == "vanilla" and lc.concentration_weight > 0:
-                # paper Table 3 "vanilla + concentration": fast embeddings pulled to their own detached means
-                conc = concentration_loss(emb, ids, emb.detach(), ids, confidence=conf, form=lc.concentration_form)
-                logs["conc"] = float(conc.detach())
-                loss = loss + lc.concentration_weight * conc
-            return loss
-        fast_idx, slow_idx = split_fast_slow(rows.numel(), self.generator)
-        if kind == "dino":
-            f = model.render_embedding(samples, rows[fast_idx])
-            s = model.render_embedding(samples, rows[slow_idx], slow=True)
-            loss, batch_center = dino_loss(f, ids[fast_idx], s, ids[slow_idx], model.dino_fast, model.dino_slow)
-            model.dino_slow.update_center(batch_center, momentum=model.instance.momentum)
-            logs["inst"] = float(loss.detach())
-            return loss
-        f = model.render_embedding(samples, rows[fast_idx])
-        s = model.render_embedding(samples, rows[slow_idx], slow=True)
-        con = slow_fast_contrastive_loss(f, ids[fast_idx], s, ids[slow_idx], kernel=lc.kernel,
-                                         bandwidth=lc.kernel_bandwidth)
-        logs["con"] = float(con.detach())
-        loss = con
-        if lc.concentration_weight > 0:
-            conc = concentration_loss(f, ids[fast_idx], s, ids[slow_idx], confidence=conf[fast_idx],
-                                      form=lc.concentration_form)
-            logs["conc"] = float(conc.detach())
-            loss = loss + lc.concentration_weight * conc
-        return loss
-
     def stage(self) -> str:
         """Names of the losses active at the current step, e.g. ``rgb+sem+inst``."""
-        lc = self.cfg.losses
+        losses = self.cfg.losses
         parts = ["rgb"]
-        for name, start, weight in (("sem", lc.semantic_start, lc.semantic_weight),
-                                    ("inst", lc.instance_start, lc.instance_weight),
-                                    ("seg", lc.segment_consistency_start, lc.segment_consistency_weight)):
+        for name, start, weight in (("sem", losses.semantic_start, losses.semantic_weight),
+                                    ("inst", losses.instance_start, losses.instance_weight),
+                                    ("seg", losses.segment_consistency_start, losses.segment_consistency_weight)):
             if self.step >= start and weight > 0:
                 parts.append(name)
         return "+".join(parts)

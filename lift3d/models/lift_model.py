@@ -35,7 +35,8 @@ class ModelConfig:
     instance: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, hidden_layers=3))
     """Instance-embedding MLP on xyz (paper 004: 3 hidden layers of 256, raw xyz)."""
     embedding_dim: int = 3
-    """Instance embedding dimension D (paper 004: 3 is nearly optimal)."""
+    """Instance embedding dimension D of the embedding objectives (Contrastive Lift: 3 is nearly optimal). An
+    objective may declare another output width (linear assignment: ``losses.num_slots``)."""
     ema_momentum: float = 0.9
     """Slow field update ``slow <- m slow + (1 - m) fast`` once per instance step."""
     distance_scale: float = 25.0
@@ -92,7 +93,10 @@ class RaySamples:
 
 
 class LiftModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, num_classes: int, aabb: np.ndarray, device: str = "cpu"):
+    def __init__(self, cfg: ModelConfig, num_classes: int, aabb: np.ndarray, device: str = "cpu",
+                 instance_dim: Optional[int] = None):
+        """``instance_dim``: width of the instance field's output (the objective's ``output_dim``, e.g. K slots
+        for linear assignment); None = ``cfg.embedding_dim``."""
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
@@ -100,7 +104,7 @@ class LiftModel(nn.Module):
         self.register_buffer("aabb", aabb)
         self.radiance = RadianceField(cfg.radiance, device)
         self.semantic = SemanticField(cfg.semantic, num_classes)
-        self.instance = InstanceField(cfg.instance, cfg.embedding_dim, cfg.ema_momentum)
+        self.instance = InstanceField(cfg.instance, instance_dim or cfg.embedding_dim, cfg.ema_momentum)
         self.background_mlp = None
         if cfg.background == "direction":
             self.background_encoding = FrequencyEncoding(3, 4)

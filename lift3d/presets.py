@@ -1,8 +1,8 @@
 """Presets: every named configuration of ``lift3d fit`` lives here.
 
-- ``contrastive-lift``: paper 004 as published (TensoRF VM 16/48 components growing 128^3 -> 192^3, instance MLP
-  3x256 on raw xyz, D = 3, slow-fast + concentration, 400k iterations with semantics at 40k, instance at 160k,
-  segment consistency at 280k, 2048 rays). Meant for a GPU.
+- ``contrastive-lift``: Contrastive Lift (Bhalgat et al. 2023) as published (TensoRF VM 16/48 components growing
+  128^3 -> 192^3, instance MLP 3x256 on raw xyz, D = 3, slow-fast + concentration, 400k iterations with semantics
+  at 40k, instance at 160k, segment consistency at 280k, 2048 rays). Meant for a GPU.
 - ``cpu-small``: the CPU preset used by ``lift3d demo``: small grid, occupancy grid, depth-guided sampling and a
   line-of-sight loss, a short schedule (minutes on 2 cores for a ~96x96, 40-view scene). Unlike the paper, its
   semantic and instance MLPs see xyz through a 4-octave frequency encoding: with raw xyz a 1500-iteration
@@ -12,17 +12,19 @@
   evaluated at the 8 heaviest samples of a ray at most (``head_max_samples``: the instance step's cost then no
   longer grows with blurrier density in larger scenes).
 - Instance-objective variants, each in a paper-size and a ``cpu-small-`` form, everything else shared:
-  ``no-concentration`` (slow-fast without Eq. 5; paper-size name ``contrastive-lift-no-concentration``), ``vanilla`` (Eq. 3), ``vanilla-concentration`` (paper Table 3),
-  ``panoptic-lifting`` (linear assignment; K = 500 paper-size, 100 on CPU: override with
-  ``--set model.embedding_dim=K``), ``associative-embedding``, ``margin``, ``dino`` (appendix E).
+  ``no-concentration`` (slow-fast without Eq. 5; paper-size name ``contrastive-lift-no-concentration``),
+  ``vanilla`` (Eq. 3), ``vanilla-concentration`` (Table 3), ``panoptic-lifting`` (linear assignment; K = 500
+  paper-size, 100 on CPU: override with ``--losses.num-slots K``), ``associative-embedding``, ``margin``,
+  ``dino`` (appendix E).
 - ``tiny``: a seconds-long configuration for tests.
+
+Presets are resolved here and by the callers (CLI, demo, tools); the engine is handed the resulting
+:class:`FitConfig` and never imports this module. Overrides: :func:`lift3d.config_io.apply_overrides`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from lift3d.cluster import ClusterConfig
 from lift3d.engine.config import FitConfig, LossConfig, OptimConfig
@@ -30,7 +32,7 @@ from lift3d.fields.heads import HeadConfig
 from lift3d.fields.radiance import RadianceFieldConfig
 from lift3d.models import ModelConfig
 
-__all__ = ["PRESETS", "get_preset", "apply_overrides"]
+__all__ = ["PRESETS", "get_preset"]
 
 
 def _contrastive_lift() -> FitConfig:
@@ -81,94 +83,46 @@ def _tiny() -> FitConfig:
     return cfg
 
 
-def _variant(base: Callable[[], FitConfig], instance_loss: str, concentration: bool = True,
+def _variant(base: Callable[[], FitConfig], instance_loss: str, concentration_weight: float,
              num_slots: Optional[int] = None) -> Callable[[], FitConfig]:
-    """A preset that differs from ``base`` only in its instance objective (paper 004 Tables 2-3, appendix E)."""
+    """A preset that differs from ``base`` only in its instance objective (Contrastive Lift (Bhalgat et al. 2023),
+    Tables 2-3, appendix E)."""
 
     def make() -> FitConfig:
         cfg = base()
         cfg.losses.instance_loss = instance_loss
-        if instance_loss == "slow-fast":
-            cfg.losses.concentration_weight = 1.0 if concentration else 0.0
-        elif instance_loss == "vanilla":
-            cfg.losses.concentration_weight = 1.0 if concentration else 0.0
-        else:
-            cfg.losses.concentration_weight = 0.0
+        cfg.losses.concentration_weight = concentration_weight
         if num_slots is not None:
-            cfg.model.embedding_dim = num_slots  # K logits, an upper bound on the number of objects
+            cfg.losses.num_slots = num_slots  # K logits, an upper bound on the number of objects
         return cfg
 
     return make
 
 
-# name -> (instance objective, concentration on?, K slots for linear assignment)
+# name suffix -> (instance objective, concentration weight, K slots paper-size, K slots on CPU)
 _VARIANTS = {
-    "": ("slow-fast", True, None),
-    "no-concentration": ("slow-fast", False, None),
-    "vanilla": ("vanilla", False, None),
-    "vanilla-concentration": ("vanilla", True, None),
-    "panoptic-lifting": ("linear-assignment", False, None),
-    "associative-embedding": ("associative-embedding", False, None),
-    "margin": ("margin", False, None),
-    "dino": ("dino", False, None),
+    "": ("slow-fast", 1.0, None, None),
+    "no-concentration": ("slow-fast", 0.0, None, None),
+    "vanilla": ("vanilla", 0.0, None, None),
+    "vanilla-concentration": ("vanilla", 1.0, None, None),
+    "panoptic-lifting": ("linear-assignment", 0.0, 500, 100),  # K = 500 as Panoptic Lifting on Messy Rooms
+    "associative-embedding": ("associative-embedding", 0.0, None, None),
+    "margin": ("margin", 0.0, None, None),
+    "dino": ("dino", 0.0, None, None),
 }
 
 PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny}
-for _suffix, (_loss, _conc, _k) in _VARIANTS.items():
-    # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting (K = 500 as on Messy Rooms), ...
-    _paper_name = {"": "contrastive-lift", "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
-    PRESETS[_paper_name] = _variant(_contrastive_lift, _loss, _conc, 500 if _loss == "linear-assignment" else _k)
-    # CPU presets: cpu-small, cpu-small-vanilla, cpu-small-panoptic-lifting (K = 100), ...
-    PRESETS["cpu-small" + (f"-{_suffix}" if _suffix else "")] = _variant(
-        _cpu_small, _loss, _conc, 100 if _loss == "linear-assignment" else _k)
+for _suffix, (_loss, _conc, _k_paper, _k_cpu) in _VARIANTS.items():
+    # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting, ...
+    _paper_name = {"": "contrastive-lift",
+                   "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
+    PRESETS[_paper_name] = _variant(_contrastive_lift, _loss, _conc, _k_paper)
+    # CPU presets: cpu-small, cpu-small-vanilla, cpu-small-panoptic-lifting, ...
+    PRESETS["cpu-small" + (f"-{_suffix}" if _suffix else "")] = _variant(_cpu_small, _loss, _conc, _k_cpu)
 
 
 def get_preset(name: str) -> FitConfig:
+    """A fresh :class:`FitConfig` of the preset ``name``."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]()
-
-
-def apply_overrides(cfg: FitConfig, overrides: list[str] | tuple[str, ...]) -> FitConfig:
-    """Apply dotted ``key=value`` overrides, e.g. ``optim.iterations=2000`` or ``losses.kernel=exp_distance``.
-
-    Values are parsed as the type of the current value (bool: true/false; tuples: comma-separated).
-    """
-    cfg = copy.deepcopy(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.field=value")
-        key, raw = item.split("=", 1)
-        *path, last = key.strip().split(".")
-        obj: Any = cfg
-        for p in path:
-            if not hasattr(obj, p):
-                raise ValueError(f"override {item!r}: no config section {p!r}")
-            obj = getattr(obj, p)
-        if not dataclasses.is_dataclass(obj) or not hasattr(obj, last):
-            raise ValueError(f"override {item!r}: no field {last!r} in {type(obj).__name__}")
-        setattr(obj, last, _parse_like(getattr(obj, last), raw, item))
-    return cfg
-
-
-def _parse_like(current: Any, raw: str, item: str) -> Any:
-    raw = raw.strip()
-    if raw.lower() == "none":
-        return None
-    if isinstance(current, bool):
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"override {item!r}: expected true/false")
-        return raw.lower() in ("true", "1")
-    if isinstance(current, int):
-        return int(raw)
-    if isinstance(current, float):
-        return float(raw)
-    if isinstance(current, tuple):
-        return tuple(int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in raw.split(",") if x.strip())
-    if current is None:
-        for cast in (int, float):
-            try:
-                return cast(raw)
-            except ValueError:
-                pass
-    return raw

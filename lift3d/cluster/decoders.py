@@ -1,0 +1,58 @@
+"""The two ways a run's rendered instance field becomes instance ids, each returning a labeler and its record:
+clustering of embeddings (per thing class, ``min_cluster_size`` fixed or swept) and argmax over slots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from lift3d.cluster.embedding_clusterer import ClusterConfig, fit_scene_clusters, sweep_min_cluster_size
+from lift3d.cluster.slots import ArgmaxSlots
+
+__all__ = ["Decoding", "decode_by_clustering", "decode_by_argmax"]
+
+
+@dataclass
+class Decoding:
+    """What decoding the rendered instance field of a run gives: the labeler and its record."""
+
+    labeler: Any
+    """Labels pixels from (semantic, embedding): ``label(sem [M], emb [M, D]) -> ids [M]``; has ``save(path)``."""
+    info: dict
+    """JSON-able record of the choice (decoding, sweep, min_cluster_size, num_clusters) for ``clustering.json``."""
+    message: str
+    """One line for the log."""
+
+
+def decode_by_clustering(embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int],
+                         cfg: ClusterConfig, sweep_sizes: Sequence[int], score: Callable[[Any], float]) -> Decoding:
+    """Cluster ``embeddings`` [N, D] of the pixels predicted as each thing class (``semantic`` [N]).
+
+    ``min_cluster_size`` is ``cfg.min_cluster_size`` when set, else the candidate of ``sweep_sizes`` chosen by
+    :func:`sweep_min_cluster_size` with ``score(clusters)`` (higher is better). The
+    :class:`Decoding` holds a :class:`SceneClusters` and records the sweep's scores, the chosen size and the
+    clusters per class."""
+    info: dict = {}
+    if cfg.min_cluster_size is not None:
+        best = int(cfg.min_cluster_size)
+        clusters = fit_scene_clusters(embeddings, semantic, thing_classes, cfg, best)
+        info["sweep"] = {}
+    else:
+        best, scores = sweep_min_cluster_size(embeddings, semantic, thing_classes, cfg, list(sweep_sizes), score)
+        clusters = fit_scene_clusters(embeddings, semantic, thing_classes, cfg, best)
+        info["sweep"] = {str(k): round(float(v), 4) for k, v in scores.items()}
+    info["min_cluster_size"] = best
+    info["num_clusters"] = {str(c): int(cc.num_clusters) for c, cc in clusters.classes.items()}
+    return Decoding(clusters, info, f"clustering: min_cluster_size={best}, clusters per class {info['num_clusters']}")
+
+
+def decode_by_argmax(thing_classes: Sequence[int], num_slots: int,
+                     label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
+    """Argmax over ``num_slots`` rendered slot logits on thing pixels (Panoptic Lifting; no clustering).
+    ``label_views(labeler)`` labels the clustering views; the record counts the slots they use."""
+    labeler = ArgmaxSlots(tuple(thing_classes), num_slots)
+    used = int(len(np.unique(np.concatenate([ids.reshape(-1) for ids in label_views(labeler)])))) - 1
+    info = {"decoding": "argmax", "min_cluster_size": None, "sweep": {}, "num_clusters": {"all": used}}
+    return Decoding(labeler, info, f"linear assignment: argmax over {num_slots} slots, {used} used")

@@ -1,0 +1,86 @@
+"""Dataclass configs to and from JSON-able dicts, and dotted ``section.field=value`` overrides.
+
+A leaf: it imports nothing from lift3d and works on any (nested) dataclass config, so every layer (the engine
+reading a run's ``config.json``, the CLI and the tools applying overrides) can use it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any, Sequence, TypeVar
+
+__all__ = ["config_to_dict", "config_from_dict", "apply_overrides", "parse_like"]
+
+C = TypeVar("C")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A (nested) dataclass config as a JSON-able dict (tuples become lists; other values their ``str``)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def config_from_dict(cls: type[C], d: dict) -> C:
+    """Rebuild a (nested) dataclass config from :func:`config_to_dict` output (unknown keys are ignored, so runs
+    written by an older lift3d still load; JSON lists become tuples where the field's default is a tuple)."""
+    defaults = cls()
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        default, value = getattr(defaults, f.name), d[f.name]
+        if dataclasses.is_dataclass(default):
+            kwargs[f.name] = config_from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[f.name] = tuple(value)
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
+    """A copy of ``cfg`` with dotted ``key=value`` overrides applied, e.g. ``optim.iterations=2000`` or
+    ``losses.kernel=exp_distance``.
+
+    Values are parsed as the type of the current value (bool: true/false; tuples: comma-separated).
+    """
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.field=value")
+        key, raw = item.split("=", 1)
+        *path, last = key.strip().split(".")
+        obj: Any = cfg
+        for p in path:
+            if not hasattr(obj, p):
+                raise ValueError(f"override {item!r}: no config section {p!r}")
+            obj = getattr(obj, p)
+        if not dataclasses.is_dataclass(obj) or not hasattr(obj, last):
+            raise ValueError(f"override {item!r}: no field {last!r} in {type(obj).__name__}")
+        setattr(obj, last, parse_like(getattr(obj, last), raw, item))
+    return cfg
+
+
+def parse_like(current: Any, raw: str, item: str) -> Any:
+    """``raw`` parsed as the type of ``current`` (``item`` names the override in errors); ``none`` -> None."""
+    raw = raw.strip()
+    if raw.lower() == "none":
+        return None
+    if isinstance(current, bool):
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"override {item!r}: expected true/false")
+        return raw.lower() in ("true", "1")
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, tuple):
+        return tuple(int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in raw.split(",") if x.strip())
+    if current is None:
+        for cast in (int, float):
+            try:
+                return cast(raw)
+            except ValueError:
+                pass
+    return raw

@@ -1,0 +1,85 @@
+"""The layout of a run folder, named once.
+
+A run folder holds ``config.json`` (the scene, the preset name if any and the resolved FitConfig),
+``checkpoints/latest.pt`` (atomic, resumable), ``fit.json`` (timings, final losses), ``clusters.json`` (the
+instance labeler: cached centroids or argmax slots), ``clustering.json`` (how it was chosen: the
+min_cluster_size sweep), ``renders/<split>/`` (see :mod:`lift3d.engine.outputs`) and ``metrics.json``. Every JSON
+of a run is written atomically (:meth:`RunDir.write_json`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lift3d.io.atomic import atomic_write_json
+
+__all__ = ["RunDir"]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run folder. ``RunDir(path)`` accepts a str or Path."""
+
+    root: Path
+    """The run folder."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        """``config.json``: ``{"scene", "preset", "config"}`` written before training starts."""
+        return self.root / "config.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        """``checkpoints/``."""
+        return self.root / "checkpoints"
+
+    @property
+    def latest_checkpoint(self) -> Path:
+        """``checkpoints/latest.pt``: model, optimisers, RNG states and history at the last saved step."""
+        return self.checkpoints / "latest.pt"
+
+    @property
+    def fit_summary(self) -> Path:
+        """``fit.json``: iterations, seconds, rate, final losses, clustering choice, device."""
+        return self.root / "fit.json"
+
+    @property
+    def clusters(self) -> Path:
+        """``clusters.json``: the instance labeler (cluster centroids or argmax slots)."""
+        return self.root / "clusters.json"
+
+    @property
+    def clustering(self) -> Path:
+        """``clustering.json``: the views clustered and how the labeler was chosen."""
+        return self.root / "clustering.json"
+
+    @property
+    def metrics(self) -> Path:
+        """``metrics.json``: scores of the last ``lift3d eval``."""
+        return self.root / "metrics.json"
+
+    @property
+    def renders_root(self) -> Path:
+        """``renders/``."""
+        return self.root / "renders"
+
+    def renders(self, split: str) -> Path:
+        """``renders/<split>/``: one folder of rendered views per split."""
+        return self.renders_root / split
+
+    def write_json(self, path: Path, obj: Any) -> Path:
+        """Write ``obj`` (indented JSON) to ``path`` (one of this run's files) atomically."""
+        return atomic_write_json(path, obj)
+
+    def read_record(self) -> dict:
+        """The content of ``config.json``."""
+        if not self.config.exists():
+            raise FileNotFoundError(f"{self.config}: not a lift3d run folder (no config.json); pass the folder that "
+                                    "`lift3d fit --out` wrote.")
+        return json.loads(self.config.read_text())
