@@ -52,7 +52,7 @@ class Fit:
         return apply_overrides(self.config, overrides)
 
     def run_command(self) -> None:
-        from lift3d.engine.pipeline import fit_scene
+        from lift3d.pipeline import fit_scene
 
         summary = fit_scene(self.data, self.out, self.resolved_config(), resume=self.resume, preset=self.preset)
         print(f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
@@ -94,7 +94,7 @@ class Render:
     """auto, cpu or cuda."""
 
     def run_command(self) -> None:
-        from lift3d.engine.pipeline import render_run
+        from lift3d.pipeline import render_run
 
         render_run(self.run, self.split, self.data, self.device)
 
@@ -112,7 +112,7 @@ class Eval:
     """Scene folder (default: the one the run was fitted on)."""
 
     def run_command(self) -> None:
-        from lift3d.engine.pipeline import evaluate_run
+        from lift3d.pipeline import evaluate_run
 
         evaluate_run(self.run, self.split, self.data)
 

@@ -16,7 +16,7 @@ import numpy as np
 from lift3d.data.images import write_rgb
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import instance_to_rgb, read_renders
-from lift3d.engine.pipeline import evaluate_run, fit_scene, format_metrics_table, score_segments
+from lift3d.pipeline import evaluate_run, fit_scene, format_metrics_table, score_segments
 from lift3d.engine.run_dir import RunDir
 from lift3d.io.atomic import atomic_write_json
 from lift3d.presets import get_preset

@@ -10,7 +10,7 @@ import pytest
 from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import read_renders
-from lift3d.engine.pipeline import evaluate_run, fit_scene, score_segments
+from lift3d.pipeline import evaluate_run, fit_scene, score_segments
 from lift3d.engine.run_dir import RunDir
 from lift3d.generate import generate_scene
 from lift3d.generate.config import MessyRoomsConfig

@@ -12,7 +12,7 @@ from lift3d.cluster.slots import ArgmaxSlots, load_labeler
 from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_scene
 from lift3d.engine.checkpoint import load_model
-from lift3d.engine.pipeline import evaluate_run, fit_scene, render_run
+from lift3d.pipeline import evaluate_run, fit_scene, render_run
 from lift3d.engine.trainer import Trainer
 from lift3d.objectives import InstanceBatch
 from lift3d.presets import PRESETS, get_preset

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lift3d.cluster import SceneClusters
+from lift3d.cluster import DECODERS, SceneClusters, decode_instance_field
 from lift3d.cluster.slots import ArgmaxSlots
 from lift3d.data.loading import load_scene
 from lift3d.engine.checkpoint import fit_config_from_dict
@@ -120,8 +120,9 @@ def test_decoders_follow_the_objective():
     logits = np.zeros((70, NUM_SLOTS))
     logits[:30, 2], logits[30:60, 4], logits[60:, 1] = 1.0, 1.0, 1.0
     sem = np.array([1] * 60 + [0] * 10)  # the last ten pixels are stuff
-    dec = la.decode(logits, sem, [1], None, (), score=lambda _: 0.0,
-                    label_views=lambda lab: [lab.label(sem, logits)])
+    assert la.decoder == "argmax"
+    dec = decode_instance_field(la, logits, sem, [1], None, (), score=lambda _: 0.0,
+                                label_views=lambda lab: [lab.label(sem, logits)])
     assert isinstance(dec.labeler, ArgmaxSlots) and dec.labeler.num_slots == NUM_SLOTS
     assert sorted(set(dec.labeler.label(sem, logits).tolist())) == [0, 3, 5]
     assert dec.info["decoding"] == "argmax" and dec.info["num_clusters"] == {"all": 2}
@@ -130,8 +131,19 @@ def test_decoders_follow_the_objective():
     sf, _ = objective_and_model("slow-fast")
     cfg = get_preset("tiny").cluster
     cfg.min_cluster_size = 10
-    dec = sf.decode(emb, sem, [1], cfg, (), score=lambda _: 0.0, label_views=lambda lab: [])
+    assert sf.decoder == "clustering"
+    dec = decode_instance_field(sf, emb, sem, [1], cfg, (), score=lambda _: 0.0, label_views=lambda lab: [])
     assert isinstance(dec.labeler, SceneClusters) and dec.info["num_clusters"] == {"1": 2}
+
+
+def test_every_objective_names_a_registered_decoder_and_an_unknown_one_is_refused():
+    assert {cls.decoder for cls in OBJECTIVES.values()} <= set(DECODERS)
+
+    class Odd:
+        name, decoder = "odd", "no-such-decoder"
+
+    with pytest.raises(KeyError, match="registered decoders"):
+        decode_instance_field(Odd(), np.zeros((1, 1)), np.zeros(1), [1], None, (), lambda _: 0.0, lambda _: [])
 
 
 def test_old_linear_assignment_runs_keep_their_k():

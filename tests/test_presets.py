@@ -46,6 +46,6 @@ def test_every_preset_names_a_registered_objective_and_the_engine_never_imports_
     from lift3d.objectives import OBJECTIVES
 
     assert all(get_preset(name).losses.instance_loss in OBJECTIVES for name in PRESETS)
-    code = "import sys, lift3d.engine.pipeline; print('lift3d.presets' in sys.modules)"
+    code = "import sys, lift3d.engine.trainer, lift3d.pipeline; print('lift3d.presets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -20,7 +20,7 @@ import numpy as np
 from lift3d.baselines import track_by_depth_warping, track_by_iou, track_by_point_cloud_fusion
 from lift3d.data.loading import load_frame
 from lift3d.data.scene import Scene
-from lift3d.engine.pipeline import score_segments
+from lift3d.pipeline import score_segments
 from tools.study_lift import thing_scored
 
 __all__ = ["BASELINES", "score_baselines"]

@@ -32,8 +32,8 @@ from lift3d.config_io import config_to_dict
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
-from lift3d.engine.inference import cluster_from_training_views, render_pixel_set
-from lift3d.engine.pipeline import score_segments
+from lift3d.engine.inference import render_pixel_set
+from lift3d.pipeline import cluster_from_training_views, score_segments
 from lift3d.engine.run_dir import RunDir
 from lift3d.io.atomic import atomic_write_json
 from lift3d.engine.trainer import Trainer

@@ -9,7 +9,7 @@ from .embedding_clusterer import (
     fit_scene_clusters,
     sweep_min_cluster_size,
 )
-from .decoders import Decoding, decode_by_argmax, decode_by_clustering
+from .decoders import DECODERS, Decoding, decode_by_argmax, decode_by_clustering, decode_instance_field
 
 __all__ = [
     "ClusterConfig",
@@ -21,4 +21,6 @@ __all__ = [
     "Decoding",
     "decode_by_clustering",
     "decode_by_argmax",
+    "decode_instance_field",
+    "DECODERS",
 ]

@@ -11,7 +11,7 @@ import numpy as np
 from lift3d.cluster.embedding_clusterer import ClusterConfig, fit_scene_clusters, sweep_min_cluster_size
 from lift3d.cluster.slots import ArgmaxSlots
 
-__all__ = ["Decoding", "decode_by_clustering", "decode_by_argmax"]
+__all__ = ["Decoding", "DECODERS", "decode_by_clustering", "decode_by_argmax", "decode_instance_field"]
 
 
 @dataclass
@@ -56,3 +56,35 @@ def decode_by_argmax(thing_classes: Sequence[int], num_slots: int,
     used = int(len(np.unique(np.concatenate([ids.reshape(-1) for ids in label_views(labeler)])))) - 1
     info = {"decoding": "argmax", "min_cluster_size": None, "sweep": {}, "num_clusters": {"all": used}}
     return Decoding(labeler, info, f"linear assignment: argmax over {num_slots} slots, {used} used")
+
+
+DECODERS: dict[str, Callable[..., Decoding]] = {
+    "clustering": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_clustering(
+        emb, sem, things, cfg, sweep_sizes, score),
+    "argmax": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_argmax(
+        things, objective.output_dim, label_views),
+}
+"""Decoder name (``InstanceObjective.decoder``) -> ``fn(objective, embeddings, semantic, thing_classes, cfg,
+sweep_sizes, score, label_views) -> Decoding``. A new way of decoding is one entry here."""
+
+
+def decode_instance_field(objective: Any, embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int],
+                          cfg: ClusterConfig, sweep_sizes: Sequence[int], score: Callable[[Any], float],
+                          label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
+    """Decode with the decoder the instance objective names (``objective.decoder``).
+
+    Args:
+        objective: an ``InstanceObjective`` (its ``decoder`` name and ``output_dim``).
+        embeddings: [N, D] rendered instance field at the pixels of the clustering views.
+        semantic: [N] their predicted class.
+        thing_classes: the scene's thing class ids.
+        cfg: clustering settings (HDBSCAN, fixed ``min_cluster_size`` or None for the sweep).
+        sweep_sizes: ``min_cluster_size`` candidates of the sweep.
+        score: ``score(labeler) -> float``, higher is better (the sweep's criterion).
+        label_views: ``label_views(labeler)`` labels the clustering views (argmax records the slots used).
+    """
+    name = getattr(objective, "decoder", None)
+    if name not in DECODERS:
+        raise KeyError(f"instance objective {getattr(objective, 'name', objective)!r} names decoder {name!r}; "
+                       f"registered decoders: {sorted(DECODERS)} (add one to lift3d.cluster.decoders.DECODERS)")
+    return DECODERS[name](objective, embeddings, semantic, thing_classes, cfg, sweep_sizes, score, label_views)

@@ -30,54 +30,11 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from lift3d.engine.config import ClusterConfig  # the settings live with the FitConfig
 from lift3d.io.atomic import atomic_write_json
 
 _FORMAT = "lift3d.scene_clusters"
 _FORMAT_VERSION = 1
-
-
-@dataclass
-class ClusterConfig:
-    """How rendered instance embeddings are clustered into objects."""
-
-    algorithm: Literal["hdbscan", "dbscan", "meanshift"] = "hdbscan"
-    """Clustering back-end. HDBSCAN is the paper's choice; DBSCAN and MeanShift are the alternatives of
-    the paper's appendix (they need a length scale: ``dbscan_eps`` / ``meanshift_bandwidth``)."""
-    min_cluster_size: int | None = None
-    """Smallest cluster, in (subsampled) points. For HDBSCAN it is its ``min_cluster_size``; for DBSCAN
-    and MeanShift, clusters with fewer members are discarded (their points are then labelled by the nearest
-    kept centroid). None: choose it with :func:`sweep_min_cluster_size`."""
-    sweep_sizes: tuple[int, ...] = tuple(range(10, 200, 10))
-    """Candidate ``min_cluster_size`` values for the sweep (the reference's 10..190 step 10 on Messy Rooms
-    with 50k points; scale them down for small scenes or fewer rendered pixels)."""
-    sweep_tolerance: float = 0.01
-    """The sweep keeps the smallest candidate whose score is within this of the best (0: the argmax); see
-    :func:`sweep_min_cluster_size` for why the argmax over-merges."""
-    allow_single_cluster: bool = False
-    """HDBSCAN ``allow_single_cluster``. False: the root of the cluster tree (every point in one cluster) is never
-    selected. With True, on the 500-object study scene (a 3-D embedding crowded with ~120 points per object)
-    HDBSCAN's excess-of-mass rule preferred the root at every ``min_cluster_size``: one cluster for 500 objects
-    (on the 25- and 100-object scenes both settings give the same clusters at every size). The price: at a small
-    ``min_cluster_size`` one compact cloud (a class with a single object) can be split; at larger sizes nothing
-    is found and the fallback gives one centroid, and the sweep chooses among the sizes."""
-    min_samples: int = 1
-    """HDBSCAN ``min_samples`` (1: core distance = nearest-neighbour distance, least smoothing); also
-    DBSCAN's ``min_samples``."""
-    max_points: int = 50000
-    """At most this many inlier points per class are clustered (seeded random subsample)."""
-    outlier_sigma: float = 3.0
-    """Points farther than this many standard deviations from the mean in any dimension are left out of
-    the fit and of the min/max rescaling (they are still labelled by nearest centroid)."""
-    dbscan_eps: float = 0.05
-    """DBSCAN neighbourhood radius, in the rescaled ``[0, 1]`` units."""
-    meanshift_bandwidth: float = 0.15
-    """MeanShift flat-kernel bandwidth, in the rescaled ``[0, 1]`` units (the reference's value)."""
-    weighted_centroids: bool = True
-    """HDBSCAN only: centroid = members' mean weighted by HDBSCAN's membership strength
-    (``probabilities_``), as HDBSCAN's ``weighted_cluster_centroid``; False: plain mean. DBSCAN and
-    MeanShift always use the plain mean of the members."""
-    seed: int = 0
-    """Seed of the subsampling."""
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -7,7 +7,6 @@ objective goes.
 
 from lift3d.objectives.base import (
     OBJECTIVES,
-    Decoding,
     InstanceBatch,
     InstanceObjective,
     build_objective,
@@ -21,7 +20,6 @@ from lift3d.objectives.metric_learning import AssociativeEmbeddingObjective, Mar
 
 __all__ = [
     "OBJECTIVES",
-    "Decoding",
     "InstanceBatch",
     "InstanceObjective",
     "build_objective",

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lift3d.cluster.decoders import decode_by_argmax
 from lift3d.losses import linear_assignment_loss
-from lift3d.objectives.base import Decoding, InstanceBatch, InstanceObjective, register_objective
+from lift3d.objectives.base import InstanceBatch, InstanceObjective, register_objective
 
 __all__ = ["LinearAssignmentObjective"]
 
@@ -22,7 +21,10 @@ class LinearAssignmentObjective(InstanceObjective):
     r"""Cross-entropy of the rendered (weighted-sum) slot logits ``[P, K]`` to the slots matched to the image's
     segments: :math:`L = \frac{1}{|R_+|}\sum_{r \in R_+} w_r (-\log p_{r,\pi(l_r)})`, :math:`\pi` the Hungarian
     matching of segments to slots on detached probabilities (see :func:`lift3d.losses.linear_assignment_loss`).
-    ``K = losses.num_slots`` bounds the objects of the scene. Logs ``inst``."""
+    ``K = losses.num_slots`` bounds the objects of the scene. Logs ``inst``. Decoded by argmax over the K slots
+    on thing pixels (no clustering, no sweep)."""
+
+    decoder = "argmax"
 
     @classmethod
     def upgrade_stored_config(cls, config: dict) -> dict:
@@ -49,9 +51,3 @@ class LinearAssignmentObjective(InstanceObjective):
         loss, _ = linear_assignment_loss(logits, batch.ids, confidence=batch.confidence)
         logs["inst"] = float(loss.detach())
         return loss
-
-    def decode(self, embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int], cluster_cfg,
-               sweep_sizes: Sequence[int], score: Callable[[Any], float],
-               label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
-        """Argmax over the K slots on thing pixels (no clustering, no sweep)."""
-        return decode_by_argmax(thing_classes, self.output_dim, label_views)

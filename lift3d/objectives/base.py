@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lift3d.cluster.decoders import Decoding, decode_by_clustering
 from lift3d.losses.config import LossConfig
 
-__all__ = ["InstanceBatch", "Decoding", "InstanceObjective", "OBJECTIVES", "register_objective", "get_objective",
+__all__ = ["InstanceBatch", "InstanceObjective", "OBJECTIVES", "register_objective", "get_objective",
            "build_objective"]
 
 
@@ -50,6 +49,11 @@ class InstanceObjective(ABC):
 
     name: ClassVar[str] = ""
     """Registry name, set by :func:`register_objective`."""
+    decoder: ClassVar[str] = "clustering"
+    """How the rendered field becomes instance ids after fitting: the name of a decoder registered in
+    :mod:`lift3d.cluster.decoders` (``"clustering"``: HDBSCAN on the embeddings per thing class with the
+    ``min_cluster_size`` sweep; ``"argmax"``: argmax over ``output_dim`` slots). The decoders live a layer above
+    the engine; the objective only names the one that suits its output."""
     training_only_prefixes: ClassVar[tuple[str, ...]] = ()
     """State-dict key prefixes of modules this objective adds to the model for training only (not rendered)."""
 
@@ -90,15 +94,6 @@ class InstanceObjective(ABC):
         (Bhalgat et al. 2023), Sec. 3.2). Objectives without a slow branch still keep it in step, so every run
         has the same model."""
         model.instance.update_slow()
-
-    def decode(self, embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int], cluster_cfg,
-               sweep_sizes: Sequence[int], score: Callable[[Any], float],
-               label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
-        """Turn rendered embeddings into a labeler: by default HDBSCAN clustering per thing class, its
-        ``min_cluster_size`` fixed by ``cluster_cfg`` or chosen by the sweep over ``sweep_sizes`` scored with
-        ``score(labeler)``. embeddings [N, D] and semantic [N] are the rendered pixels of the clustering views;
-        ``label_views(labeler)`` labels those views."""
-        return decode_by_clustering(embeddings, semantic, thing_classes, cluster_cfg, sweep_sizes, score)
 
 
 OBJECTIVES: dict[str, type[InstanceObjective]] = {}

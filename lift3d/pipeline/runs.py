@@ -19,7 +19,8 @@ from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.scene import Scene
 from lift3d.engine.checkpoint import load_model
 from lift3d.engine.config import FitConfig
-from lift3d.engine.inference import cluster_from_training_views, render_pixel_set
+from lift3d.engine.inference import render_pixel_set
+from lift3d.pipeline.decoding import cluster_from_training_views
 from lift3d.engine.outputs import read_renders, write_renders
 from lift3d.engine.run_dir import RunDir
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
