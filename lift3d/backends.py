@@ -5,7 +5,8 @@ Two pieces of the model have an accelerated implementation next to a pure-PyTorc
 * volume rendering (:func:`lift3d.render.volume.render_weights`): nerfacc's ``render_weight_from_density`` or
   the twin :func:`lift3d.render.volume.render_weights_torch`;
 * the multiresolution hash grid (:func:`lift3d.fields.hashgrid.make_hash_grid`): tinycudann's ``HashGrid``
-  encoding or :class:`lift3d.fields.hashgrid.HashGridTorch`.
+  encoding or :class:`lift3d.fields.hashgrid.HashGridTorch` (the radiance field's; the optional hash grids in
+  front of the semantic and instance heads are always :class:`HashGridTorch`).
 
 :func:`resolve_backends` looks at the device and at what imports, once, and returns a frozen :class:`Backends`
 that the renderer and the fields are given; nothing decides again per call and no error raised by an accelerated
@@ -18,8 +19,8 @@ On a CPU device nerfacc 0.5.3 has no kernels to run: on a dense ``[num_rays, num
 order (same values and gradients bit for bit). ``"auto"`` on CPU therefore picks the twin; ``"nerfacc"`` on CPU is
 honoured (it runs nerfacc's batched torch code) and says so in :meth:`Backends.describe`.
 
->>> resolve_backends("cpu").describe()  # doctest: +ELLIPSIS
-'backends: volume rendering torch (...), hash grid torch (...), device cpu'
+>>> print(resolve_backends("cpu").describe())  # doctest: +ELLIPSIS
+backends: volume rendering torch (...), hash grid torch (...), device cpu
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def test_explicit_torch_is_always_honoured():
     for device in ("cpu", "cuda", "cuda:1"):
         b = resolve_backends(device, "torch", "torch")
         assert (b.volume_rendering, b.hash_grid, b.device) == ("torch", "torch", device)
-        assert b.describe() == f"backends: volume rendering torch (requested), hash grid torch (requested), device {device}"
+        assert b.describe() == ("backends: volume rendering torch (requested), hash grid torch (requested), "
+                                f"device {device}")
 
 
 def test_explicit_nerfacc_on_cpu_runs_its_batched_code_and_says_so():

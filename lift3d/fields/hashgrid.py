@@ -95,4 +95,5 @@ def make_hash_grid(backend: HashGridBackend = "torch", **kwargs) -> nn.Module:
         return HashGridTorch(**kwargs)
     if backend == "tcnn":
         return _TcnnHashGrid(**{k: v for k, v in kwargs.items() if k != "init_scale"})
-    raise ValueError(f"hash-grid backend {backend!r}: expected 'tcnn' or 'torch' (use lift3d.backends.resolve_backends).")
+    raise ValueError(f"hash-grid backend {backend!r}: expected 'tcnn' or 'torch' "
+                     "(use lift3d.backends.resolve_backends).")
