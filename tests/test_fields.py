@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 
+from lift3d.backends import BackendUnavailable, resolve_backends
 from lift3d.fields.hashgrid import _PRIMES, HashGridTorch, make_hash_grid
 from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField, ema_update
 from lift3d.fields.mlp import MLP, FrequencyEncoding
@@ -198,16 +199,24 @@ def test_hash_grid_clamps_points_outside_the_cube_and_handles_the_upper_face():
 def test_make_hash_grid_auto_on_cpu_is_the_torch_grid_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        enc = make_hash_grid("auto", "cpu", num_levels=2, features_per_level=2, log2_table_size=8,
+        backend = resolve_backends("cpu", hash_grid="auto").hash_grid
+        enc = make_hash_grid(backend, num_levels=2, features_per_level=2, log2_table_size=8,
                              base_resolution=4, max_resolution=8)
     assert isinstance(enc, HashGridTorch) and enc.out_dim == 4
-    assert isinstance(make_hash_grid("torch", "cpu", num_levels=2, log2_table_size=8), HashGridTorch)
+    assert isinstance(make_hash_grid("torch", num_levels=2, log2_table_size=8), HashGridTorch)
 
 
-def test_make_hash_grid_tcnn_on_cpu_falls_back_with_a_warning():
-    with pytest.warns(UserWarning, match="pure-PyTorch"):
-        enc = make_hash_grid("tcnn", "cpu", num_levels=2, log2_table_size=8)
-    assert isinstance(enc, HashGridTorch)
+def test_hash_grid_tcnn_on_cpu_is_a_clear_error_not_a_silent_fallback():
+    # Before backends were resolved once, an explicit tcnn request on CPU fell back to torch with a warning; an
+    # explicit request that cannot run is now an error that says what is missing and how to fix it.
+    with pytest.raises(BackendUnavailable, match=r"tinycudann.*CUDA.*hash_implementation"):
+        resolve_backends("cpu", hash_grid="tcnn")
+    cfg = RadianceFieldConfig(backbone="hashgrid", hash_levels=2, hash_log2_table_size=8, hash_max_resolution=32,
+                              hash_implementation="tcnn")
+    with pytest.raises(BackendUnavailable, match="tinycudann"):
+        RadianceField(cfg, "cpu")
+    with pytest.raises(ValueError, match="resolve_backends"):
+        make_hash_grid("auto", num_levels=2, log2_table_size=8)
 
 
 # ------------------------------------------------------------------------------------------------ MLP, encoding

@@ -1,5 +1,6 @@
-"""lift3d.render: nerfacc's weights held against the pure-torch twin and a hand computation; ray/box clipping;
-stratified and depth-band samples; intervals; the occupancy grid."""
+"""lift3d.render: the pure-torch weights against hand values on 2- and 3-sample rays; nerfacc's weights held to the
+twin (a spy proves nerfacc ran; an error inside nerfacc propagates); the packed twin equals the dense one; ray/box
+clipping; stratified and depth-band samples; intervals; the occupancy grid and its fixed-step marching."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import math
 import pytest
 import torch
 
-from lift3d.render.samplers import OccupancyGrid, depth_band_t, intervals_from_t, ray_aabb, stratified_t
-from lift3d.render.volume import accumulate, render_semantic_log_probs, render_weights, render_weights_torch
+from lift3d.backends import resolve_backends
+from lift3d.render.samplers import (OccupancyGrid, depth_band_t, intervals_from_t, march_occupied, ray_aabb,
+                                    stratified_t)
+from lift3d.render.volume import (accumulate, render_semantic_log_probs, render_weights, render_weights_packed_torch,
+                                  render_weights_torch)
 
 
 # ------------------------------------------------------------------------------------------------ volume rendering
@@ -21,13 +25,30 @@ def _random_intervals(gen, rays=7, samples=13):
     return t[:, :-1], t[:, 1:], sigmas
 
 
-def test_nerfacc_weights_equal_the_torch_twin():
-    pytest.importorskip("nerfacc")
+@pytest.fixture
+def nerfacc_spy(monkeypatch):
+    """Counts calls of ``nerfacc.render_weight_from_density`` and calls through to the real function."""
+    nerfacc = pytest.importorskip("nerfacc")
+    real = nerfacc.render_weight_from_density
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nerfacc, "render_weight_from_density", spy)
+    return calls
+
+
+def test_nerfacc_weights_equal_the_torch_twin(nerfacc_spy):
+    backend = resolve_backends("cpu", volume_rendering="nerfacc").volume_rendering
+    assert backend == "nerfacc"
     gen = torch.Generator().manual_seed(0)
     starts, ends, sigmas = _random_intervals(gen)
     s1 = sigmas.clone().requires_grad_(True)
     s2 = sigmas.clone().requires_grad_(True)
-    w_acc = render_weights(starts, ends, s1)
+    w_acc = render_weights(starts, ends, s1, backend)
+    assert nerfacc_spy == [starts.shape]  # nerfacc's own function computed w_acc
     w_torch = render_weights_torch(starts, ends, s2)
     torch.testing.assert_close(w_acc, w_torch, atol=1e-6, rtol=1e-5)
     # Gradients agree too (a loss that weights samples differently).
@@ -35,6 +56,40 @@ def test_nerfacc_weights_equal_the_torch_twin():
     (w_acc * coef).sum().backward()
     (w_torch * coef).sum().backward()
     torch.testing.assert_close(s1.grad, s2.grad, atol=1e-5, rtol=1e-4)
+    render_weights(starts, ends, sigmas, "torch")
+    assert len(nerfacc_spy) == 1  # the torch backend never calls nerfacc
+
+
+def test_an_error_inside_nerfacc_propagates(monkeypatch):
+    volrend = pytest.importorskip("nerfacc.volrend")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    # Deep in nerfacc's call path (render_weight_from_density -> render_transmittance_from_density -> here).
+    monkeypatch.setattr(volrend, "exclusive_sum", broken)
+    starts, ends, sigmas = _random_intervals(torch.Generator().manual_seed(0))
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        render_weights(starts, ends, sigmas, "nerfacc")
+    assert render_weights(starts, ends, sigmas, "torch").shape == sigmas.shape  # the twin does not touch nerfacc
+
+
+def test_unknown_volume_rendering_backend_is_an_error():
+    starts, ends, sigmas = _random_intervals(torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="resolve_backends"):
+        render_weights(starts, ends, sigmas, "auto")
+
+
+def test_weights_three_samples_by_hand():
+    # delta = (1, 1, 2), sigma = (ln 2, ln 4, ln 2): alpha = (1/2, 3/4, 3/4), T = (1, 1/2, 1/8),
+    # w = T alpha = (1/2, 3/8, 3/32); opacity 1 - 1/32.
+    starts, ends = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, 2.0, 4.0]])
+    sigmas = torch.tensor([[math.log(2.0), math.log(4.0), math.log(2.0)]], requires_grad=True)
+    w = render_weights_torch(starts, ends, sigmas)
+    torch.testing.assert_close(w, torch.tensor([[0.5, 0.375, 0.09375]]))
+    # d w_3 / d sigma_j = -delta_j w_3 for j < 3 (sigma_j dims T_3) and delta_3 T_3 (1 - alpha_3) for j = 3.
+    (g,) = torch.autograd.grad(w[0, 2], sigmas)
+    torch.testing.assert_close(g, torch.tensor([[-0.09375, -0.09375, 2.0 * 0.125 * 0.25]]))
 
 
 def test_weights_two_samples_by_hand():
@@ -45,18 +100,37 @@ def test_weights_two_samples_by_hand():
     expected = torch.tensor([[0.5, 0.375]])
     torch.testing.assert_close(render_weights_torch(starts, ends, sigmas), expected)
     torch.testing.assert_close(render_weights(starts, ends, sigmas), expected)
+    torch.testing.assert_close(render_weights(starts, ends, sigmas, "nerfacc"), expected)
 
 
 def test_weights_are_a_sub_distribution():
     gen = torch.Generator().manual_seed(1)
     starts, ends, sigmas = _random_intervals(gen)
-    for fn in (render_weights, render_weights_torch):
+    for fn in (render_weights, render_weights_torch, lambda *a: render_weights(*a, "nerfacc")):
         w = fn(starts, ends, sigmas)
         assert (w >= 0).all() and (w.sum(-1) <= 1 + 1e-6).all()
         assert float(w[0].abs().max()) == 0.0  # empty ray
         assert float(w[1, 4:].abs().max()) < 1e-6  # nothing behind the opaque sample
         # Opacity sum_i w_i = 1 - exp(-sum_i sigma_i delta_i).
         torch.testing.assert_close(w.sum(-1), 1 - torch.exp(-(sigmas * (ends - starts)).sum(-1)), atol=1e-5, rtol=1e-5)
+
+
+def test_packed_twin_equals_the_dense_twin_in_values_and_gradients():
+    gen = torch.Generator().manual_seed(2)
+    starts, ends, sigmas = _random_intervals(gen, rays=5, samples=6)
+    keep = torch.rand(sigmas.shape, generator=gen) < 0.6  # ragged rays, as occupancy marching leaves them
+    keep[2] = False  # a ray without samples
+    sigmas = torch.where(keep, sigmas, torch.zeros_like(sigmas))  # dropped samples = zero density in the dense twin
+    s_dense = sigmas.clone().requires_grad_(True)
+    s_packed = sigmas[keep].clone().requires_grad_(True)
+    rays = keep.nonzero(as_tuple=True)[0]
+    w_dense = render_weights_torch(starts, ends, s_dense)
+    w_packed = render_weights_packed_torch(starts[keep], ends[keep], s_packed, rays, num_rays=5)
+    torch.testing.assert_close(w_packed, w_dense[keep])
+    coef = torch.rand(w_dense.shape, generator=gen)
+    (w_dense * coef).sum().backward()
+    (w_packed * coef[keep]).sum().backward()
+    torch.testing.assert_close(s_packed.grad, s_dense.grad[keep])
 
 
 def test_accumulate_and_semantic_log_probs_by_hand():
@@ -176,3 +250,22 @@ def test_occupancy_grid_state_round_trip():
     b.load_state_dict(a.state_dict())
     x = torch.rand(100, 3) * 2 - 1
     assert torch.equal(a.query(x), b.query(x)) and b.num_updates == 1
+
+
+def test_march_occupied_keeps_the_steps_whose_midpoint_is_in_an_occupied_cell():
+    # 2^3 grid with only the cell x, y, z > 0 occupied. Ray 0 runs along +x at y = z = 0.5 from x = -2: step k covers
+    # t in [0.25 k, 0.25 (k + 1)) with midpoint x = -2 + 0.25 k + 0.125, in the cell for k = 8..11. Ray 1 (y < 0)
+    # only crosses empty cells; ray 2 misses the cube.
+    grid = OccupancyGrid(resolution=2)
+    grid.occupied[:] = False
+    grid.occupied[7] = True
+    origins = torch.tensor([[-2.0, 0.5, 0.5], [-2.0, -0.5, 0.5], [-2.0, 3.0, 0.5]])
+    dirs = torch.tensor([[1.0, 0.0, 0.0]] * 3)
+    rays, starts, ends = march_occupied(grid, origins, dirs, step_size=0.25)
+    assert rays.tolist() == [0, 0, 0, 0]
+    torch.testing.assert_close(starts, torch.tensor([2.0, 2.25, 2.5, 2.75]))
+    torch.testing.assert_close(ends, starts + 0.25)
+    # Before the first update every cell is occupied: ray 1 keeps every step inside the cube (k = 4..11).
+    rays, starts, _ = march_occupied(OccupancyGrid(resolution=2), origins[1:], dirs[1:], step_size=0.25)
+    assert rays.tolist() == [0] * 8
+    torch.testing.assert_close(starts, 0.25 * torch.arange(4.0, 12.0))

@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from lift3d.backends import resolve_backends
 from lift3d.data.rays import load_pixel_set, scene_bounds
 from lift3d.data.scene import Scene
 from lift3d.engine.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
@@ -84,8 +85,11 @@ class Trainer:
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
         self.aabb = scene_bounds(scene, self.train_pixels)
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
+        self.backends = resolve_backends(self.device, cfg.model.volume_rendering_backend,
+                                         cfg.model.radiance.hash_implementation)
+        log(self.backends.describe())
         self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device,
-                               instance_dim=self.objective.output_dim).to(self.device)
+                               instance_dim=self.objective.output_dim, backends=self.backends).to(self.device)
         self.objective.attach(self.model)  # the objective's own modules (e.g. DINO heads), after the fields
         self.model.to(self.device)
         self.thing_ids = torch.tensor(scene.thing_ids)

@@ -1,4 +1,4 @@
-"""Multiresolution hash encoding (Müller et al., Instant-NGP 2022): pure PyTorch, tinycudann when present.
+"""Multiresolution hash encoding (Müller et al., Instant-NGP 2022): pure PyTorch, or tinycudann on CUDA.
 
 For level :math:`l` with resolution :math:`N_l = \\lfloor N_{min} b^l \\rfloor`,
 :math:`b = \\exp((\\ln N_{max} - \\ln N_{min}) / (L - 1))`, a point :math:`x \\in [0, 1]^3` falls in the cell
@@ -7,34 +7,30 @@ with corners :math:`\\lfloor x N_l \\rfloor + \\{0,1\\}^3`. Each corner :math:`c
 and :math:`h(c) = (c_x \\oplus c_y \\pi_2 \\oplus c_z \\pi_3) \\bmod T` otherwise. The level's feature is the
 trilinear interpolation of the 8 corners; the encoding concatenates the L levels: ``[N, 3] -> [N, L F]``.
 
-The torch implementation (:class:`HashGridTorch`) is the reference; :func:`make_hash_grid` returns the
-tinycudann encoding on CUDA when ``import tinycudann`` works and the torch one otherwise (warning once).
+The torch implementation (:class:`HashGridTorch`) is the reference. :func:`make_hash_grid` builds the one the
+run's resolved backend names (:func:`lift3d.backends.resolve_backends`: tinycudann only on CUDA where it
+imports). tinycudann's grid is not a drop-in copy of the reference (it offsets positions by half a cell, sizes its
+levels and tables its own way and stores half-precision features), so ``tests/gpu`` holds it to the same
+invariants rather than to the reference's values.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["HashGridTorch", "make_hash_grid", "tinycudann_available"]
+from lift3d.backends import HashGridBackend
+
+__all__ = ["HashGridTorch", "make_hash_grid"]
 
 _PRIMES = (1, 2654435761, 805459861)
-_warned = False
-
-
-def tinycudann_available() -> bool:
-    try:
-        import tinycudann  # noqa: F401
-    except (ImportError, OSError, RuntimeError):
-        return False
-    return True
 
 
 class HashGridTorch(nn.Module):
+    """The reference hash encoding of the module docstring: [N, 3] in [-1, 1] -> [N, L F] (``out_dim = L F``)."""
+
     def __init__(self, num_levels: int = 8, features_per_level: int = 2, log2_table_size: int = 15,
                  base_resolution: int = 16, max_resolution: int = 256, init_scale: float = 1e-4):
         super().__init__()
@@ -73,8 +69,11 @@ class HashGridTorch(nn.Module):
         return torch.cat(feats, dim=-1)
 
 
-class _TcnnHashGrid(nn.Module):  # pragma: no cover - needs CUDA + tinycudann
-    def __init__(self, num_levels, features_per_level, log2_table_size, base_resolution, max_resolution):
+class _TcnnHashGrid(nn.Module):  # pragma: no cover - needs CUDA + tinycudann (tests/gpu)
+    """tinycudann's HashGrid encoding with :class:`HashGridTorch`'s interface: [N, 3] in [-1, 1] -> [N, L F] float32."""
+
+    def __init__(self, num_levels: int = 8, features_per_level: int = 2, log2_table_size: int = 15,
+                 base_resolution: int = 16, max_resolution: int = 256):
         super().__init__()
         import tinycudann as tcnn
 
@@ -89,13 +88,12 @@ class _TcnnHashGrid(nn.Module):  # pragma: no cover - needs CUDA + tinycudann
         return self.enc(((x + 1.0) * 0.5).clamp(0.0, 1.0)).float()
 
 
-def make_hash_grid(implementation: Literal["auto", "torch", "tcnn"] = "auto", device: str = "cpu", **kwargs) -> nn.Module:
-    """The hash grid encoder: tinycudann when ``implementation`` allows it, CUDA is used and it imports."""
-    global _warned
-    want_tcnn = implementation == "tcnn" or (implementation == "auto" and str(device).startswith("cuda"))
-    if want_tcnn and tinycudann_available() and str(device).startswith("cuda"):
-        return _TcnnHashGrid(**kwargs)
-    if implementation == "tcnn" or (want_tcnn and not _warned):
-        warnings.warn("tinycudann is not importable (or no CUDA device): using the pure-PyTorch hash grid.")
-        _warned = True
-    return HashGridTorch(**kwargs)
+def make_hash_grid(backend: HashGridBackend = "torch", **kwargs) -> nn.Module:
+    """The hash-grid encoder of the resolved ``backend`` (``Backends.hash_grid``): ``[N, 3]`` in [-1, 1] ->
+    ``[N, L F]``. ``kwargs`` are :class:`HashGridTorch`'s size arguments (``init_scale`` only for torch)."""
+    if backend == "torch":
+        return HashGridTorch(**kwargs)
+    if backend == "tcnn":
+        return _TcnnHashGrid(**{k: v for k, v in kwargs.items() if k != "init_scale"})
+    raise ValueError(f"hash-grid backend {backend!r}: expected 'tcnn' or 'torch' "
+                     "(use lift3d.backends.resolve_backends).")

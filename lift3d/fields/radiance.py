@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lift3d.backends import HashGridBackend, resolve_hash_grid
 from lift3d.fields.hashgrid import make_hash_grid
 from lift3d.fields.mlp import MLP, FrequencyEncoding
 from lift3d.fields.tensorf import TensoRFVM
@@ -43,7 +44,8 @@ class RadianceFieldConfig:
     hash_max_resolution: int = 512
     """Hash grid: finest level resolution."""
     hash_implementation: Literal["auto", "torch", "tcnn"] = "auto"
-    """Hash grid: tinycudann on CUDA when importable (auto), else pure PyTorch."""
+    """Hash grid: tinycudann on CUDA when it imports (auto), else pure PyTorch; an explicit ``tcnn`` that cannot run
+    is an error. Resolved once per run by :func:`lift3d.backends.resolve_backends`."""
     color_hidden_dim: int = 128
     """Colour MLP width."""
     color_hidden_layers: int = 2
@@ -53,7 +55,9 @@ class RadianceFieldConfig:
 
 
 class RadianceField(nn.Module):
-    def __init__(self, cfg: RadianceFieldConfig, device: str = "cpu"):
+    def __init__(self, cfg: RadianceFieldConfig, device: str = "cpu", hash_grid: Optional[HashGridBackend] = None):
+        """``hash_grid``: the run's resolved hash-grid backend (``Backends.hash_grid``); None resolves
+        ``cfg.hash_implementation`` for ``device`` (only with the hash-grid backbone)."""
         super().__init__()
         self.cfg = cfg
         if cfg.backbone == "tensorf":
@@ -64,7 +68,9 @@ class RadianceField(nn.Module):
             self.feature_encoding = FrequencyEncoding(cfg.appearance_dim, cfg.viewdir_frequencies)
             feat_dim = self.feature_encoding.out_dim
         else:
-            self.encoding = make_hash_grid(cfg.hash_implementation, device, num_levels=cfg.hash_levels,
+            if hash_grid is None:
+                hash_grid = resolve_hash_grid(device, cfg.hash_implementation)[0]
+            self.encoding = make_hash_grid(hash_grid, num_levels=cfg.hash_levels,
                                            features_per_level=2, log2_table_size=cfg.hash_log2_table_size,
                                            base_resolution=16, max_resolution=cfg.hash_max_resolution)
             self.density_mlp = MLP(self.encoding.out_dim, 64, 1, 1 + cfg.appearance_dim)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lift3d.backends import Backends, resolve_backends
 from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField
 from lift3d.fields.mlp import MLP, FrequencyEncoding
 from lift3d.fields.radiance import RadianceField, RadianceFieldConfig
@@ -67,6 +68,9 @@ class ModelConfig:
     model for walls and far floor outside the modelled box); ``none`` = a fixed colour given at render time."""
     background_class: Optional[int] = 0
     """Semantic class of the mass left when a ray leaves the box (the transmittance at exit); None: no class."""
+    volume_rendering_backend: Literal["auto", "nerfacc", "torch"] = "auto"
+    """Who computes the rendering weights: nerfacc (auto: on CUDA when its extension loads) or the pure-PyTorch
+    twin (auto on CPU: the same operations); resolved once per run by :func:`lift3d.backends.resolve_backends`."""
 
 
 @dataclass
@@ -94,15 +98,20 @@ class RaySamples:
 
 class LiftModel(nn.Module):
     def __init__(self, cfg: ModelConfig, num_classes: int, aabb: np.ndarray, device: str = "cpu",
-                 instance_dim: Optional[int] = None):
+                 instance_dim: Optional[int] = None, backends: Optional[Backends] = None):
         """``instance_dim``: width of the instance field's output (the objective's ``output_dim``, e.g. K slots
-        for linear assignment); None = ``cfg.embedding_dim``."""
+        for linear assignment); None = ``cfg.embedding_dim``. ``backends``: the run's resolved backends (the
+        trainer resolves and logs them once); None resolves ``cfg.volume_rendering_backend`` and
+        ``cfg.radiance.hash_implementation`` for ``device`` here."""
         super().__init__()
         self.cfg = cfg
+        if backends is None:
+            backends = resolve_backends(device, cfg.volume_rendering_backend, cfg.radiance.hash_implementation)
+        self.backends = backends
         self.num_classes = num_classes
         aabb = torch.as_tensor(np.asarray(aabb), dtype=torch.float32)
         self.register_buffer("aabb", aabb)
-        self.radiance = RadianceField(cfg.radiance, device)
+        self.radiance = RadianceField(cfg.radiance, device, hash_grid=backends.hash_grid)
         self.semantic = SemanticField(cfg.semantic, num_classes)
         self.instance = InstanceField(cfg.instance, instance_dim or cfg.embedding_dim, cfg.ema_momentum)
         self.background_mlp = None
@@ -196,7 +205,7 @@ class LiftModel(nn.Module):
                 s = self.radiance.density(flat_pts)
             sigma = sigma.index_put(idx, s)
             length = (t_ends - t_starts) * dirs.norm(dim=-1, keepdim=True) / self.scene_scale * cfg.distance_scale
-            weights = render_weights(torch.zeros_like(length), length, sigma)
+            weights = render_weights(torch.zeros_like(length), length, sigma, self.backends.volume_rendering)
         out = RaySamples(points=pts, weights=weights, t=t_mid)
         if with_color:
             rgb = (weights[..., None] * rgb_samples).sum(1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 
-__all__ = ["ray_aabb", "stratified_t", "depth_band_t", "OccupancyGrid", "intervals_from_t"]
+__all__ = ["ray_aabb", "stratified_t", "depth_band_t", "OccupancyGrid", "intervals_from_t", "march_occupied"]
 
 
 def ray_aabb(origins: torch.Tensor, dirs: torch.Tensor, near_min: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,3 +91,26 @@ class OccupancyGrid:
 
     def load_state_dict(self, s: dict) -> None:
         self.density, self.occupied, self.num_updates = s["density"], s["occupied"], s["num_updates"]
+
+
+def march_occupied(grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor, step_size: float,
+                   near_plane: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed-step marching that keeps the steps whose midpoint lies in an occupied cell: the pure-PyTorch twin of
+    nerfacc's ``OccGridEstimator.sampling`` (one level over [-1, 1]^3, no cone angle, no stratification, no
+    density-based culling), held to it in ``tests/gpu``.
+
+    Step :math:`k \\ge 0` of a ray is the interval :math:`[t_0 + k \\Delta, t_0 + (k+1) \\Delta)` with
+    :math:`t_0` = ``near_plane`` and :math:`\\Delta` = ``step_size``; it is kept iff
+    :math:`o + (t_0 + (k + \\tfrac12)\\Delta) d` lies inside the cube in an occupied cell.
+
+    origins, dirs [num_rays, 3] -> (ray_indices [n] long, t_starts [n], t_ends [n]), sorted by ray then by t
+    (nerfacc's packed layout).
+    """
+    _, far = ray_aabb(origins, dirs)
+    last_t = max(near_plane, float(far.max())) if far.numel() else near_plane  # the farthest exit from the cube
+    num_steps = int(math.ceil((last_t - near_plane) / step_size)) + 1
+    t_starts = near_plane + step_size * torch.arange(num_steps, dtype=origins.dtype, device=origins.device)
+    t_mid = t_starts + 0.5 * step_size  # [K]
+    pts = origins[:, None, :] + t_mid[None, :, None] * dirs[:, None, :]  # [R, K, 3]
+    ray_indices, k = grid.query(pts).nonzero(as_tuple=True)
+    return ray_indices, t_starts[k], t_starts[k] + step_size

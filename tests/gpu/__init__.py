@@ -1,0 +1,1 @@
+"""CUDA-only tests (a package, so that its conftest does not shadow tests/conftest.py as module `conftest`)."""
