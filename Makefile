@@ -1,6 +1,6 @@
 # lift3d: two commands do all set-up on a fresh machine.
 #   make demo   creates .venv, installs lift3d, runs the demo (generate -> fit -> render -> eval)
-#   make test   creates .venv, installs lift3d with test extras, runs the whole suite
+#   make test   creates .venv, installs lift3d with test extras, runs ruff, the import-layer contract and the suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -37,7 +37,11 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/lift3d demo --out outputs/demo
 
+# lint and layer contract first (seconds), then the suite
 test: install-test
+	$(VENV)/bin/ruff check lift3d tools tests
+	$(VENV)/bin/ruff format --check lift3d tools tests
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q --timeout=600 tests
 
 clean:

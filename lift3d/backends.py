@@ -28,8 +28,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Backends", "BackendUnavailable", "resolve_backends", "resolve_volume_rendering", "resolve_hash_grid",
-           "VolumeRenderingBackend", "HashGridBackend"]
+__all__ = [
+    "Backends",
+    "BackendUnavailable",
+    "resolve_backends",
+    "resolve_volume_rendering",
+    "resolve_hash_grid",
+    "VolumeRenderingBackend",
+    "HashGridBackend",
+]
 
 VolumeRenderingBackend = Literal["nerfacc", "torch"]
 HashGridBackend = Literal["tcnn", "torch"]
@@ -62,8 +69,10 @@ class Backends:
     def describe(self) -> str:
         """The one log line of a run, e.g. ``backends: volume rendering nerfacc 0.5.3 (CUDA extension loaded),
         hash grid torch (tinycudann not installed), device cuda``."""
-        return (f"backends: volume rendering {self.volume_rendering} ({self.volume_rendering_note}), "
-                f"hash grid {self.hash_grid} ({self.hash_grid_note}), device {self.device}")
+        return (
+            f"backends: volume rendering {self.volume_rendering} ({self.volume_rendering_note}), "
+            f"hash grid {self.hash_grid} ({self.hash_grid_note}), device {self.device}"
+        )
 
 
 def _is_cuda(device: str) -> bool:
@@ -90,8 +99,9 @@ def _nerfacc_cuda_extension_problem() -> str:
     return ""
 
 
-def resolve_volume_rendering(device: str, requested: Literal["auto", "nerfacc", "torch"] = "auto"
-                             ) -> tuple[VolumeRenderingBackend, str]:
+def resolve_volume_rendering(
+    device: str, requested: Literal["auto", "nerfacc", "torch"] = "auto"
+) -> tuple[VolumeRenderingBackend, str]:
     """(backend, note) for volume rendering on ``device``; see the module docstring for the rules."""
     if requested == "torch":
         return "torch", "requested"
@@ -106,7 +116,8 @@ def resolve_volume_rendering(device: str, requested: Literal["auto", "nerfacc", 
             return "torch", "nerfacc not installed"
         raise BackendUnavailable(
             f"{VOLUME_RENDERING_FIELD}='nerfacc' was requested but nerfacc does not import ({err}). Install it "
-            f"(`pip install nerfacc==0.5.3`) or set {VOLUME_RENDERING_FIELD} to 'auto' or 'torch'.") from err
+            f"(`pip install nerfacc==0.5.3`) or set {VOLUME_RENDERING_FIELD} to 'auto' or 'torch'."
+        ) from err
     if not _is_cuda(device):
         return "nerfacc", f"nerfacc {version} batched path: plain torch ops on {device}"
     problem = _nerfacc_cuda_extension_problem()
@@ -116,7 +127,8 @@ def resolve_volume_rendering(device: str, requested: Literal["auto", "nerfacc", 
         raise BackendUnavailable(
             f"{VOLUME_RENDERING_FIELD}='nerfacc' was requested on {device} but nerfacc {version}: {problem}. Install "
             f"a CUDA toolkit (nvcc, CUDA_HOME) so nerfacc can build its extension, or set {VOLUME_RENDERING_FIELD} "
-            "to 'auto' or 'torch'.")
+            "to 'auto' or 'torch'."
+        )
     return "nerfacc", f"nerfacc {version}, CUDA extension loaded"
 
 
@@ -131,8 +143,7 @@ def _tinycudann_problem() -> str:
     return ""
 
 
-def resolve_hash_grid(device: str, requested: Literal["auto", "tcnn", "torch"] = "auto"
-                      ) -> tuple[HashGridBackend, str]:
+def resolve_hash_grid(device: str, requested: Literal["auto", "tcnn", "torch"] = "auto") -> tuple[HashGridBackend, str]:
     """(backend, note) for the hash grid on ``device``: tinycudann needs a CUDA device and ``import tinycudann``."""
     if requested == "torch":
         return "torch", "requested"
@@ -143,7 +154,8 @@ def resolve_hash_grid(device: str, requested: Literal["auto", "tcnn", "torch"] =
             return "torch", f"device {device}: tinycudann is CUDA-only"
         raise BackendUnavailable(
             f"{HASH_GRID_FIELD}='tcnn' was requested but tinycudann runs only on a CUDA device and the device is "
-            f"{device}. Run on a machine with a GPU (--device cuda) or set {HASH_GRID_FIELD} to 'auto' or 'torch'.")
+            f"{device}. Run on a machine with a GPU (--device cuda) or set {HASH_GRID_FIELD} to 'auto' or 'torch'."
+        )
     problem = _tinycudann_problem()
     if problem and requested == "auto":
         return "torch", problem
@@ -151,12 +163,16 @@ def resolve_hash_grid(device: str, requested: Literal["auto", "tcnn", "torch"] =
         raise BackendUnavailable(
             f"{HASH_GRID_FIELD}='tcnn' was requested but {problem}. Install it (`pip install "
             "git+https://github.com/NVlabs/tiny-cuda-nn/#subdirectory=bindings/torch` with a CUDA toolkit) or set "
-            f"{HASH_GRID_FIELD} to 'auto' or 'torch'.")
+            f"{HASH_GRID_FIELD} to 'auto' or 'torch'."
+        )
     return "tcnn", "tinycudann"
 
 
-def resolve_backends(device: str, volume_rendering: Literal["auto", "nerfacc", "torch"] = "auto",
-                     hash_grid: Literal["auto", "tcnn", "torch"] = "auto") -> Backends:
+def resolve_backends(
+    device: str,
+    volume_rendering: Literal["auto", "nerfacc", "torch"] = "auto",
+    hash_grid: Literal["auto", "tcnn", "torch"] = "auto",
+) -> Backends:
     """Decide, once per run, which implementation renders and which encodes the hash grid on ``device``.
 
     Args:
@@ -170,5 +186,6 @@ def resolve_backends(device: str, volume_rendering: Literal["auto", "nerfacc", "
     device = str(device)
     vr, vr_note = resolve_volume_rendering(device, volume_rendering)
     hg, hg_note = resolve_hash_grid(device, hash_grid)
-    return Backends(volume_rendering=vr, hash_grid=hg, device=device, volume_rendering_note=vr_note,
-                    hash_grid_note=hg_note)
+    return Backends(
+        volume_rendering=vr, hash_grid=hg, device=device, volume_rendering_note=vr_note, hash_grid_note=hg_note
+    )

@@ -55,8 +55,10 @@ class Fit:
         from lift3d.pipeline import fit_scene
 
         summary = fit_scene(self.data, self.out, self.resolved_config(), resume=self.resume, preset=self.preset)
-        print(f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
-              f"({summary['iterations_per_second']} it/s), clustering {summary['clustering_seconds']} s -> {self.out}")
+        print(
+            f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
+            f"({summary['iterations_per_second']} it/s), clustering {summary['clustering_seconds']} s -> {self.out}"
+        )
 
 
 def parse_fit(args: list[str]) -> Fit:
@@ -64,8 +66,9 @@ def parse_fit(args: list[str]) -> Fit:
     configuration option, then the options given override them."""
     name = _preset_in(args)
     default = Fit(data=tyro.MISSING, preset=name, config=get_preset(name)) if name in PRESETS else None
-    return tyro.cli(Fit, args=args, default=default, prog="lift3d fit",
-                    description=Fit.__doc__ and " ".join(Fit.__doc__.split()))
+    return tyro.cli(
+        Fit, args=args, default=default, prog="lift3d fit", description=Fit.__doc__ and " ".join(Fit.__doc__.split())
+    )
 
 
 def _preset_in(args: list[str]) -> str:
@@ -154,9 +157,17 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
         parse_fit(args[1:]).run_command()
         return
     sub = tyro.extras.subcommand_cli_from_dict(
-        {"fit": Fit, "render": Render, "eval": Eval, "demo": Demo, "generate-messy-rooms": GenerateMessyRooms,
-         "segments-import": SegmentsImport},
-        description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.", args=args)
+        {
+            "fit": Fit,
+            "render": Render,
+            "eval": Eval,
+            "demo": Demo,
+            "generate-messy-rooms": GenerateMessyRooms,
+            "segments-import": SegmentsImport,
+        },
+        description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
+        args=args,
+    )
     sub.run_command()
 
 

@@ -38,53 +38,117 @@ __all__ = ["PRESETS", "get_preset"]
 def _contrastive_lift() -> FitConfig:
     return FitConfig(
         model=ModelConfig(
-            radiance=RadianceFieldConfig(backbone="tensorf", grid_resolution=128, final_grid_resolution=192,
-                                         upsample_steps=(20_000, 40_000, 60_000, 80_000),
-                                         density_components=16, appearance_components=48),
-            semantic=HeadConfig(256, 4), instance=HeadConfig(256, 3), embedding_dim=3, ema_momentum=0.9,
-            num_samples=256, num_samples_render=384, occupancy_resolution=128),
+            radiance=RadianceFieldConfig(
+                backbone="tensorf",
+                grid_resolution=128,
+                final_grid_resolution=192,
+                upsample_steps=(20_000, 40_000, 60_000, 80_000),
+                density_components=16,
+                appearance_components=48,
+            ),
+            semantic=HeadConfig(256, 4),
+            instance=HeadConfig(256, 3),
+            embedding_dim=3,
+            ema_momentum=0.9,
+            num_samples=256,
+            num_samples_render=384,
+            occupancy_resolution=128,
+        ),
         losses=LossConfig(semantic_start=40_000, instance_start=160_000, segment_consistency_start=280_000),
-        optim=OptimConfig(iterations=400_000, rays_per_batch=2048, instance_pixels=1024, lr_grid=1e-2,
-                          lr_network=5e-4, lr_instance=5e-4),
-        cluster=ClusterConfig(), cluster_views=24,
-        sweep_sizes=tuple(range(10, 200, 10)), render_chunk=8192, checkpoint_every=5000)
+        optim=OptimConfig(
+            iterations=400_000,
+            rays_per_batch=2048,
+            instance_pixels=1024,
+            lr_grid=1e-2,
+            lr_network=5e-4,
+            lr_instance=5e-4,
+        ),
+        cluster=ClusterConfig(),
+        cluster_views=24,
+        sweep_sizes=tuple(range(10, 200, 10)),
+        render_chunk=8192,
+        checkpoint_every=5000,
+    )
 
 
 def _cpu_small() -> FitConfig:
     return FitConfig(
         model=ModelConfig(
-            radiance=RadianceFieldConfig(backbone="tensorf", grid_resolution=64, final_grid_resolution=96,
-                                         upsample_steps=(500,), density_components=8, appearance_components=12,
-                                         appearance_dim=16, color_hidden_dim=64, color_hidden_layers=1),
+            radiance=RadianceFieldConfig(
+                backbone="tensorf",
+                grid_resolution=64,
+                final_grid_resolution=96,
+                upsample_steps=(500,),
+                density_components=8,
+                appearance_components=12,
+                appearance_dim=16,
+                color_hidden_dim=64,
+                color_hidden_layers=1,
+            ),
             semantic=HeadConfig(128, 2, position_frequencies=4, encoding="hashgrid"),
             instance=HeadConfig(128, 3, position_frequencies=4),
-            embedding_dim=3, ema_momentum=0.9, num_samples=32, num_samples_render=128, depth_guided_samples=8,
-            depth_band=0.04, occupancy_resolution=48, occupancy_decay=0.7, head_max_samples=8),
-        losses=LossConfig(semantic_start=100, instance_start=250, segment_consistency_start=900,
-                          semantic_weight=0.5, depth_weight=0.5, free_space_weight=0.5),
-        optim=OptimConfig(iterations=1500, rays_per_batch=1024, instance_pixels=512, lr_grid=2e-2,
-                          lr_network=2e-3, lr_instance=1e-3, occupancy_update_every=16, occupancy_warmup=32),
-        cluster=ClusterConfig(max_points=20_000), cluster_views=6,
-        sweep_sizes=(10, 20, 40, 60, 80, 120, 160), render_chunk=4096, checkpoint_every=250)
+            embedding_dim=3,
+            ema_momentum=0.9,
+            num_samples=32,
+            num_samples_render=128,
+            depth_guided_samples=8,
+            depth_band=0.04,
+            occupancy_resolution=48,
+            occupancy_decay=0.7,
+            head_max_samples=8,
+        ),
+        losses=LossConfig(
+            semantic_start=100,
+            instance_start=250,
+            segment_consistency_start=900,
+            semantic_weight=0.5,
+            depth_weight=0.5,
+            free_space_weight=0.5,
+        ),
+        optim=OptimConfig(
+            iterations=1500,
+            rays_per_batch=1024,
+            instance_pixels=512,
+            lr_grid=2e-2,
+            lr_network=2e-3,
+            lr_instance=1e-3,
+            occupancy_update_every=16,
+            occupancy_warmup=32,
+        ),
+        cluster=ClusterConfig(max_points=20_000),
+        cluster_views=6,
+        sweep_sizes=(10, 20, 40, 60, 80, 120, 160),
+        render_chunk=4096,
+        checkpoint_every=250,
+    )
 
 
 def _tiny() -> FitConfig:
     cfg = _cpu_small()
-    cfg.model.radiance = RadianceFieldConfig(backbone="tensorf", grid_resolution=32, final_grid_resolution=32,
-                                             density_components=4, appearance_components=6, appearance_dim=8,
-                                             color_hidden_dim=32, color_hidden_layers=1)
+    cfg.model.radiance = RadianceFieldConfig(
+        backbone="tensorf",
+        grid_resolution=32,
+        final_grid_resolution=32,
+        density_components=4,
+        appearance_components=6,
+        appearance_dim=8,
+        color_hidden_dim=32,
+        color_hidden_layers=1,
+    )
     cfg.model.semantic = HeadConfig(32, 1)
     cfg.model.instance = HeadConfig(64, 2)
     cfg.model.num_samples, cfg.model.num_samples_render, cfg.model.occupancy_resolution = 32, 48, 24
     cfg.losses = LossConfig(semantic_start=5, instance_start=10, segment_consistency_start=15)
-    cfg.optim = OptimConfig(iterations=30, rays_per_batch=256, instance_pixels=128, occupancy_warmup=8,
-                            occupancy_update_every=8)
+    cfg.optim = OptimConfig(
+        iterations=30, rays_per_batch=256, instance_pixels=128, occupancy_warmup=8, occupancy_update_every=8
+    )
     cfg.cluster_views, cfg.sweep_sizes, cfg.checkpoint_every = 2, (5, 10), 10
     return cfg
 
 
-def _variant(base: Callable[[], FitConfig], instance_loss: str, concentration_weight: float,
-             num_slots: Optional[int] = None) -> Callable[[], FitConfig]:
+def _variant(
+    base: Callable[[], FitConfig], instance_loss: str, concentration_weight: float, num_slots: Optional[int] = None
+) -> Callable[[], FitConfig]:
     """A preset that differs from ``base`` only in its instance objective (Contrastive Lift (Bhalgat et al. 2023),
     Tables 2-3, appendix E)."""
 
@@ -114,8 +178,9 @@ _VARIANTS = {
 PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny}
 for _suffix, (_loss, _conc, _k_paper, _k_cpu) in _VARIANTS.items():
     # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting, ...
-    _paper_name = {"": "contrastive-lift",
-                   "no-concentration": "contrastive-lift-no-concentration"}.get(_suffix, _suffix)
+    _paper_name = {"": "contrastive-lift", "no-concentration": "contrastive-lift-no-concentration"}.get(
+        _suffix, _suffix
+    )
     PRESETS[_paper_name] = _variant(_contrastive_lift, _loss, _conc, _k_paper)
     # CPU presets: cpu-small, cpu-small-vanilla, cpu-small-panoptic-lifting, ...
     PRESETS["cpu-small" + (f"-{_suffix}" if _suffix else "")] = _variant(_cpu_small, _loss, _conc, _k_cpu)

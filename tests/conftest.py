@@ -11,6 +11,7 @@ import pytest
 
 from lift3d.data.images import write_id_map, write_rgb
 
+
 @pytest.fixture(scope="session")
 def tiny_scene_dir(tmp_path_factory) -> Path:
     """A generated scene: 4 objects, 8 views of 32x32 (6 train + 2 test), with depth and ground truth."""
@@ -80,8 +81,14 @@ def write_meta(root: Path, meta: dict) -> Path:
     return path
 
 
-def make_mini_scene(root: Path, num_frames: int = 3, depth: bool = True, confidence: bool = True,
-                    poses: Optional[Sequence[np.ndarray]] = None, split: bool = True) -> dict:
+def make_mini_scene(
+    root: Path,
+    num_frames: int = 3,
+    depth: bool = True,
+    confidence: bool = True,
+    poses: Optional[Sequence[np.ndarray]] = None,
+    split: bool = True,
+) -> dict:
     """Write a valid mini scene into ``root`` and return its ``transforms.json`` dict.
 
     Frame i: camera at (i, 0, 3) looking down world -z (identity rotation) unless ``poses`` is given; files
@@ -98,8 +105,12 @@ def make_mini_scene(root: Path, num_frames: int = 3, depth: bool = True, confide
         c2w[:3, 3] = [i, 0.0, 3.0]
         if poses is not None:
             c2w = np.asarray(poses[i], dtype=np.float64)
-        fr = {"file_path": f"images/f{i}.png", "transform_matrix": c2w.tolist(),
-              "instance_file_path": f"inst/f{i}.png", "semantic_file_path": f"sem/f{i}.png"}
+        fr = {
+            "file_path": f"images/f{i}.png",
+            "transform_matrix": c2w.tolist(),
+            "instance_file_path": f"inst/f{i}.png",
+            "semantic_file_path": f"sem/f{i}.png",
+        }
         if confidence:
             write_id_map(root / f"conf/f{i}.png", mini_confidence_u8(i), bits=8)
             fr["confidence_file_path"] = f"conf/f{i}.png"
@@ -107,9 +118,13 @@ def make_mini_scene(root: Path, num_frames: int = 3, depth: bool = True, confide
             write_id_map(root / f"depth/f{i}.png", mini_depth_mm(i), bits=16)
             fr["depth_file_path"] = f"depth/f{i}.png"
         frames.append(fr)
-    meta = {**MINI_INTRINSICS, "w": MINI_W, "h": MINI_H,
-            "classes": [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "object", "thing": True}],
-            "frames": frames}
+    meta = {
+        **MINI_INTRINSICS,
+        "w": MINI_W,
+        "h": MINI_H,
+        "classes": [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "object", "thing": True}],
+        "frames": frames,
+    }
     if split:
         meta["train_filenames"] = [f["file_path"] for f in frames[:-1]]
         meta["test_filenames"] = [frames[-1]["file_path"]]

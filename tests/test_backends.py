@@ -24,24 +24,31 @@ def test_auto_on_cpu_is_torch_for_both_and_says_why():
     line = b.describe()
     assert line.startswith("backends: volume rendering torch (device cpu: nerfacc's batched path would run the same")
     assert "hash grid torch (device cpu: tinycudann is CUDA-only), device cpu" in line
-    assert b == Backends(volume_rendering="torch", hash_grid="torch", device="cpu",
-                         volume_rendering_note=b.volume_rendering_note, hash_grid_note=b.hash_grid_note)
+    assert b == Backends(
+        volume_rendering="torch",
+        hash_grid="torch",
+        device="cpu",
+        volume_rendering_note=b.volume_rendering_note,
+        hash_grid_note=b.hash_grid_note,
+    )
 
 
 def test_explicit_torch_is_always_honoured():
     for device in ("cpu", "cuda", "cuda:1"):
         b = resolve_backends(device, "torch", "torch")
         assert (b.volume_rendering, b.hash_grid, b.device) == ("torch", "torch", device)
-        assert b.describe() == ("backends: volume rendering torch (requested), hash grid torch (requested), "
-                                f"device {device}")
+        assert b.describe() == (
+            f"backends: volume rendering torch (requested), hash grid torch (requested), device {device}"
+        )
 
 
 def test_explicit_nerfacc_on_cpu_runs_its_batched_code_and_says_so():
     nerfacc = pytest.importorskip("nerfacc")
     b = resolve_backends("cpu", volume_rendering="nerfacc")
     assert b.volume_rendering == "nerfacc" and b.hash_grid == "torch"
-    assert f"volume rendering nerfacc (nerfacc {nerfacc.__version__} batched path: plain torch ops on cpu)" \
-        in b.describe()
+    assert (
+        f"volume rendering nerfacc (nerfacc {nerfacc.__version__} batched path: plain torch ops on cpu)" in b.describe()
+    )
 
 
 def test_explicit_tcnn_on_cpu_names_tinycudann_cuda_and_the_fix():
@@ -73,8 +80,11 @@ def test_nerfacc_on_cuda_needs_its_cuda_extension(monkeypatch):
     pytest.importorskip("nerfacc")
     # The real probe imports nerfacc's extension, which may start a JIT build of several minutes where nvcc exists;
     # here the machine's answer is set: the extension does not load (the probe itself runs in tests/gpu).
-    monkeypatch.setattr(backends_module, "_nerfacc_cuda_extension_problem",
-                        lambda: "its CUDA extension does not load: OSError: CUDA_HOME is not set")
+    monkeypatch.setattr(
+        backends_module,
+        "_nerfacc_cuda_extension_problem",
+        lambda: "its CUDA extension does not load: OSError: CUDA_HOME is not set",
+    )
     b = resolve_backends("cuda", hash_grid="torch")
     assert b.volume_rendering == "torch" and "CUDA_HOME is not set" in b.volume_rendering_note
     with pytest.raises(BackendUnavailable, match=r"'nerfacc' was requested on cuda.*CUDA_HOME.*'auto' or 'torch'"):
@@ -95,12 +105,27 @@ def test_unknown_requests_are_value_errors():
 def _model(backends=None, backbone="tensorf", **kw) -> LiftModel:
     torch.manual_seed(0)
     cfg = ModelConfig(
-        radiance=RadianceFieldConfig(backbone=backbone, grid_resolution=8, density_components=2,
-                                     appearance_components=2, appearance_dim=4, hash_levels=2,
-                                     hash_log2_table_size=8, hash_max_resolution=32, color_hidden_dim=8,
-                                     color_hidden_layers=1, density_shift=0.0),
-        semantic=HeadConfig(hidden_dim=8, hidden_layers=1), instance=HeadConfig(hidden_dim=8, hidden_layers=1),
-        num_samples=16, num_samples_render=16, depth_guided_samples=0, occupancy_resolution=4, **kw)
+        radiance=RadianceFieldConfig(
+            backbone=backbone,
+            grid_resolution=8,
+            density_components=2,
+            appearance_components=2,
+            appearance_dim=4,
+            hash_levels=2,
+            hash_log2_table_size=8,
+            hash_max_resolution=32,
+            color_hidden_dim=8,
+            color_hidden_layers=1,
+            density_shift=0.0,
+        ),
+        semantic=HeadConfig(hidden_dim=8, hidden_layers=1),
+        instance=HeadConfig(hidden_dim=8, hidden_layers=1),
+        num_samples=16,
+        num_samples_render=16,
+        depth_guided_samples=0,
+        occupancy_resolution=4,
+        **kw,
+    )
     return LiftModel(cfg, num_classes=3, aabb=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), backends=backends)
 
 
@@ -146,8 +171,9 @@ def test_trainer_resolves_backends_once_and_logs_one_line(tiny_scene_dir, tmp_pa
     from lift3d.presets import get_preset
 
     lines: list[str] = []
-    trainer = Trainer(load_scene(tiny_scene_dir), get_preset("tiny"), tmp_path / "run", progress=False,
-                      log=lines.append)
+    trainer = Trainer(
+        load_scene(tiny_scene_dir), get_preset("tiny"), tmp_path / "run", progress=False, log=lines.append
+    )
     backend_lines = [line for line in lines if line.startswith("backends:")]
     assert backend_lines == [trainer.backends.describe()]
     assert trainer.model.backends is trainer.backends  # the model uses the resolution, it does not redo it

@@ -32,13 +32,13 @@ def _frame(rects: dict[int, tuple[int, int, int, int]], shape=(H, W)) -> np.ndar
     """Id map with rectangles ``id: (row0, row1, col0, col1)`` (inclusive bounds, clipped to the image)."""
     m = np.zeros(shape, dtype=np.uint16)
     for i, (r0, r1, c0, c1) in rects.items():
-        m[max(r0, 0):r1 + 1, max(c0, 0):c1 + 1] = i
+        m[max(r0, 0) : r1 + 1, max(c0, 0) : c1 + 1] = i
     return m
 
 
 def _ids_of(tracked: np.ndarray, rect) -> int:
     r0, r1, c0, c1 = rect
-    patch = tracked[max(r0, 0):r1 + 1, max(c0, 0):c1 + 1]
+    patch = tracked[max(r0, 0) : r1 + 1, max(c0, 0) : c1 + 1]
     assert np.all(patch == patch.flat[0]), "a segment was split"
     return int(patch.flat[0])
 

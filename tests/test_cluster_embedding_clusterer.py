@@ -70,20 +70,22 @@ def test_rescaling_uses_inlier_min_max_and_outliers_make_no_cluster():
     # outliers are still labelled: by the nearest centroid in the rescaled space
     z = (outliers - cc.offset) / cc.scale
     expected = np.argmin(((z[:, None, :] - cc.centroids[None]) ** 2).sum(-1), axis=1)
-    assert labels[len(x):].tolist() == expected.tolist()
+    assert labels[len(x) :].tolist() == expected.tolist()
 
 
 def test_assign_by_hand():
     # offset (1, 0), scale (2, 4): point (3, 2) -> rescaled (1, 0.5); point (1, 4) -> (0, 1)
-    cc = ClassClusters(offset=np.array([1.0, 0.0]), scale=np.array([2.0, 4.0]),
-                       centroids=np.array([[0.0, 0.0], [1.0, 0.6], [0.0, 0.9]]))
+    cc = ClassClusters(
+        offset=np.array([1.0, 0.0]),
+        scale=np.array([2.0, 4.0]),
+        centroids=np.array([[0.0, 0.0], [1.0, 0.6], [0.0, 0.9]]),
+    )
     # (1, 0.5): squared distances 1.25, 0.01, 1.16 -> 1;  (0, 1): 1, 1.16, 0.01 -> 2
     assert cc.assign(np.array([[3.0, 2.0], [1.0, 4.0]])).tolist() == [1, 2]
     # Rescaling matters: offset 0, scale (1, 10), centroids A = (0, 0), B = (0.3, 0.3) (raw: (0, 0), (0.3, 3)).
     # Raw point p = (0.35, 1.0) -> rescaled (0.35, 0.1): d_A^2 = 0.1325, d_B^2 = 0.0425 -> B (1),
     # although in raw units A is nearer (1.1225 vs 4.0025).
-    aniso = ClassClusters(offset=np.zeros(2), scale=np.array([1.0, 10.0]),
-                          centroids=np.array([[0.0, 0.0], [0.3, 0.3]]))
+    aniso = ClassClusters(offset=np.zeros(2), scale=np.array([1.0, 10.0]), centroids=np.array([[0.0, 0.0], [0.3, 0.3]]))
     assert aniso.assign(np.array([[0.35, 1.0]])).tolist() == [1]
     out = cc.assign(torch.tensor([[3.0, 2.0]]))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.long and out.tolist() == [1]

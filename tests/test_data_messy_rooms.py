@@ -8,15 +8,15 @@ import math
 
 import numpy as np
 import pytest
+from conftest import look_at
 from PIL import Image
 
-from conftest import look_at
+from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.messy_rooms_format import read_release_cameras
 from lift3d.data.readers.messy_rooms import is_release_folder, load_release, release_frame_names
+from lift3d.data.scene import SceneFormatError
 from lift3d.data.writers.messy_rooms import export_scene_to_release, write_release
 from lift3d.geometry.cameras import ray_length_per_z
-from lift3d.data.loading import load_frame, load_scene
-from lift3d.data.scene import SceneFormatError
 
 V, H, W = 6, 10, 12
 FX, FY, CX, CY = 9.0, 9.0, 6.0, 5.0
@@ -32,10 +32,22 @@ def _stacks(seed: int = 0):
     semantic = rng.integers(0, 2, size=(V, H, W))
     confidence = rng.uniform(0.0, 1.0, size=(V, H, W)).astype(np.float32)
     depth = rng.uniform(0.5, 4.0, size=(V, H, W))
-    cams = np.stack([look_at([2.0 * math.cos(a), 2.0 * math.sin(a), 1.5], [0.0, 0.0, 0.1])
-                     for a in np.linspace(0.0, 2.0 * math.pi, V, endpoint=False)])
-    return dict(rgb=rgb, depth=depth, gt_instance=gt_instance, gt_semantic=gt_semantic, instance=instance,
-                semantic=semantic, confidence=confidence, camera_to_world=cams)
+    cams = np.stack(
+        [
+            look_at([2.0 * math.cos(a), 2.0 * math.sin(a), 1.5], [0.0, 0.0, 0.1])
+            for a in np.linspace(0.0, 2.0 * math.pi, V, endpoint=False)
+        ]
+    )
+    return dict(
+        rgb=rgb,
+        depth=depth,
+        gt_instance=gt_instance,
+        gt_semantic=gt_semantic,
+        instance=instance,
+        semantic=semantic,
+        confidence=confidence,
+        camera_to_world=cams,
+    )
 
 
 @pytest.fixture()
@@ -48,8 +60,17 @@ def release(tmp_path):
 def test_round_trip_keeps_poses_intrinsics_and_ids(release):
     out, data = release
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["metadata.json", "color", "depth", "semantic", "instance", "detic_semantic", "detic_instance",
-         "detic_probabilities"])
+        [
+            "metadata.json",
+            "color",
+            "depth",
+            "semantic",
+            "instance",
+            "detic_semantic",
+            "detic_instance",
+            "detic_probabilities",
+        ]
+    )
     assert is_release_folder(out)
     scene = load_scene(out)  # detected as a release: no transforms.json
     assert scene.extras["format"] == "messy_rooms_release"
@@ -102,8 +123,13 @@ def test_metadata_holds_kubric_camera_conventions(release):
 def test_hand_written_kubric_camera_reads_as_opengl_and_opencv():
     # camera at (0, 0, 5) rotated 90 degrees about z: q = (cos 45, 0, 0, sin 45)
     s = math.sqrt(0.5)
-    meta = {"camera": {"K": [[1.25, 0.0, -0.5], [0.0, -1.25, -0.5], [0.0, 0.0, -1.0]],
-                       "positions": [[0.0, 0.0, 5.0]], "quaternions": [[s, 0.0, 0.0, s]]}}
+    meta = {
+        "camera": {
+            "K": [[1.25, 0.0, -0.5], [0.0, -1.25, -0.5], [0.0, 0.0, -1.0]],
+            "positions": [[0.0, 0.0, 5.0]],
+            "quaternions": [[s, 0.0, 0.0, s]],
+        }
+    }
     (fx, fy, cx, cy), c2w = read_release_cameras(meta, width=64, height=32)
     assert (fx, fy, cx, cy) == (80.0, 40.0, 32.0, 16.0)
     np.testing.assert_allclose(c2w[0], [[0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 5], [0, 0, 0, 1]], atol=1e-12)
@@ -181,5 +207,7 @@ def test_generate_scene_writes_the_release_layout_too(tmp_path):
     a, b = load_scene(tmp_path / "scene"), load_scene(tmp_path / "release")
     for fa, fb in zip(a.frames, b.frames):
         np.testing.assert_allclose(fa.camera_to_world, fb.camera_to_world, atol=1e-12)
-        np.testing.assert_array_equal(load_frame(a, fa.index, True).gt_instance, load_frame(b, fb.index, True).gt_instance)
+        np.testing.assert_array_equal(
+            load_frame(a, fa.index, True).gt_instance, load_frame(b, fb.index, True).gt_instance
+        )
     assert b.test_indices == [4]  # int(5 * 0.8) = 4 train frames

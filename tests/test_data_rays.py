@@ -7,12 +7,20 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 import torch
+from conftest import (
+    MINI_H,
+    MINI_INTRINSICS,
+    MINI_W,
+    look_at,
+    make_mini_scene,
+    mini_confidence_u8,
+    mini_depth_mm,
+    mini_instance,
+    mini_semantic,
+)
 from scipy.spatial import cKDTree
 
-from conftest import (MINI_H, MINI_INTRINSICS, MINI_W, look_at, make_mini_scene, mini_confidence_u8, mini_depth_mm,
-                      mini_instance, mini_semantic)
 from lift3d.data.loading import load_scene
 from lift3d.data.rays import load_pixel_set, scene_bounds
 from lift3d.geometry.cameras import camera_rays
@@ -29,8 +37,9 @@ def test_camera_rays_identity_pose_hand_values():
     uv = torch.tensor([[0, 0], [1, 1], [1, 0], [0, 1]])
     o, d = camera_rays(c2w, k, uv)
     torch.testing.assert_close(o, torch.zeros(4, 3))
-    torch.testing.assert_close(d, torch.tensor([[-0.25, 0.25, -1.0], [0.25, -0.25, -1.0],
-                                                [0.25, 0.25, -1.0], [-0.25, -0.25, -1.0]]))
+    torch.testing.assert_close(
+        d, torch.tensor([[-0.25, 0.25, -1.0], [0.25, -0.25, -1.0], [0.25, 0.25, -1.0], [-0.25, -0.25, -1.0]])
+    )
 
 
 def test_camera_rays_rotated_and_translated_pose_hand_values():
@@ -115,8 +124,11 @@ def test_pixel_set_without_depth_or_confidence(tmp_path):
 
 
 def test_centre_pixel_ray_points_along_minus_z_of_its_pose(tmp_path):
-    poses = [look_at([2.0, -1.0, 1.5], [0.0, 0.0, 0.0]), look_at([-1.0, 2.0, 0.5], [0.3, 0.1, 0.0]),
-             look_at([0.0, -3.0, 2.0], [0.0, 0.0, 0.2])]
+    poses = [
+        look_at([2.0, -1.0, 1.5], [0.0, 0.0, 0.0]),
+        look_at([-1.0, 2.0, 0.5], [0.3, 0.1, 0.0]),
+        look_at([0.0, -3.0, 2.0], [0.0, 0.0, 0.2]),
+    ]
     make_mini_scene(tmp_path, num_frames=3, poses=poses)
     ps = load_pixel_set(load_scene(tmp_path), [0, 1, 2])
     # cx = 2.5, cy = 1.5 is the centre of pixel (2, 1): that ray is the optical axis.
@@ -136,8 +148,9 @@ def test_generated_scene_centre_rays_point_along_minus_z(tiny_scene):
         # Pixels (15, 15) and (16, 16) straddle the principal point symmetrically: their mean is the axis.
         rows = ps.view_rows(pos)[torch.tensor([15 * 32 + 15, 16 * 32 + 16])]
         _, d = ps.rays(rows)
-        torch.testing.assert_close(d.mean(0), -torch.tensor(f.camera_to_world[:3, 2], dtype=torch.float32),
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            d.mean(0), -torch.tensor(f.camera_to_world[:3, 2], dtype=torch.float32), atol=1e-6, rtol=0
+        )
 
 
 def _world_points(ps, pos):
@@ -184,7 +197,7 @@ def test_scene_bounds_from_depth_contains_the_depth_points(tiny_scene):
         from lift3d.data.loading import load_frame
 
         depth = load_frame(scene, f.index).depth
-        v, u = np.mgrid[0:f.height, 0:f.width]
+        v, u = np.mgrid[0 : f.height, 0 : f.width]
         d = np.stack([(u + 0.5 - f.cx) / f.fx, -(v + 0.5 - f.cy) / f.fy, -np.ones(u.shape)], -1)
         p = (d * depth[..., None]) @ f.camera_to_world[:3, :3].T + f.camera_to_world[:3, 3]
         pts.append(p[depth > 0])

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_mini_scene
+
 from lift3d.data.loading import load_frame, load_scene
-from lift3d.data.readers import (SceneReader, find_reader, get_reader, register_reader, registered_readers,
-                                 unregister_reader)
+from lift3d.data.readers import (
+    SceneReader,
+    find_reader,
+    get_reader,
+    register_reader,
+    registered_readers,
+    unregister_reader,
+)
 from lift3d.data.readers.messy_rooms import ReleaseFrameAdapter
 from lift3d.data.scene import Frame, FrameAdapter, Scene, SceneClass, SceneFormatError
 from lift3d.data.writers.messy_rooms import write_release
@@ -24,17 +30,44 @@ from lift3d.data.writers.messy_rooms import write_release
 def _load_toy(path: Path, check_files: bool = True) -> Scene:
     """A one-frame scene whose focal length is the number in ``toy.txt``."""
     fx = float((path / "toy.txt").read_text())
-    frame = Frame(index=0, name="a.png", image_path=path / "a.png", instance_path=path / "i.png",
-                  semantic_path=path / "s.png", confidence_path=None, depth_path=None, gt_instance_path=None,
-                  gt_semantic_path=None, camera_to_world=np.eye(4), fx=fx, fy=fx, cx=1.0, cy=1.0, width=2, height=2)
-    return Scene(root=path, frames=[frame], classes=[SceneClass(0, "bg", False), SceneClass(1, "thing", True)],
-                 train_indices=[0], test_indices=[], extras={"format": "toy", "check_files": check_files})
+    frame = Frame(
+        index=0,
+        name="a.png",
+        image_path=path / "a.png",
+        instance_path=path / "i.png",
+        semantic_path=path / "s.png",
+        confidence_path=None,
+        depth_path=None,
+        gt_instance_path=None,
+        gt_semantic_path=None,
+        camera_to_world=np.eye(4),
+        fx=fx,
+        fy=fx,
+        cx=1.0,
+        cy=1.0,
+        width=2,
+        height=2,
+    )
+    return Scene(
+        root=path,
+        frames=[frame],
+        classes=[SceneClass(0, "bg", False), SceneClass(1, "thing", True)],
+        train_indices=[0],
+        test_indices=[],
+        extras={"format": "toy", "check_files": check_files},
+    )
 
 
 @pytest.fixture()
 def toy_reader():
-    reader = register_reader(SceneReader(name="toy", description="a folder holding toy.txt",
-                                         can_read=lambda p: (p / "toy.txt").is_file(), load=_load_toy))
+    reader = register_reader(
+        SceneReader(
+            name="toy",
+            description="a folder holding toy.txt",
+            can_read=lambda p: (p / "toy.txt").is_file(),
+            load=_load_toy,
+        )
+    )
     yield reader
     unregister_reader("toy")
 
@@ -78,8 +111,7 @@ def test_forcing_a_reader_by_name(tmp_path):
 
 
 def test_scene_module_imports_no_reader():
-    code = ("import sys, lift3d.data.scene; "
-            "print(sorted(m for m in sys.modules if m.startswith('lift3d.data.')))")
+    code = "import sys, lift3d.data.scene; print(sorted(m for m in sys.modules if m.startswith('lift3d.data.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == ["lift3d.data.images", "lift3d.data.scene"]
 
@@ -90,9 +122,22 @@ def test_release_conventions_are_a_typed_frame_adapter(tmp_path):
     ids[:, 0, :2] = 5
     sem = (ids > 0).astype(np.int64)
     conf = np.full((V, H, W), 0.25, np.float32)
-    out = write_release(tmp_path / "rel", rgb=np.zeros((V, H, W, 3), np.uint8), depth=np.full((V, H, W), 2.0),
-                        gt_instance=ids, gt_semantic=sem, instance=ids, semantic=sem, confidence=conf,
-                        camera_to_world=np.stack([np.eye(4)] * V), fx=4.0, fy=4.0, cx=2.0, cy=1.5, depth_kind="z")
+    out = write_release(
+        tmp_path / "rel",
+        rgb=np.zeros((V, H, W, 3), np.uint8),
+        depth=np.full((V, H, W), 2.0),
+        gt_instance=ids,
+        gt_semantic=sem,
+        instance=ids,
+        semantic=sem,
+        confidence=conf,
+        camera_to_world=np.stack([np.eye(4)] * V),
+        fx=4.0,
+        fy=4.0,
+        cx=2.0,
+        cy=1.5,
+        depth_kind="z",
+    )
     scene = load_scene(out)
     assert isinstance(scene.frame_adapter, ReleaseFrameAdapter) and isinstance(scene.frame_adapter, FrameAdapter)
     assert not any(callable(v) for v in scene.extras.values())

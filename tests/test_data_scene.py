@@ -3,18 +3,33 @@ every malformed scene raises SceneFormatError naming the file and the frame; id/
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
 import numpy as np
 import pytest
+from conftest import (
+    MINI_H,
+    MINI_W,
+    make_mini_scene,
+    mini_confidence_u8,
+    mini_depth_mm,
+    mini_instance,
+    mini_rgb,
+    mini_semantic,
+    write_meta,
+)
 from PIL import Image
 
-from conftest import (MINI_H, MINI_W, make_mini_scene, mini_confidence_u8, mini_depth_mm, mini_instance, mini_rgb,
-                      mini_semantic, write_meta)
-from lift3d.data.images import (read_confidence, read_depth, read_id_map, read_rgb, write_depth_png, write_id_map,
-                                write_rgb)
+from lift3d.data.images import (
+    read_confidence,
+    read_depth,
+    read_id_map,
+    read_rgb,
+    write_depth_png,
+    write_id_map,
+    write_rgb,
+)
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.scene import SceneFormatError
 
@@ -107,7 +122,14 @@ def test_generated_tiny_scene_loads(tiny_scene, tiny_scene_dir):
     np.testing.assert_allclose(tiny_scene.aabb, meta["aabb"])
     for f, fr in zip(tiny_scene.frames, meta["frames"]):
         np.testing.assert_allclose(f.camera_to_world, fr["transform_matrix"])
-        assert (f.fx, f.fy, f.cx, f.cy, f.width, f.height) == (meta["fl_x"], meta["fl_y"], meta["cx"], meta["cy"], 32, 32)
+        assert (f.fx, f.fy, f.cx, f.cy, f.width, f.height) == (
+            meta["fl_x"],
+            meta["fl_y"],
+            meta["cx"],
+            meta["cy"],
+            32,
+            32,
+        )
     fd = load_frame(tiny_scene, 3, with_ground_truth=True)
     assert fd.gt_instance.shape == fd.gt_semantic.shape == fd.depth.shape == (32, 32)
     assert set(np.unique(fd.semantic)) <= {0, 1} and fd.depth.max() > 0
@@ -164,11 +186,15 @@ def test_error_non_finite_pose(tmp_path):
     assert "non-finite" in msg
 
 
-@pytest.mark.parametrize("rotation", [
-    [[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]],  # scaled rotation (det 8)
-    [[1.0, 0.5, 0], [0, 1.0, 0], [0, 0, 1.0]],  # shear: det 1 but not orthonormal
-    [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 0.0]],  # singular
-], ids=["scaled", "shear", "singular"])
+@pytest.mark.parametrize(
+    "rotation",
+    [
+        [[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]],  # scaled rotation (det 8)
+        [[1.0, 0.5, 0], [0, 1.0, 0], [0, 0, 1.0]],  # shear: det 1 but not orthonormal
+        [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 0.0]],  # singular
+    ],
+    ids=["scaled", "shear", "singular"],
+)
 def test_error_non_orthonormal_rotation(tmp_path, rotation):
     meta = make_mini_scene(tmp_path)
     c2w = np.eye(4)
@@ -326,7 +352,9 @@ def test_depth_png_millimetres_to_metres(tmp_path):
     depth = read_depth(tmp_path / "d.png")
     assert depth.dtype == np.float32
     np.testing.assert_allclose(depth, [[0.0, 0.001], [1.5, 65.535]], rtol=1e-6)
-    np.testing.assert_allclose(read_depth(tmp_path / "d.png", unit_scale=0.01), [[0.0, 0.01], [15.0, 655.35]], rtol=1e-6)
+    np.testing.assert_allclose(
+        read_depth(tmp_path / "d.png", unit_scale=0.01), [[0.0, 0.01], [15.0, 655.35]], rtol=1e-6
+    )
 
 
 def test_write_depth_png_round_trip_and_unknowns(tmp_path):

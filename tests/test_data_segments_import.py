@@ -7,20 +7,25 @@ import json
 
 import numpy as np
 import pytest
+from conftest import MINI_H, MINI_W, make_mini_scene
 from PIL import Image
 
-from conftest import MINI_H, MINI_W, make_mini_scene
 from lift3d.data.images import write_id_map
 from lift3d.data.loading import load_frame, load_scene
-from lift3d.data.segments_import import (SegmentsImport, SegmentsImportError, decode_rgb_ids, import_segments,
-                                         masks_to_segments)
+from lift3d.data.segments_import import (
+    SegmentsImport,
+    SegmentsImportError,
+    decode_rgb_ids,
+    import_segments,
+    masks_to_segments,
+)
 
 
 def test_masks_are_painted_in_increasing_score_order():
     m = np.zeros((3, 2, 3), bool)
-    m[0, :, :2] = True   # score 0.6, class 7
-    m[1, :, 1:] = True   # score 0.9, class 3: wins the overlap column 1
-    m[2, 0, :] = True    # score 0.3: below the threshold, dropped
+    m[0, :, :2] = True  # score 0.6, class 7
+    m[1, :, 1:] = True  # score 0.9, class 3: wins the overlap column 1
+    m[2, 0, :] = True  # score 0.3: below the threshold, dropped
     inst, sem, conf = masks_to_segments(m, np.array([0.6, 0.9, 0.3]), np.array([7, 3, 7]), 0.5, 0.8, {3: 1}, 2)
     np.testing.assert_array_equal(inst, [[1, 2, 2], [1, 2, 2]])
     np.testing.assert_array_equal(sem, [[2, 1, 1], [2, 1, 1]])  # class 7 is not in the map -> default class 2

@@ -10,22 +10,29 @@ import pytest
 from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.engine.outputs import read_renders
-from lift3d.pipeline import evaluate_run, fit_scene, score_segments
 from lift3d.engine.run_dir import RunDir
 from lift3d.generate import generate_scene
 from lift3d.generate.config import MessyRoomsConfig
+from lift3d.pipeline import evaluate_run, fit_scene, score_segments
 from lift3d.presets import get_preset
 
 # A shortened cpu-small schedule (about a minute and a half on 2 cores).
-SHORT_SCHEDULE = ["optim.iterations=600", "losses.semantic_start=50", "losses.instance_start=120",
-                  "losses.segment_consistency_start=100000"]
+SHORT_SCHEDULE = [
+    "optim.iterations=600",
+    "losses.semantic_start=50",
+    "losses.instance_start=120",
+    "losses.segment_consistency_start=100000",
+]
 
 
 @pytest.mark.timeout(900)
 def test_lifting_clean_inconsistent_labels_reaches_pq_scene_0_8(tmp_path):
     scene_dir, run = tmp_path / "scene", tmp_path / "run"
-    generate_scene(MessyRoomsConfig(num_objects=8, num_views=24, resolution=64, segmenter_noise="clean", seed=0),
-                   scene_dir, progress=False)
+    generate_scene(
+        MessyRoomsConfig(num_objects=8, num_views=24, resolution=64, segmenter_noise="clean", seed=0),
+        scene_dir,
+        progress=False,
+    )
     scene = load_scene(scene_dir)
     # The 2D labels really are inconsistent: the same GT object carries different ids in different views.
     ids_per_object: dict[int, set] = {}

@@ -12,9 +12,9 @@ from lift3d.cluster.slots import ArgmaxSlots, load_labeler
 from lift3d.config_io import apply_overrides
 from lift3d.data.loading import load_scene
 from lift3d.engine.checkpoint import load_model
-from lift3d.pipeline import evaluate_run, fit_scene, render_run
 from lift3d.engine.trainer import Trainer
 from lift3d.objectives import InstanceBatch
+from lift3d.pipeline import evaluate_run, fit_scene, render_run
 from lift3d.presets import PRESETS, get_preset
 
 # Every instance objective, each a cpu-small variant, run for a few iterations of the tiny schedule.
@@ -46,8 +46,15 @@ def test_every_preset_builds_and_documents_its_instance_objective():
 
 
 def test_overrides_parse_types_and_reject_unknown_fields():
-    cfg = apply_overrides(get_preset("cpu-small"), ["optim.iterations=7", "losses.kernel=exp_distance",
-                                                    "model.radiance.upsample_steps=3,5", "losses.free_space_weight=0"])
+    cfg = apply_overrides(
+        get_preset("cpu-small"),
+        [
+            "optim.iterations=7",
+            "losses.kernel=exp_distance",
+            "model.radiance.upsample_steps=3,5",
+            "losses.free_space_weight=0",
+        ],
+    )
     assert cfg.optim.iterations == 7 and cfg.losses.kernel == "exp_distance"
     assert cfg.model.radiance.upsample_steps == (3, 5) and cfg.losses.free_space_weight == 0.0
     with pytest.raises(ValueError, match="no field"):
@@ -121,7 +128,9 @@ def test_fit_render_eval_and_resume_write_a_complete_run(tiny_scene_dir, tmp_pat
     # Resume continues from the checkpoint's step, to a longer schedule.
     model, saved_cfg, ckpt = load_model(run)
     assert ckpt["step"] == cfg.optim.iterations
-    trainer = Trainer(scene, apply_overrides(cfg, [f"optim.iterations={cfg.optim.iterations + 4}"]), run, progress=False)
+    trainer = Trainer(
+        scene, apply_overrides(cfg, [f"optim.iterations={cfg.optim.iterations + 4}"]), run, progress=False
+    )
     assert trainer.resume() and trainer.step == cfg.optim.iterations
     for a, b in zip(trainer.model.instance.fast.parameters(), model.instance.fast.parameters()):
         torch.testing.assert_close(a, b)
@@ -166,9 +175,17 @@ def test_cli_reports_a_broken_scene_before_any_work(tmp_path):
 def test_paper_size_presets_take_steps_with_every_loss_on(tiny_scene_dir, tmp_path, preset):
     """The GPU presets, as configured (TensoRF 128^3 16/48 components, 3x256 instance MLP, ...), take two steps
     with every loss switched on (onsets moved to 0) and a small ray batch so it stays quick on a CPU."""
-    cfg = apply_overrides(get_preset(preset), ["losses.semantic_start=0", "losses.instance_start=0",
-                                               "losses.segment_consistency_start=0", "optim.rays_per_batch=128",
-                                               "optim.instance_pixels=128", "model.num_samples=32"])
+    cfg = apply_overrides(
+        get_preset(preset),
+        [
+            "losses.semantic_start=0",
+            "losses.instance_start=0",
+            "losses.segment_consistency_start=0",
+            "optim.rays_per_batch=128",
+            "optim.instance_pixels=128",
+            "model.num_samples=32",
+        ],
+    )
     trainer = Trainer(load_scene(tiny_scene_dir), cfg, tmp_path / "run", progress=False)
     logs = [trainer.train_step() for _ in range(2)][-1]
     assert {"rgb", "sem", "seg"} <= set(logs) and ("con" in logs or "inst" in logs)

@@ -90,7 +90,7 @@ def test_tensorf_upsample_to_a_refinement_preserves_the_field():
         before, before_nodes = vm(x), vm(nodes)
     vm.upsample(9)  # every old node is a new node; piecewise (bi)linear functions are reproduced exactly
     assert vm.resolution == 9
-    assert all(p.shape == (1, 3, 9, 9) for p in vm.planes) and all(l.shape == (1, 3, 9, 1) for l in vm.lines)
+    assert all(p.shape == (1, 3, 9, 9) for p in vm.planes) and all(line.shape == (1, 3, 9, 1) for line in vm.lines)
     assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in vm.parameters())
     with torch.no_grad():
         torch.testing.assert_close(vm(nodes), before_nodes, atol=1e-5, rtol=1e-5)
@@ -104,7 +104,9 @@ def test_tensorf_upsample_keeps_values_at_old_nodes_approximately():
     coords = torch.linspace(-1, 1, 5)
     with torch.no_grad():
         for m in range(3):
-            vm.planes[m].copy_((0.5 + 0.3 * coords[None, None, :, None] - 0.2 * coords[None, None, None, :]).expand(1, 2, 5, 5))
+            vm.planes[m].copy_(
+                (0.5 + 0.3 * coords[None, None, :, None] - 0.2 * coords[None, None, None, :]).expand(1, 2, 5, 5)
+            )
             vm.lines[m].copy_((1.0 + 0.4 * coords)[None, None, :, None].expand(1, 2, 5, 1))
     nodes = node_coord(torch.randint(0, 5, (60, 3)), 5).float()
     x = torch.rand(100, 3) * 2 - 1
@@ -127,8 +129,9 @@ def test_hash_grid_level_resolutions_reach_the_maximum():
 
 def _dense_grid():
     torch.manual_seed(0)
-    g = HashGridTorch(num_levels=2, features_per_level=3, log2_table_size=12, base_resolution=4, max_resolution=8,
-                      init_scale=1.0)
+    g = HashGridTorch(
+        num_levels=2, features_per_level=3, log2_table_size=12, base_resolution=4, max_resolution=8, init_scale=1.0
+    )
     assert g.dense == [True, True]  # 5^3 = 125 and 9^3 = 729 <= 4096 rows
     assert g.level_offsets.tolist() == [0, 125, 125 + 729]
     return g
@@ -177,8 +180,9 @@ def test_hash_grid_trilinear_value_and_gradient_reach_only_the_8_corner_rows_per
 
 def test_hash_grid_hashed_level_uses_the_spatial_hash():
     torch.manual_seed(0)
-    g = HashGridTorch(num_levels=1, features_per_level=2, log2_table_size=6, base_resolution=8, max_resolution=8,
-                      init_scale=1.0)
+    g = HashGridTorch(
+        num_levels=1, features_per_level=2, log2_table_size=6, base_resolution=8, max_resolution=8, init_scale=1.0
+    )
     assert g.dense == [False] and g.table.shape == (64, 2)
     c = (3, 5, 6)
     x = torch.tensor([[2 * c[0] / 8 - 1, 2 * c[1] / 8 - 1, 2 * c[2] / 8 - 1]])
@@ -200,8 +204,9 @@ def test_make_hash_grid_auto_on_cpu_is_the_torch_grid_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         backend = resolve_backends("cpu", hash_grid="auto").hash_grid
-        enc = make_hash_grid(backend, num_levels=2, features_per_level=2, log2_table_size=8,
-                             base_resolution=4, max_resolution=8)
+        enc = make_hash_grid(
+            backend, num_levels=2, features_per_level=2, log2_table_size=8, base_resolution=4, max_resolution=8
+        )
     assert isinstance(enc, HashGridTorch) and enc.out_dim == 4
     assert isinstance(make_hash_grid("torch", num_levels=2, log2_table_size=8), HashGridTorch)
 
@@ -211,8 +216,9 @@ def test_hash_grid_tcnn_on_cpu_is_a_clear_error_not_a_silent_fallback():
     # explicit request that cannot run is now an error that says what is missing and how to fix it.
     with pytest.raises(BackendUnavailable, match=r"tinycudann.*CUDA.*hash_implementation"):
         resolve_backends("cpu", hash_grid="tcnn")
-    cfg = RadianceFieldConfig(backbone="hashgrid", hash_levels=2, hash_log2_table_size=8, hash_max_resolution=32,
-                              hash_implementation="tcnn")
+    cfg = RadianceFieldConfig(
+        backbone="hashgrid", hash_levels=2, hash_log2_table_size=8, hash_max_resolution=32, hash_implementation="tcnn"
+    )
     with pytest.raises(BackendUnavailable, match="tinycudann"):
         RadianceField(cfg, "cpu")
     with pytest.raises(ValueError, match="resolve_backends"):
@@ -243,7 +249,7 @@ def test_frequency_encoding_with_zero_frequencies_is_the_identity():
 def test_mlp_layers_and_shapes():
     mlp = MLP(5, 7, 2, 3)
     linears = [m for m in mlp.net if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(5, 7), (7, 7), (7, 3)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(5, 7), (7, 7), (7, 3)]
     assert mlp(torch.randn(4, 5)).shape == (4, 3)
     assert MLP(5, 7, 0, 3)(torch.randn(2, 5)).shape == (2, 3)
 
@@ -340,9 +346,19 @@ def test_semantic_field_outputs_probabilities():
 @pytest.mark.parametrize("backbone", ["tensorf", "hashgrid"])
 def test_radiance_field_shapes_ranges_and_parameter_groups(backbone):
     torch.manual_seed(0)
-    cfg = RadianceFieldConfig(backbone=backbone, grid_resolution=8, density_components=2, appearance_components=2,
-                              appearance_dim=4, hash_levels=2, hash_log2_table_size=8, hash_max_resolution=32,
-                              hash_implementation="torch", color_hidden_dim=8, color_hidden_layers=1)
+    cfg = RadianceFieldConfig(
+        backbone=backbone,
+        grid_resolution=8,
+        density_components=2,
+        appearance_components=2,
+        appearance_dim=4,
+        hash_levels=2,
+        hash_log2_table_size=8,
+        hash_max_resolution=32,
+        hash_implementation="torch",
+        color_hidden_dim=8,
+        color_hidden_layers=1,
+    )
     field = RadianceField(cfg)
     x = torch.rand(10, 3) * 2 - 1
     vd = torch.nn.functional.normalize(torch.randn(10, 3), dim=-1)
@@ -356,8 +372,15 @@ def test_radiance_field_shapes_ranges_and_parameter_groups(backbone):
 
 
 def test_radiance_field_density_is_softplus_of_grid_plus_shift():
-    cfg = RadianceFieldConfig(grid_resolution=4, density_components=1, appearance_components=1, appearance_dim=2,
-                              color_hidden_dim=4, color_hidden_layers=1, density_shift=-10.0)
+    cfg = RadianceFieldConfig(
+        grid_resolution=4,
+        density_components=1,
+        appearance_components=1,
+        appearance_dim=2,
+        color_hidden_dim=4,
+        color_hidden_layers=1,
+        density_shift=-10.0,
+    )
     field = RadianceField(cfg)
     with torch.no_grad():
         for p in field.density_grid.parameters():
@@ -368,8 +391,17 @@ def test_radiance_field_density_is_softplus_of_grid_plus_shift():
     torch.testing.assert_close(field.density(x), torch.full((5,), math.log1p(math.exp(-4.0))))
 
 
-HASH_HEAD = HeadConfig(hidden_dim=32, hidden_layers=2, position_frequencies=0, encoding="hashgrid", hash_levels=4,
-                       hash_features=2, hash_log2_table_size=12, hash_base_resolution=4, hash_max_resolution=32)
+HASH_HEAD = HeadConfig(
+    hidden_dim=32,
+    hidden_layers=2,
+    position_frequencies=0,
+    encoding="hashgrid",
+    hash_levels=4,
+    hash_features=2,
+    hash_log2_table_size=12,
+    hash_base_resolution=4,
+    hash_max_resolution=32,
+)
 
 
 def test_hashgrid_head_input_is_grid_features_then_encoded_position():
@@ -400,13 +432,14 @@ def test_hashgrid_head_fits_many_small_cells_that_a_frequency_head_of_the_same_w
     # 8 x 8 x 8 checkerboard of labels in the cube: 512 cells of side 1/4, like many small objects on a floor
     torch.manual_seed(0)
     x = torch.rand(4096, 3) * 2 - 1
-    y = ((((x + 1) * 4).floor().long()).sum(-1) % 2)
+    y = (((x + 1) * 4).floor().long()).sum(-1) % 2
 
     def accuracy(cfg: HeadConfig, lr_grid: float) -> float:
         torch.manual_seed(0)
         head = SemanticField(cfg, num_classes=2)
-        opt = torch.optim.Adam([{"params": head.network_parameters(), "lr": 1e-2},
-                                {"params": head.grid_parameters(), "lr": lr_grid}])
+        opt = torch.optim.Adam(
+            [{"params": head.network_parameters(), "lr": 1e-2}, {"params": head.grid_parameters(), "lr": lr_grid}]
+        )
         for _ in range(300):
             loss = torch.nn.functional.nll_loss(torch.log(head(x) + 1e-8), y)
             opt.zero_grad()

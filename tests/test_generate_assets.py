@@ -78,6 +78,7 @@ def test_hull_centroid_of_a_cube_and_a_tetrahedron():
     np.testing.assert_allclose(centre, [0.25, 0.5, 0.75], atol=1e-12)
     assert volume == pytest.approx(1.0)
 
+
 @pytest.mark.parametrize("kind", TEXTURE_KINDS)
 def test_textures_use_their_colours(kind):
     colors = ((0.9, 0.1, 0.1), (0.1, 0.1, 0.9), (0.1, 0.9, 0.1))

@@ -14,7 +14,7 @@ from PIL import Image
 from lift3d.generate.assets import build_mesh, sample_asset
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.fast_backend import render_views
-from lift3d.generate.gso import (GSOError, discover_objects, interpolate_uv, read_obj, sample_texture_image)
+from lift3d.generate.gso import GSOError, discover_objects, interpolate_uv, read_obj, sample_texture_image
 from lift3d.generate.layout import SceneLayout, make_layout
 from lift3d.generate.mesh import AssetSpec
 from lift3d.generate.textures import srgb_to_linear
@@ -39,7 +39,8 @@ def _write_box(folder: Path, dims, negative_indices: bool) -> None:
     (folder / "materials" / "textures").mkdir(parents=True)
     Image.fromarray(_texture()).save(folder / "materials" / "textures" / "texture.png")
     (folder / "meshes" / "material.mtl").write_text(
-        "newmtl material_0\nKd 1 1 1\nmap_Kd ../materials/textures/texture.png\n")
+        "newmtl material_0\nKd 1 1 1\nmap_Kd ../materials/textures/texture.png\n"
+    )
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * dims
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     lines = ["# synthetic GSO-style box", "mtllib material.mtl"]
@@ -139,8 +140,15 @@ def test_missing_texture_names_the_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def gso_scene(gso_root):
-    cfg = MessyRoomsConfig(num_objects=3, num_views=2, resolution=32, seed=1, assets=str(gso_root),
-                           object_size_range=(0.25, 0.35), rgb_supersampling=1)
+    cfg = MessyRoomsConfig(
+        num_objects=3,
+        num_views=2,
+        resolution=32,
+        seed=1,
+        assets=str(gso_root),
+        object_size_range=(0.25, 0.35),
+        rgb_supersampling=1,
+    )
     layout = make_layout(cfg)
     return cfg, layout, render_views(layout, cfg)
 
@@ -148,8 +156,9 @@ def gso_scene(gso_root):
 def test_layout_holds_gso_specs_and_is_reproducible(gso_scene, gso_root):
     cfg, layout, _ = gso_scene
     assert len(layout.objects) >= 1
-    assert all(o.asset.kind == "gso" and Path(o.asset.params["path"]).parent == gso_root.resolve()
-               for o in layout.objects)
+    assert all(
+        o.asset.kind == "gso" and Path(o.asset.params["path"]).parent == gso_root.resolve() for o in layout.objects
+    )
     again = make_layout(cfg)
     assert json.dumps(again.to_dict()["objects"]) == json.dumps(layout.to_dict()["objects"])
     back = SceneLayout.from_dict(json.loads(json.dumps(layout.to_dict())))

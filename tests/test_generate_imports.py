@@ -35,7 +35,7 @@ def imported_modules(path: Path, name: str) -> Set[str]:
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")
-                anchor = anchor[:len(anchor) - (node.level - 1)]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
@@ -85,8 +85,10 @@ def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 
 def test_the_graph_reader_sees_function_level_and_relative_imports(tmp_path):
     src = tmp_path / "x.py"
-    src.write_text("import os\nfrom lift3d.generate import mesh\n\n\ndef f():\n"
-                   "    from lift3d.generate.gso import read_obj\n    from . import procedural\n")
+    src.write_text(
+        "import os\nfrom lift3d.generate import mesh\n\n\ndef f():\n"
+        "    from lift3d.generate.gso import read_obj\n    from . import procedural\n"
+    )
     found = imported_modules(src, f"{PACKAGE}.x")
     assert found == {f"{PACKAGE}.mesh", f"{PACKAGE}.gso", f"{PACKAGE}.procedural"}
     # a hand-made cycle a -> b -> c -> a (and a leaf d) is found, and only it

@@ -10,8 +10,15 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from lift3d.generate.kubric_backend import (bake_quad_texture, camera_focal_mm, hull_urdf,
-                                             missing_dependencies, room_quads, subdivide, subdivision_level)
+from lift3d.generate.kubric_backend import (
+    bake_quad_texture,
+    camera_focal_mm,
+    hull_urdf,
+    missing_dependencies,
+    room_quads,
+    subdivide,
+    subdivision_level,
+)
 from lift3d.generate.mesh import Mesh, vertex_normals
 from lift3d.generate.textures import FLOOR, environment_albedo
 from lift3d.geometry.cameras import matrix_to_quat_wxyz
@@ -74,8 +81,9 @@ def test_hull_urdf_is_valid_xml_with_the_mass():
 
 
 # ---------------------------------------------------------------------------------------------- with kubric
-needs_kubric = pytest.mark.skipif(bool(missing_dependencies()),
-                                  reason="optional extra lift3d[generate] (kubric, bpy 4.2) not installed")
+needs_kubric = pytest.mark.skipif(
+    bool(missing_dependencies()), reason="optional extra lift3d[generate] (kubric, bpy 4.2) not installed"
+)
 
 
 @pytest.fixture(scope="module")

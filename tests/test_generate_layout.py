@@ -99,8 +99,8 @@ def test_scaling_with_number_of_objects():
     # N = 500 (the largest paper scene): area x20, distance and focal length x sqrt(20) against N = 25
     huge = MessyRoomsConfig(num_objects=500)
     assert (2 * huge.floor_half_side) ** 2 == pytest.approx(500 * huge.floor_area_per_object)
-    assert huge.camera_distance / small.camera_distance == pytest.approx(20 ** 0.5)
-    assert huge.focal_length_px / small.focal_length_px == pytest.approx(20 ** 0.5)
+    assert huge.camera_distance / small.camera_distance == pytest.approx(20**0.5)
+    assert huge.focal_length_px / small.focal_length_px == pytest.approx(20**0.5)
     # the room grows with the scene and still holds every sampled camera. By hand: L = sqrt(60) / 2 = 3.8730,
     # look-at half side 3.5730, d_max = 2.4 sqrt(20) * 1.12 = 12.0211; half side = 3.5730 + 12.0211 cos 30 + 0.5,
     # height = 0.05 + 12.0211 sin 65 + 0.5

@@ -96,11 +96,15 @@ def test_gt_instance_ids_are_consistent_across_views(scene):
     meshes = {}
     for o in layout.objects:
         s = o3d.t.geometry.RaycastingScene()
-        s.add_triangles(o3d.core.Tensor(o.world_vertices().astype(np.float32)),
-                        o3d.core.Tensor(o.mesh().triangles.astype(np.uint32)))
+        s.add_triangles(
+            o3d.core.Tensor(o.world_vertices().astype(np.float32)),
+            o3d.core.Tensor(o.mesh().triangles.astype(np.uint32)),
+        )
         meshes[o.instance_id] = s
-    pts = [backproject(views.depth[v].astype(np.float64), layout.camera_to_world[v], K.fx, K.fy, K.cx, K.cy)
-           for v in range(cfg.num_views)]
+    pts = [
+        backproject(views.depth[v].astype(np.float64), layout.camera_to_world[v], K.fx, K.fy, K.cx, K.cy)
+        for v in range(cfg.num_views)
+    ]
     checked_pairs = 0
     for a in range(cfg.num_views):
         ids_a = views.instance[a]
@@ -142,8 +146,7 @@ def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
     """
     means, half_sides, distances = {}, {}, {}
     for n in (25, 100, 500):
-        cfg = MessyRoomsConfig(num_objects=n, num_views=48, resolution=48, seed=0, rgb_supersampling=1,
-                               shadows=False)
+        cfg = MessyRoomsConfig(num_objects=n, num_views=48, resolution=48, seed=0, rgb_supersampling=1, shadows=False)
         layout = make_layout(cfg)
         # floor area = N * floor_area_per_object, and the settled objects spread over it (not just the config)
         L = layout.floor_half_side
@@ -160,9 +163,9 @@ def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
         means[n] = float(np.mean(counts))
     # L ~ sqrt(N): x2 from 25 to 100, x sqrt(20) from 25 to 500; d(N) ~ sqrt(N) likewise (+-12% jitter averages out)
     assert half_sides[100] / half_sides[25] == pytest.approx(2.0)
-    assert half_sides[500] / half_sides[25] == pytest.approx(20 ** 0.5)
+    assert half_sides[500] / half_sides[25] == pytest.approx(20**0.5)
     assert 1.8 < distances[100] / distances[25] < 2.2
-    assert 0.9 * 20 ** 0.5 < distances[500] / distances[25] < 1.1 * 20 ** 0.5
+    assert 0.9 * 20**0.5 < distances[500] / distances[25] < 1.1 * 20**0.5
     assert means[25] >= 3
     assert 0.7 < means[100] / means[25] < 1.3, means
     assert 0.7 < means[500] / means[25] < 1.3, means

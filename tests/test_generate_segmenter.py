@@ -5,8 +5,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lift3d.generate.segmenter import (SEGMENTER_PRESETS, SegmenterNoise, WorkingSegments, merge_touching, preset,
-                                      segment_confidence, simulate_segmenter, split_segments)
+from lift3d.generate.segmenter import (
+    SEGMENTER_PRESETS,
+    SegmenterNoise,
+    WorkingSegments,
+    merge_touching,
+    preset,
+    segment_confidence,
+    simulate_segmenter,
+    split_segments,
+)
 
 
 def discs(rng: np.random.Generator, size: int = 96, grid: int = 3, radius: float = 6.0) -> np.ndarray:
@@ -25,8 +33,8 @@ def touching_pairs(size: int = 96) -> np.ndarray:
     """Four pairs of squares, the two squares of a pair share an edge; pairs are far apart."""
     gt = np.zeros((size, size), np.int64)
     for p, (y, x) in enumerate([(8, 8), (8, 56), (56, 8), (56, 56)]):
-        gt[y:y + 16, x:x + 12] = 2 * p + 1
-        gt[y:y + 16, x + 12:x + 24] = 2 * p + 2
+        gt[y : y + 16, x : x + 12] = 2 * p + 1
+        gt[y : y + 16, x + 12 : x + 24] = 2 * p + 2
     return gt
 
 
@@ -133,8 +141,7 @@ def test_spurious_segments_appear_on_background_with_the_configured_rate():
 
 
 def test_confidence_is_lower_near_boundaries_and_on_noisy_segments():
-    noise = preset("detic-like", drop_prob=0.0, split_prob=0.0, merge_prob=0.0, jitter_prob=0.0,
-                   spurious_per_view=0.0)
+    noise = preset("detic-like", drop_prob=0.0, split_prob=0.0, merge_prob=0.0, jitter_prob=0.0, spurious_per_view=0.0)
     gt = np.zeros((64, 64), np.int64)
     gt[16:48, 16:48] = 1
     _, _, conf = simulate_segmenter(gt, (gt > 0).astype(np.uint8), np.random.default_rng(0), noise)
@@ -189,8 +196,13 @@ def test_split_segments_cuts_through_the_centroid_into_a_new_id():
 def test_segment_confidence_follows_the_boundary_formula():
     # one row: two background pixels, then segment 7 (noisy); the boundary lies between pixels 1 and 2
     seg = WorkingSegments(np.array([[0, 0, 7, 7]], np.int64), 8, {7})
-    noise = SegmenterNoise(confidence_range=(0.8, 0.8), noisy_confidence_factor=0.5, background_confidence=0.9,
-                           boundary_confidence_drop=0.5, boundary_width_px=1.0)
+    noise = SegmenterNoise(
+        confidence_range=(0.8, 0.8),
+        noisy_confidence_factor=0.5,
+        background_confidence=0.9,
+        boundary_confidence_drop=0.5,
+        boundary_width_px=1.0,
+    )
     conf = segment_confidence(seg, np.array([7]), np.random.default_rng(0), noise)
     e = np.exp(-1.0)  # distance 1 from the boundary for the outer pixels, 0 for the two beside it
     expected = [0.9 * (1 - 0.5 * e), 0.9 * 0.5, 0.4 * 0.5, 0.4 * (1 - 0.5 * e)]

@@ -12,8 +12,16 @@ from lift3d.generate.fast_backend import render_views
 from lift3d.generate.layout import SceneLayout
 from lift3d.generate.writer import depth_to_png, split_frames
 
-FRAME_KEYS = {"file_path", "transform_matrix", "instance_file_path", "semantic_file_path", "confidence_file_path",
-              "depth_file_path", "gt_instance_file_path", "gt_semantic_file_path"}
+FRAME_KEYS = {
+    "file_path",
+    "transform_matrix",
+    "instance_file_path",
+    "semantic_file_path",
+    "confidence_file_path",
+    "depth_file_path",
+    "gt_instance_file_path",
+    "gt_semantic_file_path",
+}
 
 
 def tiny(**kw) -> MessyRoomsConfig:
@@ -32,14 +40,28 @@ def written(tmp_path_factory):
 def test_transforms_json_has_the_documented_keys(written):
     cfg, out = written
     meta = json.loads((out / "transforms.json").read_text())
-    for key in ("fl_x", "fl_y", "cx", "cy", "w", "h", "depth_unit_scale_factor", "classes", "aabb", "frames",
-                "train_filenames", "test_filenames"):
+    for key in (
+        "fl_x",
+        "fl_y",
+        "cx",
+        "cy",
+        "w",
+        "h",
+        "depth_unit_scale_factor",
+        "classes",
+        "aabb",
+        "frames",
+        "train_filenames",
+        "test_filenames",
+    ):
         assert key in meta
     assert meta["w"] == meta["h"] == 48 and meta["cx"] == meta["cy"] == 24.0
     assert meta["fl_x"] == pytest.approx(cfg.focal_length_px)
     assert meta["depth_unit_scale_factor"] == 0.001
-    assert meta["classes"] == [{"id": 0, "name": "background", "thing": False},
-                               {"id": 1, "name": "object", "thing": True}]
+    assert meta["classes"] == [
+        {"id": 0, "name": "background", "thing": False},
+        {"id": 1, "name": "object", "thing": True},
+    ]
     assert len(meta["frames"]) == 5
     for frame in meta["frames"]:
         assert set(frame) == FRAME_KEYS

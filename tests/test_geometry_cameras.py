@@ -10,9 +10,18 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from lift3d.geometry.cameras import (Distortion, Intrinsics, backproject, camera_rays, matrix_to_quat_wxyz,
-                                     matrix_to_quat_xyzw, project, quat_wxyz_to_matrix, quat_xyzw_to_matrix,
-                                     ray_length_per_z)
+from lift3d.geometry.cameras import (
+    Distortion,
+    Intrinsics,
+    backproject,
+    camera_rays,
+    matrix_to_quat_wxyz,
+    matrix_to_quat_xyzw,
+    project,
+    quat_wxyz_to_matrix,
+    quat_xyzw_to_matrix,
+    ray_length_per_z,
+)
 
 S = math.sqrt(0.5)
 RZ90 = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
@@ -88,13 +97,14 @@ def test_camera_rays_of_a_2x2_image_by_hand():
     o, d = camera_rays(c2w, k, uv)
     np.testing.assert_array_equal(o.numpy(), [[1.0, 2.0, 3.0]] * 4)
     # d = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]: row 0 is up (+y), column 0 is left (-x)
-    np.testing.assert_array_equal(d.numpy(), [[-0.25, 0.25, -1.0], [0.25, 0.25, -1.0],
-                                              [-0.25, -0.25, -1.0], [0.25, -0.25, -1.0]])
+    np.testing.assert_array_equal(
+        d.numpy(), [[-0.25, 0.25, -1.0], [0.25, 0.25, -1.0], [-0.25, -0.25, -1.0], [0.25, -0.25, -1.0]]
+    )
 
 
 def test_ray_length_per_z_of_a_2x2_image_by_hand():
     f = ray_length_per_z(2.0, 2.0, 1.0, 1.0, 2, 2)
-    np.testing.assert_allclose(f, np.full((2, 2), math.sqrt(1.0 + 0.25 ** 2 + 0.25 ** 2)), rtol=1e-15)
+    np.testing.assert_allclose(f, np.full((2, 2), math.sqrt(1.0 + 0.25**2 + 0.25**2)), rtol=1e-15)
 
 
 def test_backproject_agrees_with_camera_rays():
@@ -109,8 +119,9 @@ def test_backproject_agrees_with_camera_rays():
     v, u = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
     uv = torch.from_numpy(np.stack([u.ravel(), v.ravel()], -1))
     o, d = camera_rays(torch.from_numpy(c2w), torch.from_numpy(k.vector()), uv)
-    np.testing.assert_allclose((o + d * torch.from_numpy(depth.ravel())[:, None]).numpy(), points.reshape(-1, 3),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        (o + d * torch.from_numpy(depth.ravel())[:, None]).numpy(), points.reshape(-1, 3), atol=1e-6
+    )
 
 
 def test_project_of_backproject_returns_the_pixels_and_depths():

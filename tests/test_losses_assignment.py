@@ -51,8 +51,10 @@ def test_matches_brute_force_over_all_injective_assignments():
         segments = [3, 7, 11]
         mean_p = torch.stack([probs[ids == s].mean(dim=0) for s in segments])  # [3, 4]
         # Enumerate all 4 * 3 * 2 = 24 injective maps segment -> slot; cost = -sum of mean probabilities.
-        best = min(itertools.permutations(range(num_slots), 3),
-                   key=lambda slots: -sum(mean_p[i, k].item() for i, k in enumerate(slots)))
+        best = min(
+            itertools.permutations(range(num_slots), 3),
+            key=lambda slots: -sum(mean_p[i, k].item() for i, k in enumerate(slots)),
+        )
         assert assignment == dict(zip(segments, best)), trial
         # Loss = CE of every segmented pixel to its segment's slot.
         seg_pixels = ids > 0

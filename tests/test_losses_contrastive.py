@@ -54,10 +54,14 @@ def test_slow_fast_kernels_agree_at_unit_distance_and_differ_beyond():
     # [e^-2, e^-0.5] for i=1; exp_distance with h = 2 scales d by 1/2: k = [1, e^-0.5], [e^-1, e^-0.5].
     fast, fid, slow, sid = _toy_slow_fast()
     k05 = math.exp(-0.5)
-    g = (-math.log(math.e / (math.e + math.exp(k05)))
-         - math.log(math.exp(k05) / (math.exp(math.exp(-2)) + math.exp(k05)))) / 2
-    d = (-math.log(math.e / (math.e + math.exp(k05)))
-         - math.log(math.exp(k05) / (math.exp(math.exp(-1)) + math.exp(k05)))) / 2
+    g = (
+        -math.log(math.e / (math.e + math.exp(k05)))
+        - math.log(math.exp(k05) / (math.exp(math.exp(-2)) + math.exp(k05)))
+    ) / 2
+    d = (
+        -math.log(math.e / (math.e + math.exp(k05)))
+        - math.log(math.exp(k05) / (math.exp(math.exp(-1)) + math.exp(k05)))
+    ) / 2
     got_g = slow_fast_contrastive_loss(fast, fid, slow, sid, kernel="gaussian", bandwidth=math.sqrt(2))
     got_d = slow_fast_contrastive_loss(fast, fid, slow, sid, kernel="exp_distance", bandwidth=2.0)
     assert math.isclose(got_g.item(), g, rel_tol=1e-6)
@@ -99,7 +103,9 @@ def test_slow_fast_decreases_when_positives_move_together(kernel):
     fid = torch.tensor([1, 2])
     far = torch.tensor([[2.0, 0.0], [1.0, 0.0]])  # each fast pixel nearer the other segment
     near = torch.tensor([[0.0, 0.1], [3.0, 0.1]])  # each fast pixel at its own segment
-    assert slow_fast_contrastive_loss(near, fid, slow, sid, kernel) < slow_fast_contrastive_loss(far, fid, slow, sid, kernel)
+    assert slow_fast_contrastive_loss(near, fid, slow, sid, kernel) < slow_fast_contrastive_loss(
+        far, fid, slow, sid, kernel
+    )
     # and gradient descent on the fast embeddings lowers it step after step
     fast = far.clone().requires_grad_(True)
     opt = torch.optim.SGD([fast], lr=0.5)

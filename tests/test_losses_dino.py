@@ -109,7 +109,14 @@ def test_no_positive_pairs():
 def test_errors():
     head = DinoHead(2)
     with pytest.raises(ValueError, match="temperatures"):
-        dino_loss(torch.zeros(1, 2), torch.ones(1, dtype=torch.long), torch.zeros(1, 2),
-                  torch.ones(1, dtype=torch.long), head, head, t_teacher=0.0)
+        dino_loss(
+            torch.zeros(1, 2),
+            torch.ones(1, dtype=torch.long),
+            torch.zeros(1, 2),
+            torch.ones(1, dtype=torch.long),
+            head,
+            head,
+            t_teacher=0.0,
+        )
     with pytest.raises(ValueError, match="DinoHead"):
         DinoHead(0)

@@ -159,12 +159,28 @@ def test_unmatched_gt_mostly_predicted_void_is_not_fn(void_label):
     gt_inst = [row(5, 5, 5, 5, 6, 6, 6, 6, 0, 0, 0, 0)]
     pred_inst = [row(7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0)]
     void_pred = [v] if v >= 0 else []
-    r = scene_pq([row(1, 1, 1, 1, v, v, v, 2, 2, 2, 2, 2)], pred_inst, gt_sem, gt_inst, things=[1], stuff=[2], void_pred=void_pred)
+    r = scene_pq(
+        [row(1, 1, 1, 1, v, v, v, 2, 2, 2, 2, 2)],
+        pred_inst,
+        gt_sem,
+        gt_inst,
+        things=[1],
+        stuff=[2],
+        void_pred=void_pred,
+    )
     assert (r.per_class[1].tp, r.per_class[1].fp, r.per_class[1].fn) == (1, 0, 0)
     assert r.pq == pytest.approx(0.9)
     # only 2 of 4 px void (50 %, not > 50 %) -> G6 is an FN: PQ_1 = 1 / 1.5 = 2/3;
     # stuff |P| = 6, |G| = 4, I = 4 -> IoU 2/3. PQ = 2/3.
-    r = scene_pq([row(1, 1, 1, 1, v, v, 2, 2, 2, 2, 2, 2)], pred_inst, gt_sem, gt_inst, things=[1], stuff=[2], void_pred=void_pred)
+    r = scene_pq(
+        [row(1, 1, 1, 1, v, v, 2, 2, 2, 2, 2, 2)],
+        pred_inst,
+        gt_sem,
+        gt_inst,
+        things=[1],
+        stuff=[2],
+        void_pred=void_pred,
+    )
     assert (r.per_class[1].tp, r.per_class[1].fp, r.per_class[1].fn) == (1, 0, 1)
     assert r.pq == pytest.approx(2 / 3)
 
@@ -382,7 +398,9 @@ def brute_force_pq(frames, things, stuff, void_gt, void_pred, min_frac, rule, mo
     merged = min(things) if merge else None
     pixels = []  # [pred class or None, pred id, gt class or None, gt id, on void_gt]
     for ps, pi, gs, gi in frames:
-        for p_c, p_i, g_c, g_i in zip(ps.ravel().tolist(), pi.ravel().tolist(), gs.ravel().tolist(), gi.ravel().tolist()):
+        for p_c, p_i, g_c, g_i in zip(
+            ps.ravel().tolist(), pi.ravel().tolist(), gs.ravel().tolist(), gi.ravel().tolist()
+        ):
             on_void = g_c in void_gt
             if on_void and mode == "drop":
                 continue
@@ -481,9 +499,19 @@ def test_scene_pq_matches_brute_force(seed):
     one_sided = None if seed < 4 else seed % 4
     frames = random_scene(rng, id_scale=1 if seed % 2 == 0 else 10**7, one_sided=one_sided)
     cols = [list(x) for x in zip(*frames)]
-    for min_frac, rule, mode, merge in itertools.product([0.0, 0.06], ["reference", "absent_counts_as_small", "small_in_both"], ["drop", "keep"], [False, True]):
-        kwargs = dict(things=[1, 2], stuff=[0, 3], void_gt=[4], void_pred=[5], min_class_fraction=min_frac,
-                      small_class_rule=rule, void_gt_mode=mode, merge_things=merge)
+    for min_frac, rule, mode, merge in itertools.product(
+        [0.0, 0.06], ["reference", "absent_counts_as_small", "small_in_both"], ["drop", "keep"], [False, True]
+    ):
+        kwargs = dict(
+            things=[1, 2],
+            stuff=[0, 3],
+            void_gt=[4],
+            void_pred=[5],
+            min_class_fraction=min_frac,
+            small_class_rule=rule,
+            void_gt_mode=mode,
+            merge_things=merge,
+        )
         r = scene_pq(*cols, **kwargs)
         stats, pq = brute_force_pq(frames, [1, 2], [0, 3], {4}, {5}, min_frac, rule, mode, merge)
         assert sorted(r.per_class) == sorted(stats), kwargs

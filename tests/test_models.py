@@ -24,11 +24,25 @@ SHIFT = -10.0
 
 def small_config(**kw) -> ModelConfig:
     base = dict(
-        radiance=RadianceFieldConfig(grid_resolution=RES, density_components=1, appearance_components=2,
-                                     appearance_dim=4, color_hidden_dim=8, color_hidden_layers=1, density_shift=SHIFT),
-        semantic=HeadConfig(hidden_dim=16, hidden_layers=2), instance=HeadConfig(hidden_dim=16, hidden_layers=2),
-        embedding_dim=3, num_samples=64, num_samples_render=64, depth_guided_samples=0, occupancy_resolution=0,
-        background="none", background_class=0)
+        radiance=RadianceFieldConfig(
+            grid_resolution=RES,
+            density_components=1,
+            appearance_components=2,
+            appearance_dim=4,
+            color_hidden_dim=8,
+            color_hidden_layers=1,
+            density_shift=SHIFT,
+        ),
+        semantic=HeadConfig(hidden_dim=16, hidden_layers=2),
+        instance=HeadConfig(hidden_dim=16, hidden_layers=2),
+        embedding_dim=3,
+        num_samples=64,
+        num_samples_render=64,
+        depth_guided_samples=0,
+        occupancy_resolution=0,
+        background="none",
+        background_class=0,
+    )
     base.update(kw)
     return ModelConfig(**base)
 
@@ -308,6 +322,8 @@ def test_sparse_semantic_rendering_equals_the_dense_reference():
     with torch.no_grad():
         s = model.sample_rays(o, d, None, train=False, with_color=False)
         sparse = model.render_semantic(s)
-        dense = render_semantic_log_probs(s.weights, model.semantic(s.points.reshape(-1, 3)).reshape(*s.weights.shape, -1))
+        dense = render_semantic_log_probs(
+            s.weights, model.semantic(s.points.reshape(-1, 3)).reshape(*s.weights.shape, -1)
+        )
     # the sparse path adds a 1e-6 uniform mass; every ray here hits the opaque slab (mass ~1)
     torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)

@@ -17,8 +17,14 @@ from lift3d.engine.trainer import Trainer
 from lift3d.fields.heads import HeadConfig
 from lift3d.losses.config import LossConfig
 from lift3d.models import LiftModel, ModelConfig, RaySamples
-from lift3d.objectives import OBJECTIVES, InstanceBatch, InstanceObjective, build_objective, get_objective
-from lift3d.objectives import register_objective
+from lift3d.objectives import (
+    OBJECTIVES,
+    InstanceBatch,
+    InstanceObjective,
+    build_objective,
+    get_objective,
+    register_objective,
+)
 from lift3d.presets import get_preset
 
 NUM_SLOTS = 6
@@ -32,8 +38,13 @@ def objective_and_model(name: str) -> tuple[InstanceObjective, LiftModel]:
     losses = LossConfig(instance_loss=name, concentration_weight=0.0, num_slots=NUM_SLOTS, dino_prototypes=8)
     objective = build_objective(losses, embedding_dim=3)
     torch.manual_seed(0)
-    cfg = ModelConfig(semantic=HeadConfig(16, 1), instance=HeadConfig(16, 2), embedding_dim=3,
-                      occupancy_resolution=0, background="none")
+    cfg = ModelConfig(
+        semantic=HeadConfig(16, 1),
+        instance=HeadConfig(16, 2),
+        embedding_dim=3,
+        occupancy_resolution=0,
+        background="none",
+    )
     model = LiftModel(cfg, num_classes=2, aabb=np.array([[-1.0] * 3, [1.0] * 3]), instance_dim=objective.output_dim)
     objective.attach(model)
     return objective, model
@@ -121,8 +132,9 @@ def test_decoders_follow_the_objective():
     logits[:30, 2], logits[30:60, 4], logits[60:, 1] = 1.0, 1.0, 1.0
     sem = np.array([1] * 60 + [0] * 10)  # the last ten pixels are stuff
     assert la.decoder == "argmax"
-    dec = decode_instance_field(la, logits, sem, [1], None, (), score=lambda _: 0.0,
-                                label_views=lambda lab: [lab.label(sem, logits)])
+    dec = decode_instance_field(
+        la, logits, sem, [1], None, (), score=lambda _: 0.0, label_views=lambda lab: [lab.label(sem, logits)]
+    )
     assert isinstance(dec.labeler, ArgmaxSlots) and dec.labeler.num_slots == NUM_SLOTS
     assert sorted(set(dec.labeler.label(sem, logits).tolist())) == [0, 3, 5]
     assert dec.info["decoding"] == "argmax" and dec.info["num_clusters"] == {"all": 2}
@@ -163,7 +175,7 @@ class PullToOrigin(InstanceObjective):
 
     def loss(self, model, batch, generator, logs):
         emb = model.render_embedding(batch.samples, batch.rows)
-        loss = (emb ** 2).sum(-1).mean()
+        loss = (emb**2).sum(-1).mean()
         logs["toy"] = float(loss.detach())
         return loss
 
@@ -178,7 +190,7 @@ def test_a_new_objective_registered_by_name_trains_through_the_trainer(tiny_scen
         assert isinstance(trainer.objective, PullToOrigin) and trainer.model.instance.embedding_dim == 5
         toy = [trainer.train_step().get("toy") for _ in range(cfg.losses.instance_start + 6)]
         assert toy[: cfg.losses.instance_start] == [None] * cfg.losses.instance_start
-        toy = toy[cfg.losses.instance_start:]
+        toy = toy[cfg.losses.instance_start :]
         assert all(v is not None and v >= 0 for v in toy) and toy[-1] < toy[0]
     finally:
         OBJECTIVES.pop("test-pull-to-origin")

@@ -15,9 +15,24 @@ from lift3d.presets import PRESETS, get_preset
 
 
 def test_typed_nested_options_override_the_chosen_preset():
-    fit = parse_fit(["scene", "--preset", "tiny", "--model.embedding-dim", "8", "--losses.num-slots", "12",
-                     "--model.radiance.upsample-steps", "3", "5", "--set", "losses.kernel=exp_distance",
-                     "--iterations", "7"])
+    fit = parse_fit(
+        [
+            "scene",
+            "--preset",
+            "tiny",
+            "--model.embedding-dim",
+            "8",
+            "--losses.num-slots",
+            "12",
+            "--model.radiance.upsample-steps",
+            "3",
+            "5",
+            "--set",
+            "losses.kernel=exp_distance",
+            "--iterations",
+            "7",
+        ]
+    )
     cfg, tiny = fit.resolved_config(), get_preset("tiny")
     assert (cfg.model.embedding_dim, cfg.losses.num_slots, cfg.model.radiance.upsample_steps) == (8, 12, (3, 5))
     assert cfg.losses.kernel == "exp_distance" and cfg.optim.iterations == 7
@@ -35,8 +50,22 @@ def test_help_lists_nested_options_with_the_presets_defaults(capsys):
 
 def test_an_option_lands_in_the_stored_config(tiny_scene_dir, tmp_path):
     run = tmp_path / "run"
-    entrypoint(["fit", str(tiny_scene_dir), "--out", str(run), "--preset", "tiny", "--iterations", "12",
-                "--model.embedding-dim", "4", "--seed", "3"])
+    entrypoint(
+        [
+            "fit",
+            str(tiny_scene_dir),
+            "--out",
+            str(run),
+            "--preset",
+            "tiny",
+            "--iterations",
+            "12",
+            "--model.embedding-dim",
+            "4",
+            "--seed",
+            "3",
+        ]
+    )
     stored = json.loads((run / "config.json").read_text())
     assert stored["preset"] == "tiny" and stored["config"]["model"]["embedding_dim"] == 4
     assert stored["config"]["seed"] == 3 and stored["config"]["optim"]["iterations"] == 12

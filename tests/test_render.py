@@ -10,10 +10,14 @@ import pytest
 import torch
 
 from lift3d.backends import resolve_backends
-from lift3d.render.samplers import (OccupancyGrid, depth_band_t, intervals_from_t, march_occupied, ray_aabb,
-                                    stratified_t)
-from lift3d.render.volume import (accumulate, render_semantic_log_probs, render_weights, render_weights_packed_torch,
-                                  render_weights_torch)
+from lift3d.render.samplers import OccupancyGrid, depth_band_t, intervals_from_t, march_occupied, ray_aabb, stratified_t
+from lift3d.render.volume import (
+    accumulate,
+    render_semantic_log_probs,
+    render_weights,
+    render_weights_packed_torch,
+    render_weights_torch,
+)
 
 
 # ------------------------------------------------------------------------------------------------ volume rendering
@@ -146,15 +150,28 @@ def test_accumulate_and_semantic_log_probs_by_hand():
 
 # ------------------------------------------------------------------------------------------------ samplers
 def test_ray_aabb_hand_cases():
-    o = torch.tensor([[-3.0, 0.0, 0.0],   # along +x through the centre
-                      [-3.0, 2.0, 0.0],   # parallel to the box, above it: miss
-                      [-3.0, 0.0, 0.0],   # unnormalised direction: t halves
-                      [0.0, 0.0, 5.0],    # along -z
-                      [-2.0, -2.0, 0.0],  # diagonal in xy
-                      [3.0, 0.0, 0.0],    # box behind the origin: miss
-                      [0.2, 0.3, -0.4]])  # origin inside
-    d = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, -1.0], [1.0, 1.0, 0.0],
-                      [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    o = torch.tensor(
+        [
+            [-3.0, 0.0, 0.0],  # along +x through the centre
+            [-3.0, 2.0, 0.0],  # parallel to the box, above it: miss
+            [-3.0, 0.0, 0.0],  # unnormalised direction: t halves
+            [0.0, 0.0, 5.0],  # along -z
+            [-2.0, -2.0, 0.0],  # diagonal in xy
+            [3.0, 0.0, 0.0],  # box behind the origin: miss
+            [0.2, 0.3, -0.4],
+        ]
+    )  # origin inside
+    d = torch.tensor(
+        [
+            [1.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [2.0, 0.0, 0.0],
+            [0.0, 0.0, -1.0],
+            [1.0, 1.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+        ]
+    )
     near, far = ray_aabb(o, d)
     torch.testing.assert_close(near[[0, 2, 3, 4]], torch.tensor([2.0, 1.0, 4.0, 1.0]))
     torch.testing.assert_close(far[[0, 2, 3, 4]], torch.tensor([4.0, 2.0, 6.0, 3.0]))
@@ -209,8 +226,17 @@ def octant_density(x: torch.Tensor) -> torch.Tensor:
 def test_occupancy_grid_marks_exactly_the_dense_octant():
     torch.manual_seed(0)
     grid = OccupancyGrid(resolution=4, threshold=0.01)
-    probe = torch.tensor([[0.5, 0.5, 0.5], [-0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.5, 0.5, -0.5], [0.1, 0.9, 0.2],
-                          [-0.9, -0.9, -0.9], [1.5, 0.5, 0.5]])
+    probe = torch.tensor(
+        [
+            [0.5, 0.5, 0.5],
+            [-0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.5, 0.5, -0.5],
+            [0.1, 0.9, 0.2],
+            [-0.9, -0.9, -0.9],
+            [1.5, 0.5, 0.5],
+        ]
+    )
     assert grid.query(probe[:6]).all()  # everything is occupied before the first update
     grid.update(octant_density, step_size=0.1)  # threshold 0.01 / 0.1 = 0.1 < mean 12.5
     assert grid.num_updates == 1

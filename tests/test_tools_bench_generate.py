@@ -23,22 +23,26 @@ def test_marginal_seconds_per_view_come_from_the_calls_after_the_first(bench):
 
 
 def test_extrapolation_to_more_views_by_hand(bench):
-    run = {"views": 8, "resolution": 10, "render_marginal_s_per_view": 5.0,
-           "wall_s": {"backend_import": 6.0, "layout_physics": 2.0, "rendering": 50.0, "segmenter": 0.8,
-                      "writing": 1.6}}
+    run = {
+        "views": 8,
+        "resolution": 10,
+        "render_marginal_s_per_view": 5.0,
+        "wall_s": {"backend_import": 6.0, "layout_physics": 2.0, "rendering": 50.0, "segmenter": 0.8, "writing": 1.6},
+    }
     ex = bench.extrapolate(run, 100)
     assert ex["rendering_s"] == pytest.approx(50.0 + 5.0 * 92)  # measured + marginal x (100 - 8) = 510
     assert ex["segmenter_s"] == pytest.approx(10.0) and ex["writing_s"] == pytest.approx(20.0)  # x 100 / 8
     assert ex["stages_total_s"] == pytest.approx(6.0 + 2.0 + 510.0 + 10.0 + 20.0)
-    assert ex["held_arrays_mb"] == pytest.approx(100 * 100 * 17 / 2 ** 20)
+    assert ex["held_arrays_mb"] == pytest.approx(100 * 100 * 17 / 2**20)
     # without a marginal time, the whole render time is spread over the views
     run["render_marginal_s_per_view"] = None
     assert bench.extrapolate(run, 16)["rendering_s"] == pytest.approx(100.0)
 
 
 def test_a_tiny_fast_run_writes_json_and_markdown(bench, tmp_path):
-    data = bench.main(["--backends", "fast", "--objects", "3", "--views", "2", "--resolution", "32",
-                       "--out", str(tmp_path)])
+    data = bench.main(
+        ["--backends", "fast", "--objects", "3", "--views", "2", "--resolution", "32", "--out", str(tmp_path)]
+    )
     (run,) = data["runs"]
     assert run["backend"] == "fast" and run["num_objects"] == 3 and run["views"] == 2
     assert run["config_source"] == "datasets/messy_rooms/configs/old_room_100.json"  # no standard N = 3 config

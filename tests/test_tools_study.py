@@ -82,14 +82,20 @@ def test_claims_are_read_from_the_numbers(study):
     def entry(pq):
         return {"pq_scene": pq}
 
-    data = {"study": {"methods": ["slow-fast", "vanilla", "linear-assignment"]},
-            "scenes": {"25": {}, "500": {}},
-            "results": {"slow-fast": {"25": entry(0.8), "500": entry(0.5)}, "vanilla": {"25": entry(0.7), "500": entry(0.6)},
-                        "linear-assignment": {"25": entry(0.6), "500": entry(0.4)},
-                        "2d-raw": {"25": entry(0.3), "500": entry(0.45)}},
-            "throughput": {"slow-fast": {"25": {"it_per_s": 10.0}, "500": {"it_per_s": 9.5}},
-                           "linear-assignment": {"25": {"it_per_s": 8.0, "num_slots": 28},
-                                                 "500": {"it_per_s": 8.0, "num_slots": 550}}}}
+    data = {
+        "study": {"methods": ["slow-fast", "vanilla", "linear-assignment"]},
+        "scenes": {"25": {}, "500": {}},
+        "results": {
+            "slow-fast": {"25": entry(0.8), "500": entry(0.5)},
+            "vanilla": {"25": entry(0.7), "500": entry(0.6)},
+            "linear-assignment": {"25": entry(0.6), "500": entry(0.4)},
+            "2d-raw": {"25": entry(0.3), "500": entry(0.45)},
+        },
+        "throughput": {
+            "slow-fast": {"25": {"it_per_s": 10.0}, "500": {"it_per_s": 9.5}},
+            "linear-assignment": {"25": {"it_per_s": 8.0, "num_slots": 28}, "500": {"it_per_s": 8.0, "num_slots": 550}},
+        },
+    }
     claims = {c["claim"]: c["holds"] for c in check_claims(data)}
     assert claims["slow-fast >= vanilla >= linear assignment in PQ^scene at N = 500"] is False  # 0.5 < 0.6
     assert claims["every lifted method above every 2D baseline at N = 25"] is True
@@ -130,13 +136,20 @@ def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
     assert sorted(data["embedding_sweep"][sweep_n], key=int) == [str(d) for d in cfg.sweep_dims]
     # a tracker only renames a frame's segments (never splits or merges one), so per-frame PQ cannot change
     for n in cfg.objects:
-        pf = {b: data["results"][b][str(n)]["pq_frame"] for b in ("2d-raw", "2d-track-iou", "2d-track-warp", "2d-track-fusion")}
+        pf = {
+            b: data["results"][b][str(n)]["pq_frame"]
+            for b in ("2d-raw", "2d-track-iou", "2d-track-warp", "2d-track-fusion")
+        }
         assert len(set(pf.values())) == 1, pf
 
     md = (out / "results.md").read_text()
     table = md.split("## PQ^scene")[1].split("##")[0]
-    for label in list(cfg.methods) + ["2D segmenter (no tracking)", "2D + tracking (1) IoU",
-                                       "2D + tracking (2) depth warping", "2D + tracking (3) point-cloud fusion"]:
+    for label in list(cfg.methods) + [
+        "2D segmenter (no tracking)",
+        "2D + tracking (1) IoU",
+        "2D + tracking (2) depth warping",
+        "2D + tracking (3) point-cloud fusion",
+    ]:
         assert f"| {label} |" in table, label
     assert "## Instance-phase throughput" in md and "## Per-frame PQ" in md and "## Claims" in md
     from PIL import Image
@@ -150,9 +163,8 @@ def test_runner_end_to_end_on_cpu_tiny(study, tmp_path):
 
 
 def test_stale_scenes_and_shared_fits_are_not_reused(study, tmp_path):
-    from tools.study_lift import fit_shared_fields
-
     from lift3d.data.loading import load_scene
+    from tools.study_lift import fit_shared_fields
 
     cfg = dataclasses.replace(study.STUDY_CONFIGS["cpu-tiny"], objects=(3,))
     scene_dir = tmp_path / "N003"
@@ -183,19 +195,38 @@ def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_pat
     import tools.study_ablate as study_ablate
 
     work, out = tmp_path / "work", tmp_path / "out"
-    study.main(["--config", "cpu-tiny", "--objects", "3", "--methods", "slow-fast", "--out", str(out), "--work",
-                str(work)])
+    study.main(
+        ["--config", "cpu-tiny", "--objects", "3", "--methods", "slow-fast", "--out", str(out), "--work", str(work)]
+    )
     ref = json.loads((out / "results.json").read_text())["results"]["slow-fast"]["3"]
     assert study_ablate.parse_variant("a b=x.y=1, z=2") == ("a b", ["x.y=1", "z=2"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
         study_ablate.parse_variant("a=oops")
-    data = study_ablate.main(["--config", "cpu-tiny", "--work", str(work), "--objects", "3", "--out",
-                              str(tmp_path / "abl"), "--variant", "study", "--variant",
-                              "argmax=cluster.sweep_tolerance=0", "--variant", "narrow=model.semantic.hidden_dim=16"])
+    data = study_ablate.main(
+        [
+            "--config",
+            "cpu-tiny",
+            "--work",
+            str(work),
+            "--objects",
+            "3",
+            "--out",
+            str(tmp_path / "abl"),
+            "--variant",
+            "study",
+            "--variant",
+            "argmax=cluster.sweep_tolerance=0",
+            "--variant",
+            "narrow=model.semantic.hidden_dim=16",
+        ]
+    )
     v = data["variants"]
     # same seed, same shared fields, same steps: the study's slow-fast result exactly
-    assert (v["study"]["pq_scene"], v["study"]["pq_frame"], v["study"]["miou"]) == \
-        (ref["pq_scene"], ref["pq_frame"], ref["miou"])
+    assert (v["study"]["pq_scene"], v["study"]["pq_frame"], v["study"]["miou"]) == (
+        ref["pq_scene"],
+        ref["pq_frame"],
+        ref["miou"],
+    )
     assert not v["study"]["shared_refitted"] and not v["argmax"]["shared_refitted"]  # decoding only
     assert v["narrow"]["shared_refitted"]
     narrow = json.loads((work / "ablate" / "N003" / "narrow" / "shared" / "config.json").read_text())

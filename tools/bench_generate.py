@@ -68,8 +68,9 @@ def _vm_hwm_mb() -> Optional[float]:
     return None
 
 
-def scene_config(environment: str, num_objects: int, views: int, resolution: int, backend: str,
-                 kubric_spp: Optional[int]):
+def scene_config(
+    environment: str, num_objects: int, views: int, resolution: int, backend: str, kubric_spp: Optional[int]
+):
     """The standard scene config of (environment, N) with views, resolution and backend replaced.
 
     Falls back to the environment's 100-object config with ``num_objects`` replaced when no standard config of N
@@ -95,8 +96,14 @@ def run_child(spec: Dict) -> Dict:
     from lift3d.generate import make_layout, render, run_segmenter, settle_function
     from lift3d.generate.writer import write_scene
 
-    cfg, source = scene_config(spec["environment"], spec["num_objects"], spec["views"], spec["resolution"],
-                               spec["backend"], spec.get("kubric_spp"))
+    cfg, source = scene_config(
+        spec["environment"],
+        spec["num_objects"],
+        spec["views"],
+        spec["resolution"],
+        spec["backend"],
+        spec.get("kubric_spp"),
+    )
     wall: Dict[str, float] = {}
     cpu: Dict[str, float] = {}
 
@@ -144,21 +151,30 @@ def run_child(spec: Dict) -> Dict:
     self_usage = resource.getrusage(resource.RUSAGE_SELF)
     children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "backend": cfg.backend, "num_objects": cfg.num_objects, "views": V, "resolution": R,
-        "config_source": str(source.relative_to(REPO)), "seed": cfg.seed,
+        "backend": cfg.backend,
+        "num_objects": cfg.num_objects,
+        "views": V,
+        "resolution": R,
+        "config_source": str(source.relative_to(REPO)),
+        "seed": cfg.seed,
         "base_focal_length": cfg.base_focal_length,
         "samples_per_pixel": cfg.kubric.samples_per_pixel if cfg.backend == "kubric" else None,
         "views_per_render_call": cfg.kubric.views_per_render_call if cfg.backend == "kubric" else None,
         "objects_placed": len(layout.objects),
         "physics": vars(layout.physics),
-        "wall_s": wall, "cpu_s": cpu, "total_wall_s": time.perf_counter() - t_start,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "total_wall_s": time.perf_counter() - t_start,
         "import_wall_s": import_wall,
         "render_ticks": ticks,
-        "peak_rss_after_import_mb": rss_after_import, "peak_rss_vmhwm_mb": _vm_hwm_mb(),
-        "self_maxrss_mb": self_usage.ru_maxrss / 1024.0, "grandchildren_maxrss_mb": children_usage.ru_maxrss / 1024.0,
+        "peak_rss_after_import_mb": rss_after_import,
+        "peak_rss_vmhwm_mb": _vm_hwm_mb(),
+        "self_maxrss_mb": self_usage.ru_maxrss / 1024.0,
+        "grandchildren_maxrss_mb": children_usage.ru_maxrss / 1024.0,
         "scene_bytes_on_disk": disk,
         "mean_visible_objects_per_view": float(np.mean(visible_1)),
-        "mean_objects_per_view_min_pixels": float(np.mean(visible_min)), "min_pixels": min_px,
+        "mean_objects_per_view_min_pixels": float(np.mean(visible_min)),
+        "min_pixels": min_px,
     }
 
 
@@ -188,9 +204,14 @@ def extrapolate(run: Dict, target_views: int) -> Dict:
     seg = run["wall_s"]["segmenter"] * target_views / K
     write = run["wall_s"]["writing"] * target_views / K
     fixed = run["wall_s"]["backend_import"] + run["wall_s"]["layout_physics"]
-    return {"views": target_views, "rendering_s": render, "segmenter_s": seg, "writing_s": write,
-            "stages_total_s": fixed + render + seg + write,
-            "held_arrays_mb": target_views * run["resolution"] ** 2 * BYTES_PER_PIXEL_HELD / 2 ** 20}
+    return {
+        "views": target_views,
+        "rendering_s": render,
+        "segmenter_s": seg,
+        "writing_s": write,
+        "stages_total_s": fixed + render + seg + write,
+        "held_arrays_mb": target_views * run["resolution"] ** 2 * BYTES_PER_PIXEL_HELD / 2**20,
+    }
 
 
 def run_one(spec: Dict, log_dir: Path) -> Dict:
@@ -200,15 +221,29 @@ def run_one(spec: Dict, log_dir: Path) -> Dict:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     with open(log_file, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tools.bench_generate", "--child", json.dumps(spec),
-                                 "--child-out", str(result_file)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tools.bench_generate",
+                "--child",
+                json.dumps(spec),
+                "--child-out",
+                str(result_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = log_file.read_text()[-3000:]
-        raise RuntimeError(f"bench child {spec['backend']} N={spec['num_objects']} failed (exit {proc.returncode});"
-                           f" log {log_file}:\n{tail}")
+        raise RuntimeError(
+            f"bench child {spec['backend']} N={spec['num_objects']} failed (exit {proc.returncode});"
+            f" log {log_file}:\n{tail}"
+        )
     run = json.loads(result_file.read_text())
     run["process_wall_s"] = wall
     run["process_maxrss_mb"] = usage.ru_maxrss / 1024.0
@@ -229,11 +264,16 @@ def _uptime() -> str:
 def _machine() -> Dict:
     mem = None
     try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2 ** 20
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
     except (OSError, ValueError, IndexError):
         pass
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "memory_gib": mem, "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+    }
 
 
 def _f(x: Optional[float], nd: int = 1) -> str:
@@ -247,29 +287,43 @@ def _load(run: Dict) -> str:
 def markdown(data: Dict) -> str:
     """The Markdown report (tables of :func:`main`'s JSON)."""
     s = data["settings"]
-    lines = ["# Messy Rooms generator: cost per stage", "",
-             f"Command: `{data['command']}`  ",
-             f"Machine: {data['machine']['processor']}, {data['machine']['cpu_count']} CPUs, "
-             f"{_f(data['machine']['memory_gib'])} GiB, Python {data['machine']['python']}; "
-             f"started {data['started']}.  ",
-             f"`uptime` before: `{data['uptime_before']}`  ", f"`uptime` after: `{data['uptime_after']}`  ", ""]
+    lines = [
+        "# Messy Rooms generator: cost per stage",
+        "",
+        f"Command: `{data['command']}`  ",
+        f"Machine: {data['machine']['processor']}, {data['machine']['cpu_count']} CPUs, "
+        f"{_f(data['machine']['memory_gib'])} GiB, Python {data['machine']['python']}; "
+        f"started {data['started']}.  ",
+        f"`uptime` before: `{data['uptime_before']}`  ",
+        f"`uptime` after: `{data['uptime_after']}`  ",
+        "",
+    ]
     if data.get("note"):
-        edited = " (written after the run with `--rebuild-md`; it replaces the `--note` above)" \
-            if data.get("note_rewritten") else ""
+        edited = (
+            " (written after the run with `--rebuild-md`; it replaces the `--note` above)"
+            if data.get("note_rewritten")
+            else ""
+        )
         lines += [f"Note{edited}: {data['note']}", ""]
-    lines += [f"Scenes: `datasets/messy_rooms/configs/{s['environment']}_NNN.json` (seeds, focal length "
-              f"{data['runs'][0]['base_focal_length'] if data['runs'] else '?'}, detic-like segmenter) with "
-              f"{s['resolution']}x{s['resolution']} images. Wall seconds per stage (CPU seconds of all threads "
-              "in brackets); peak RSS = `ru_maxrss` of the child process that ran the whole pipeline (imports "
-              "included; the part taken by the imports alone in brackets). Load = 1-minute load average before / "
-              "after the run.", ""]
+    lines += [
+        f"Scenes: `datasets/messy_rooms/configs/{s['environment']}_NNN.json` (seeds, focal length "
+        f"{data['runs'][0]['base_focal_length'] if data['runs'] else '?'}, detic-like segmenter) with "
+        f"{s['resolution']}x{s['resolution']} images. Wall seconds per stage (CPU seconds of all threads "
+        "in brackets); peak RSS = `ru_maxrss` of the child process that ran the whole pipeline (imports "
+        "included; the part taken by the imports alone in brackets). Load = 1-minute load average before / "
+        "after the run.",
+        "",
+    ]
     fast = [r for r in data["runs"] if r["backend"] == "fast"]
     kub = [r for r in data["runs"] if r["backend"] == "kubric"]
     if fast:
-        lines += ["## fast backend (measured)", "",
-                  "| N | placed | views | layout + physics | rendering | per view | segmenter | writing | total | "
-                  "peak RSS MiB | on disk MiB | objects / view | load |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## fast backend (measured)",
+            "",
+            "| N | placed | views | layout + physics | rendering | per view | segmenter | writing | total | "
+            "peak RSS MiB | on disk MiB | objects / view | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in fast:
             w, c = r["wall_s"], r["cpu_s"]
             lines.append(
@@ -278,21 +332,30 @@ def markdown(data: Dict) -> str:
                 f"{_f(r['render_s_per_view'], 2)} | {_f(w['segmenter'])} ({_f(c['segmenter'])}) | "
                 f"{_f(w['writing'])} ({_f(c['writing'])}) | {_f(r['total_wall_s'])} | "
                 f"{r['process_maxrss_mb']:.0f} ({r['peak_rss_after_import_mb']:.0f}) | "
-                f"{r['scene_bytes_on_disk'] / 2 ** 20:.0f} | {_f(r['mean_objects_per_view_min_pixels'])} | "
-                f"{_load(r)} |")
-        lines += ["", f"`total` = the child's wall time (imports {_f(fast[0]['import_wall_s'])} s included). "
-                  f"`objects / view` = mean number of objects with at least {fast[0]['min_pixels']} pixels "
-                  "(0.1% of the image) per view.", ""]
+                f"{r['scene_bytes_on_disk'] / 2**20:.0f} | {_f(r['mean_objects_per_view_min_pixels'])} | "
+                f"{_load(r)} |"
+            )
+        lines += [
+            "",
+            f"`total` = the child's wall time (imports {_f(fast[0]['import_wall_s'])} s included). "
+            f"`objects / view` = mean number of objects with at least {fast[0]['min_pixels']} pixels "
+            "(0.1% of the image) per view.",
+            "",
+        ]
     if kub:
         K = kub[0]["views"]
         T = s["views"]
-        lines += [f"## kubric backend (measured on {K} views; {T}-view figures extrapolated)", "",
-                  f"Blender Cycles, {kub[0]['samples_per_pixel']} samples per pixel, denoised, "
-                  f"{kub[0]['views_per_render_call']} views per Blender call.", "",
-                  f"| N | placed | backend import | layout + physics | rendering {K} views | one-off render set-up | "
-                  f"marginal per view | segmenter | writing | total ({K} views) | peak RSS MiB | load | "
-                  f"**extrapolated** rendering {T} views | **extrapolated** stages total {T} views |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## kubric backend (measured on {K} views; {T}-view figures extrapolated)",
+            "",
+            f"Blender Cycles, {kub[0]['samples_per_pixel']} samples per pixel, denoised, "
+            f"{kub[0]['views_per_render_call']} views per Blender call.",
+            "",
+            f"| N | placed | backend import | layout + physics | rendering {K} views | one-off render set-up | "
+            f"marginal per view | segmenter | writing | total ({K} views) | peak RSS MiB | load | "
+            f"**extrapolated** rendering {T} views | **extrapolated** stages total {T} views |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in kub:
             w, c = r["wall_s"], r["cpu_s"]
             m = r["render_marginal_s_per_view"]
@@ -305,39 +368,53 @@ def markdown(data: Dict) -> str:
                 f"{_f(w['writing'], 2)} | {_f(r['total_wall_s'])} | {r['process_maxrss_mb']:.0f} "
                 f"({r['peak_rss_after_import_mb']:.0f}) | {_load(r)} | {_f(ex['rendering_s'])} "
                 f"({_f(ex['rendering_s'] / 60)} min) | {_f(ex['stages_total_s'])} "
-                f"({_f(ex['stages_total_s'] / 60)} min) |")
-        lines += ["", f"`one-off render set-up` = rendering time minus `marginal per view` x {K} (Blender scene "
-                  "building: subdivided object meshes, baked room textures, first BVH). `marginal per view` = time "
-                  "between the first and the last Blender call's progress stamps per view rendered in between. "
-                  f"Extrapolated rendering = measured + marginal x ({T} - {K}); extrapolated total = backend import "
-                  f"+ layout + extrapolated rendering + segmenter and writing scaled by {T}/{K} (the imports of lift3d "
-                  f"itself, about 1 s, are left out). Peak RSS is measured for {K} views: the stages hand "
-                  f"{BYTES_PER_PIXEL_HELD} bytes per pixel and view to each other, i.e. about "
-                  f"{kub[0]['extrapolated']['held_arrays_mb']:.0f} MiB of image arrays for {T} views against "
-                  f"{K * s['resolution'] ** 2 * BYTES_PER_PIXEL_HELD / 2 ** 20:.0f} MiB for {K}, so a {T}-view run "
-                  "needs about the difference more (not measured).", ""]
+                f"({_f(ex['stages_total_s'] / 60)} min) |"
+            )
+        lines += [
+            "",
+            f"`one-off render set-up` = rendering time minus `marginal per view` x {K} (Blender scene "
+            "building: subdivided object meshes, baked room textures, first BVH). `marginal per view` = time "
+            "between the first and the last Blender call's progress stamps per view rendered in between. "
+            f"Extrapolated rendering = measured + marginal x ({T} - {K}); extrapolated total = backend import "
+            f"+ layout + extrapolated rendering + segmenter and writing scaled by {T}/{K} (the imports of lift3d "
+            f"itself, about 1 s, are left out). Peak RSS is measured for {K} views: the stages hand "
+            f"{BYTES_PER_PIXEL_HELD} bytes per pixel and view to each other, i.e. about "
+            f"{kub[0]['extrapolated']['held_arrays_mb']:.0f} MiB of image arrays for {T} views against "
+            f"{K * s['resolution'] ** 2 * BYTES_PER_PIXEL_HELD / 2**20:.0f} MiB for {K}, so a {T}-view run "
+            "needs about the difference more (not measured).",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--backends", nargs="+", default=["fast", "kubric"], choices=["fast", "kubric"])
     ap.add_argument("--objects", nargs="+", type=int, default=[25, 100, 500], help="scene sizes N")
     ap.add_argument("--views", type=int, default=100, help="views per scene (fast backend; kubric target)")
-    ap.add_argument("--kubric-views", type=int, default=8,
-                    help="views the kubric backend actually renders (its figures for --views are extrapolated)")
+    ap.add_argument(
+        "--kubric-views",
+        type=int,
+        default=8,
+        help="views the kubric backend actually renders (its figures for --views are extrapolated)",
+    )
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--environment", default="old_room", choices=["old_room", "large_corridor"])
-    ap.add_argument("--kubric-spp", type=int, default=None,
-                    help="Cycles samples per pixel (default: KubricConfig's default)")
+    ap.add_argument(
+        "--kubric-spp", type=int, default=None, help="Cycles samples per pixel (default: KubricConfig's default)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder for the written scenes (default: tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the written scenes in --work")
     ap.add_argument("--note", default="", help="a line written under the header of the Markdown report")
-    ap.add_argument("--rebuild-md", action="store_true",
-                    help="only rewrite OUT/generate-benchmark.md from OUT/generate-benchmark.json (with --note: "
-                         "replace the recorded note)")
+    ap.add_argument(
+        "--rebuild-md",
+        action="store_true",
+        help="only rewrite OUT/generate-benchmark.md from OUT/generate-benchmark.json (with --note: "
+        "replace the recorded note)",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -362,27 +439,48 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     work = Path(tempfile.mkdtemp(prefix="lift3d_bench_")) if args.work is None else args.work
     work.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="lift3d_bench_logs_"))
-    data = {"command": command, "machine": _machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "uptime_before": _uptime(), "note": args.note,
-            "settings": {"views": args.views, "kubric_views": args.kubric_views, "resolution": args.resolution,
-                         "environment": args.environment, "kubric_spp": args.kubric_spp,
-                         "objects": args.objects, "backends": args.backends},
-            "runs": []}
+    data = {
+        "command": command,
+        "machine": _machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "uptime_before": _uptime(),
+        "note": args.note,
+        "settings": {
+            "views": args.views,
+            "kubric_views": args.kubric_views,
+            "resolution": args.resolution,
+            "environment": args.environment,
+            "kubric_spp": args.kubric_spp,
+            "objects": args.objects,
+            "backends": args.backends,
+        },
+        "runs": [],
+    }
     json_path, md_path = args.out / "generate-benchmark.json", args.out / "generate-benchmark.md"
     for backend in args.backends:
         for n in args.objects:
             views = args.views if backend == "fast" else min(args.kubric_views, args.views)
-            spec = {"backend": backend, "num_objects": n, "views": views, "resolution": args.resolution,
-                    "environment": args.environment, "kubric_spp": args.kubric_spp, "work": str(work),
-                    "keep": args.keep}
+            spec = {
+                "backend": backend,
+                "num_objects": n,
+                "views": views,
+                "resolution": args.resolution,
+                "environment": args.environment,
+                "kubric_spp": args.kubric_spp,
+                "work": str(work),
+                "keep": args.keep,
+            }
             print(f"[bench] {backend} N={n} views={views} {args.resolution}x{args.resolution} ...", flush=True)
             run = run_one(spec, log_dir)
             if backend == "kubric":
                 run["extrapolated"] = extrapolate(run, args.views)
             data["runs"].append(run)
-            print(f"[bench]   total {run['total_wall_s']:.1f} s, stages "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in run["wall_s"].items())
-                  + f" s, peak RSS {run['process_maxrss_mb']:.0f} MiB, load {_load(run)}", flush=True)
+            print(
+                f"[bench]   total {run['total_wall_s']:.1f} s, stages "
+                + ", ".join(f"{k} {v:.1f}" for k, v in run["wall_s"].items())
+                + f" s, peak RSS {run['process_maxrss_mb']:.0f} MiB, load {_load(run)}",
+                flush=True,
+            )
             data["uptime_after"] = _uptime()
             json_path.write_text(json.dumps(data, indent=1))  # partial results survive an interrupted run
             md_path.write_text(markdown(data))

@@ -33,10 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-
 from tools.study_baselines import BASELINES, score_baselines
-from tools.study_lift import (METHOD_PRESETS, fit_and_score_method, fit_shared_fields, interleaved_throughput,
-                        method_config, method_trainer, num_slots_for, write_json_atomic)
+from tools.study_lift import (
+    METHOD_PRESETS,
+    fit_and_score_method,
+    fit_shared_fields,
+    interleaved_throughput,
+    method_config,
+    method_trainer,
+    num_slots_for,
+    write_json_atomic,
+)
 
 __all__ = ["StudyConfig", "STUDY_CONFIGS", "run_study", "main"]
 
@@ -119,24 +126,64 @@ class StudyConfig:
 STUDY_CONFIGS: dict[str, StudyConfig] = {
     # seconds to a minute: the test's configuration
     "cpu-tiny": StudyConfig(
-        preset="tiny", objects=(3, 6), resolution=32, views_per_object=0.0, min_views=8, max_views=8,
-        fit_overrides=("optim.iterations=80",), scale_with_extent=False, instance_steps_per_train_view=0.0,
-        min_instance_steps=12, max_instance_steps=12, min_cluster_views=2, max_cluster_views=2,
-        min_cluster_points=2000, max_cluster_points=2000, throughput_rounds=2, throughput_block=3,
-        sweep_dims=(1, 3), reference_objects=3, threads=1),
+        preset="tiny",
+        objects=(3, 6),
+        resolution=32,
+        views_per_object=0.0,
+        min_views=8,
+        max_views=8,
+        fit_overrides=("optim.iterations=80",),
+        scale_with_extent=False,
+        instance_steps_per_train_view=0.0,
+        min_instance_steps=12,
+        max_instance_steps=12,
+        min_cluster_views=2,
+        max_cluster_views=2,
+        min_cluster_points=2000,
+        max_cluster_points=2000,
+        throughput_rounds=2,
+        throughput_block=3,
+        sweep_dims=(1, 3),
+        reference_objects=3,
+        threads=1,
+    ),
     # under an hour on 2 CPU cores (see docs/results/cpu-small/README.md for the measured wall time)
     "cpu-small": StudyConfig(
-        preset="cpu-small", objects=(25, 50, 100, 500), resolution=64, views_per_object=4.0, min_views=100,
-        max_views=1200, instance_steps_per_train_view=0.0, min_instance_steps=2000, max_instance_steps=2000,
-        sweep_objects=25, threads=1),
+        preset="cpu-small",
+        objects=(25, 50, 100, 500),
+        resolution=64,
+        views_per_object=4.0,
+        min_views=100,
+        max_views=1200,
+        instance_steps_per_train_view=0.0,
+        min_instance_steps=2000,
+        max_instance_steps=2000,
+        sweep_objects=25,
+        threads=1,
+    ),
     # paper-size scenes (600 views of 256x256, focal 2.5 as datasets/messy_rooms/configs): meant for a GPU
     "paper": StudyConfig(
-        preset="contrastive-lift", objects=(25, 50, 100, 500), resolution=256, views_per_object=0.0,
-        min_views=600, max_views=600, base_focal_length=2.5, scale_with_extent=False,
+        preset="contrastive-lift",
+        objects=(25, 50, 100, 500),
+        resolution=256,
+        views_per_object=0.0,
+        min_views=600,
+        max_views=600,
+        base_focal_length=2.5,
+        scale_with_extent=False,
         methods=("slow-fast", "no-concentration", "vanilla", "vanilla-concentration", "linear-assignment"),
-        instance_steps_per_train_view=0.0, min_instance_steps=240_000, max_instance_steps=240_000,
-        cluster_view_fraction=0.1, min_cluster_views=24, max_cluster_views=48, cluster_points_per_object=2000,
-        min_cluster_points=50_000, max_cluster_points=50_000, throughput_rounds=10, throughput_block=100),
+        instance_steps_per_train_view=0.0,
+        min_instance_steps=240_000,
+        max_instance_steps=240_000,
+        cluster_view_fraction=0.1,
+        min_cluster_views=24,
+        max_cluster_views=48,
+        cluster_points_per_object=2000,
+        min_cluster_points=50_000,
+        max_cluster_points=50_000,
+        throughput_rounds=10,
+        throughput_block=100,
+    ),
 }
 
 
@@ -154,8 +201,12 @@ def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
     from lift3d.config_io import apply_overrides
     from lift3d.presets import get_preset
 
-    fit = apply_overrides(get_preset(cfg.preset), list(cfg.fit_overrides) + [f"seed={cfg.seed}", f"device={cfg.device}"]
-                          + ([f"threads={cfg.threads}"] if cfg.threads else []))
+    fit = apply_overrides(
+        get_preset(cfg.preset),
+        list(cfg.fit_overrides)
+        + [f"seed={cfg.seed}", f"device={cfg.device}"]
+        + ([f"threads={cfg.threads}"] if cfg.threads else []),
+    )
     if cfg.scale_with_extent and n > cfg.reference_objects:
         s = math.sqrt(n / cfg.reference_objects)
         r = fit.model.radiance
@@ -172,7 +223,9 @@ def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
             if head.encoding == "hashgrid":  # same cells per metre: finest level x s, table x s^2 (up to 2^17)
                 head.hash_max_resolution = int(round(head.hash_max_resolution * s))
                 head.hash_log2_table_size = min(head.hash_log2_table_size + 2 * extra, 17)
-    fit.cluster_views = _clamp(cfg.cluster_view_fraction * num_train_views, cfg.min_cluster_views, cfg.max_cluster_views)
+    fit.cluster_views = _clamp(
+        cfg.cluster_view_fraction * num_train_views, cfg.min_cluster_views, cfg.max_cluster_views
+    )
     fit.cluster.max_points = _clamp(cfg.cluster_points_per_object * n, cfg.min_cluster_points, cfg.max_cluster_points)
     return fit
 
@@ -218,16 +271,25 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenera
     t0 = time.perf_counter()
     generated = False
     kw = {} if cfg.base_focal_length is None else {"base_focal_length": cfg.base_focal_length}
-    gen = MessyRoomsConfig(num_objects=n, num_views=num_views_for(cfg, n), resolution=cfg.resolution,
-                           environment=cfg.environment, segmenter_noise=cfg.segmenter_noise,
-                           seed=cfg.seed * 1000 + n, test_fraction=cfg.test_fraction, **kw)
+    gen = MessyRoomsConfig(
+        num_objects=n,
+        num_views=num_views_for(cfg, n),
+        resolution=cfg.resolution,
+        environment=cfg.environment,
+        segmenter_noise=cfg.segmenter_noise,
+        seed=cfg.seed * 1000 + n,
+        test_fraction=cfg.test_fraction,
+        **kw,
+    )
     wanted = json.loads(json.dumps(dataclasses.asdict(gen), default=str))
     record = scene_dir / STUDY_SCENE_FILE
     if (scene_dir / "transforms.json").exists():
         stale = scene_mismatch(scene_dir, wanted)
         if stale and not regenerate_stale:
-            raise ValueError(f"{scene_dir}: this scene does not match the study configuration ({stale}); point "
-                             "--reuse-scenes at scenes generated with it, or drop the option to generate them.")
+            raise ValueError(
+                f"{scene_dir}: this scene does not match the study configuration ({stale}); point "
+                "--reuse-scenes at scenes generated with it, or drop the option to generate them."
+            )
         if stale:
             log(f"scene N={n}: {scene_dir} was generated with other settings ({stale}); generating it again")
     else:
@@ -251,20 +313,33 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenera
         per_view.append(len(ids))
         if i in train_set:
             segs.append(len(np.unique(f.instance)) - (1 if (f.instance == 0).any() else 0))
-    stats = {"path": str(scene_dir), "num_objects": n, "num_views": len(scene.frames),
-             "num_train_views": len(scene.train_indices), "num_test_views": len(scene.test_indices),
-             "resolution": scene.frames[0].width, "objects_visible": len(seen_train | seen_test),
-             "objects_in_test_views": len(seen_test), "test_objects_unseen_in_training": len(seen_test - seen_train),
-             "objects_per_view_mean": round(float(np.mean(per_view)), 2),
-             # PQ^scene tests cross-view consistency only through objects seen in several test views
-             "test_views_per_object_mean": round(float(np.mean(list(test_views_of.values()))), 2) if test_views_of else 0.0,
-             "objects_in_one_test_view_only": sum(1 for c in test_views_of.values() if c == 1),
-             "train_views_per_object_mean": round(float(np.mean(list(train_views_of.values()))), 2) if train_views_of else 0.0,
-             "max_segments_per_train_view": int(max(segs)), "thing_ids": list(scene.thing_ids),
-             "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None, "generated": generated}
-    log(f"scene N={n}: {stats['num_views']} views ({stats['num_train_views']} train), {stats['resolution']} px, "
+    stats = {
+        "path": str(scene_dir),
+        "num_objects": n,
+        "num_views": len(scene.frames),
+        "num_train_views": len(scene.train_indices),
+        "num_test_views": len(scene.test_indices),
+        "resolution": scene.frames[0].width,
+        "objects_visible": len(seen_train | seen_test),
+        "objects_in_test_views": len(seen_test),
+        "test_objects_unseen_in_training": len(seen_test - seen_train),
+        "objects_per_view_mean": round(float(np.mean(per_view)), 2),
+        # PQ^scene tests cross-view consistency only through objects seen in several test views
+        "test_views_per_object_mean": round(float(np.mean(list(test_views_of.values()))), 2) if test_views_of else 0.0,
+        "objects_in_one_test_view_only": sum(1 for c in test_views_of.values() if c == 1),
+        "train_views_per_object_mean": round(float(np.mean(list(train_views_of.values()))), 2)
+        if train_views_of
+        else 0.0,
+        "max_segments_per_train_view": int(max(segs)),
+        "thing_ids": list(scene.thing_ids),
+        "seconds_generate": round(time.perf_counter() - t0, 1) if generated else None,
+        "generated": generated,
+    }
+    log(
+        f"scene N={n}: {stats['num_views']} views ({stats['num_train_views']} train), {stats['resolution']} px, "
         f"{stats['objects_visible']} objects visible, {stats['objects_per_view_mean']} per view, "
-        f"{stats['test_objects_unseen_in_training']} test objects never seen in training")
+        f"{stats['test_objects_unseen_in_training']} test objects never seen in training"
+    )
     return stats
 
 
@@ -279,9 +354,14 @@ class _Results:
             old = json.loads(path.read_text())
             if old.get("study") != header["study"]:
                 old = {}  # another configuration: start over
-        self.data = {**header, "scenes": old.get("scenes", {}), "results": old.get("results", {}),
-                     "throughput": old.get("throughput", {}), "embedding_sweep": old.get("embedding_sweep", {}),
-                     "invocations": old.get("invocations", [])}
+        self.data = {
+            **header,
+            "scenes": old.get("scenes", {}),
+            "results": old.get("results", {}),
+            "throughput": old.get("throughput", {}),
+            "embedding_sweep": old.get("embedding_sweep", {}),
+            "invocations": old.get("invocations", []),
+        }
 
     def has(self, section: str, *keys) -> bool:
         d = self.data[section]
@@ -305,13 +385,28 @@ class _Results:
 def _machine() -> dict:
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+    }
 
 
-def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = False, fresh: bool = False,
-              reuse_scenes: Optional[Path] = None, command: str = "", config_name: str = "", log=print) -> dict:
+def run_study(
+    cfg: StudyConfig,
+    out: Path,
+    work: Path,
+    embedding_sweep: bool = False,
+    fresh: bool = False,
+    reuse_scenes: Optional[Path] = None,
+    command: str = "",
+    config_name: str = "",
+    log=print,
+) -> dict:
     """Run the study (see the module docstring) and write its results into ``out``; returns results.json's dict.
 
     ``cfg.threads`` applies for the duration of the call; torch's thread count is restored afterwards."""
@@ -326,8 +421,17 @@ def run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool = F
         torch.set_num_threads(threads)
 
 
-def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, fresh: bool,
-               reuse_scenes: Optional[Path], command: str, config_name: str, log) -> dict:
+def _run_study(
+    cfg: StudyConfig,
+    out: Path,
+    work: Path,
+    embedding_sweep: bool,
+    fresh: bool,
+    reuse_scenes: Optional[Path],
+    command: str,
+    config_name: str,
+    log,
+) -> dict:
     from lift3d.data.loading import load_scene
 
     t_start = time.perf_counter()
@@ -335,8 +439,12 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
     unknown = [m for m in cfg.methods if m not in METHOD_PRESETS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHOD_PRESETS)}")
-    header = {"study": {"config": config_name, **json.loads(json.dumps(dataclasses.asdict(cfg)))},
-              "command": command, "machine": _machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    header = {
+        "study": {"config": config_name, **json.loads(json.dumps(dataclasses.asdict(cfg)))},
+        "command": command,
+        "machine": _machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     res = _Results(out / "results.json", fresh, header)
     objects = sorted(cfg.objects)
     scenes, bases, fits = {}, {}, {}
@@ -354,8 +462,10 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
         fit = fit_config_for(cfg, n, len(scene.train_indices))
         shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
         base_run = work / "runs" / f"N{n:03d}" / "shared"
-        log(f"[N={n}] shared fields (radiance + semantics, no instance objective): {shared.optim.iterations} "
-            f"iterations, grid {shared.model.radiance.grid_resolution}->{shared.model.radiance.final_grid_resolution}")
+        log(
+            f"[N={n}] shared fields (radiance + semantics, no instance objective): {shared.optim.iterations} "
+            f"iterations, grid {shared.model.radiance.grid_resolution}->{shared.model.radiance.final_grid_resolution}"
+        )
         summary = fit_shared_fields(scene, shared, base_run, log=log)
         stats["shared_fit"] = {k: summary.get(k) for k in ("iterations", "seconds", "iterations_per_second")}
         stats["grid_resolution"] = shared.model.radiance.final_grid_resolution
@@ -382,10 +492,19 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
             st = res.data["scenes"][str(n)]
             mcfg = method_config(fits[n], m, st["num_slots"])
             log(f"[N={n}] {m}: {st['instance_steps']} instance steps (D = {mcfg.model.embedding_dim})")
-            r = fit_and_score_method(scenes[n], mcfg, bases[n], work / "runs" / f"N{n:03d}" / m,
-                                     st["instance_steps"], log=log, label=f"[N={n}] {m}")
-            log(f"[N={n}] {m}: PQ^scene {r['pq_scene']:.3f}, per-frame PQ {r['pq_frame']:.3f}, mIoU {r['miou']:.3f}, "
-                f"{r['instance_it_per_s_median']:.1f} it/s")
+            r = fit_and_score_method(
+                scenes[n],
+                mcfg,
+                bases[n],
+                work / "runs" / f"N{n:03d}" / m,
+                st["instance_steps"],
+                log=log,
+                label=f"[N={n}] {m}",
+            )
+            log(
+                f"[N={n}] {m}: PQ^scene {r['pq_scene']:.3f}, per-frame PQ {r['pq_frame']:.3f}, mIoU {r['miou']:.3f}, "
+                f"{r['instance_it_per_s_median']:.1f} it/s"
+            )
             res.put("results", m, str(n), r)
 
     # 4. instance-phase throughput, round-robin over every (method, N) in one go
@@ -397,15 +516,19 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
             st = res.data["scenes"][str(n)]
             for m in tp_methods:
                 mcfg = method_config(fits[n], m, st["num_slots"])
-                trainers[(m, n)] = method_trainer(scenes[n], mcfg, bases[n], work / "runs" / f"N{n:03d}" / f"{m}-throughput",
-                                                  log=log)
-        tp = interleaved_throughput({f"{m}@{n}": t for (m, n), t in trainers.items()}, cfg.throughput_rounds,
-                                    cfg.throughput_block, log=log)
+                trainers[(m, n)] = method_trainer(
+                    scenes[n], mcfg, bases[n], work / "runs" / f"N{n:03d}" / f"{m}-throughput", log=log
+                )
+        tp = interleaved_throughput(
+            {f"{m}@{n}": t for (m, n), t in trainers.items()}, cfg.throughput_rounds, cfg.throughput_block, log=log
+        )
         del trainers
         for key, v in tp.items():
             m, n = key.split("@")
-            res.data["throughput"].setdefault(m, {})[n] = {**v, "num_slots": res.data["scenes"][n]["num_slots"]
-                                                           if m == "linear-assignment" else None}
+            res.data["throughput"].setdefault(m, {})[n] = {
+                **v,
+                "num_slots": res.data["scenes"][n]["num_slots"] if m == "linear-assignment" else None,
+            }
         res.save()
 
     # 5. embedding-size sweep (paper Fig. 5)
@@ -423,39 +546,69 @@ def _run_study(cfg: StudyConfig, out: Path, work: Path, embedding_sweep: bool, f
                 r = res.data["results"]["slow-fast"][str(n)]
             else:
                 log(f"[N={n}] embedding sweep: slow-fast with D = {d}")
-                r = fit_and_score_method(scenes[n], mcfg, bases[n], work / "runs" / f"N{n:03d}" / f"slow-fast-D{d}",
-                                         st["instance_steps"], log=log, label=f"[N={n}] D={d}")
+                r = fit_and_score_method(
+                    scenes[n],
+                    mcfg,
+                    bases[n],
+                    work / "runs" / f"N{n:03d}" / f"slow-fast-D{d}",
+                    st["instance_steps"],
+                    log=log,
+                    label=f"[N={n}] D={d}",
+                )
             log(f"[N={n}] D = {d}: PQ^scene {r['pq_scene']:.3f}")
             res.put("embedding_sweep", str(n), str(d), r)
 
     res.data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    res.data["invocations"].append({"command": command, "started": header["started"], "finished": res.data["finished"],
-                                    "wall_seconds": round(time.perf_counter() - t_start, 1)})
+    res.data["invocations"].append(
+        {
+            "command": command,
+            "started": header["started"],
+            "finished": res.data["finished"],
+            "wall_seconds": round(time.perf_counter() - t_start, 1),
+        }
+    )
     res.save()
     from tools.study_report import write_report
 
     write_report(res.data, out)
-    log(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pq_vs_objects.png'}, "
-        f"{out / 'throughput_vs_objects.png'} in {time.perf_counter() - t_start:.0f} s")
+    log(
+        f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pq_vs_objects.png'}, "
+        f"{out / 'throughput_vs_objects.png'} in {time.perf_counter() - t_start:.0f} s"
+    )
     return res.data
 
 
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=sorted(STUDY_CONFIGS), default="cpu-small",
-                   help="cpu-tiny: seconds (tests); cpu-small: under an hour on 2 CPU cores; paper: paper-size scenes on a GPU")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config",
+        choices=sorted(STUDY_CONFIGS),
+        default="cpu-small",
+        help="cpu-tiny: seconds (tests); cpu-small: under an hour on 2 CPU cores; paper: paper-size scenes on a GPU",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md and the plots")
     p.add_argument("--work", type=Path, default=None, help="scenes and runs (default outputs/study/<config>)")
     p.add_argument("--objects", type=int, nargs="+", default=None, help="scene sizes N (default: the config's)")
     p.add_argument("--methods", nargs="+", default=None, choices=sorted(METHOD_PRESETS), help="lifted methods")
-    p.add_argument("--reuse-scenes", type=Path, default=None,
-                   help="folder holding N025/, N050/, ... scenes to use (missing ones are generated there)")
+    p.add_argument(
+        "--reuse-scenes",
+        type=Path,
+        default=None,
+        help="folder holding N025/, N050/, ... scenes to use (missing ones are generated there)",
+    )
     p.add_argument("--embedding-sweep", action="store_true", help="also sweep the slow-fast embedding size (Fig. 5)")
     p.add_argument("--sweep-objects", type=int, default=None, help="scene size of the embedding sweep")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the config's)")
-    p.add_argument("--set", nargs="+", default=(), metavar="FIELD=VALUE",
-                   help="StudyConfig fields, e.g. --set min_instance_steps=300 throughput_rounds=4")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=(),
+        metavar="FIELD=VALUE",
+        help="StudyConfig fields, e.g. --set min_instance_steps=300 throughput_rounds=4",
+    )
     p.add_argument("--fresh", action="store_true", help="ignore the entries of an existing OUT/results.json")
     return p
 
@@ -473,8 +626,13 @@ def _apply_study_overrides(cfg: StudyConfig, items) -> StudyConfig:
         elif isinstance(cur, tuple):
             kw[key] = tuple(type(cur[0])(x) if cur else x for x in raw.split(",") if x)
         elif cur is None:
-            kw[key] = None if raw.lower() == "none" else (float(raw) if "." in raw else int(raw)) \
-                if raw.replace(".", "", 1).isdigit() else raw
+            kw[key] = (
+                None
+                if raw.lower() == "none"
+                else (float(raw) if "." in raw else int(raw))
+                if raw.replace(".", "", 1).isdigit()
+                else raw
+            )
         else:
             kw[key] = type(cur)(raw)
     return dataclasses.replace(cfg, **kw)
@@ -498,8 +656,17 @@ def main(argv: Optional[list[str]] = None) -> dict:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    return run_study(cfg, args.out, work, embedding_sweep=args.embedding_sweep, fresh=args.fresh,
-                     reuse_scenes=args.reuse_scenes, command=command, config_name=args.config, log=log)
+    return run_study(
+        cfg,
+        args.out,
+        work,
+        embedding_sweep=args.embedding_sweep,
+        fresh=args.fresh,
+        reuse_scenes=args.reuse_scenes,
+        command=command,
+        config_name=args.config,
+        log=log,
+    )
 
 
 if __name__ == "__main__":

@@ -24,15 +24,20 @@ import sys
 import time
 from pathlib import Path
 
-
 import torch
-
-from tools.study import STUDY_CONFIGS, fit_config_for, instance_steps_for
-from tools.study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for, shared_fit_key, \
-    stored_shared_fit_key, write_json_atomic
 
 from lift3d.config_io import apply_overrides
 from lift3d.engine.run_dir import RunDir
+from tools.study import STUDY_CONFIGS, fit_config_for, instance_steps_for
+from tools.study_lift import (
+    fit_and_score_method,
+    fit_shared_fields,
+    method_config,
+    num_slots_for,
+    shared_fit_key,
+    stored_shared_fit_key,
+    write_json_atomic,
+)
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -52,8 +57,16 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "variant"
 
 
-def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list[str]]], method: str, out: Path,
-                 steps: int | None = None, log=print) -> dict:
+def run_ablation(
+    config: str,
+    work: Path,
+    n: int,
+    variants: list[tuple[str, list[str]]],
+    method: str,
+    out: Path,
+    steps: int | None = None,
+    log=print,
+) -> dict:
     from lift3d.data.loading import load_scene
 
     cfg = STUDY_CONFIGS[config]
@@ -61,19 +74,30 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
     scene_dir = work / "scenes" / f"N{n:03d}"
     study_shared = work / "runs" / f"N{n:03d}" / "shared"
     if not RunDir(study_shared).fit_summary.exists():
-        raise FileNotFoundError(f"{study_shared}: no finished shared fit; run python -m tools.study --config {config} "
-                                f"--work {work} --objects {n} first")
+        raise FileNotFoundError(
+            f"{study_shared}: no finished shared fit; run python -m tools.study --config {config} "
+            f"--work {work} --objects {n} first"
+        )
     scene = load_scene(scene_dir)
     results_path = out / "ablation.json"
     data = json.loads(results_path.read_text()) if results_path.exists() else {}
-    data.update({"config": config, "work": str(work), "objects": n, "method": method,
-                 "command": " ".join(shlex.quote(a) for a in sys.argv)})
+    data.update(
+        {
+            "config": config,
+            "work": str(work),
+            "objects": n,
+            "method": method,
+            "command": " ".join(shlex.quote(a) for a in sys.argv),
+        }
+    )
     data.setdefault("variants", {})
     study_fit = fit_config_for(cfg, n, len(scene.train_indices))
     study_key = shared_fit_key(_shared(study_fit))
     if stored_shared_fit_key(RunDir(study_shared).config)[1] != study_key:
-        raise ValueError(f"{study_shared}: fitted with another configuration than python -m tools.study --config {config} "
-                         "gives now; run the study again first")
+        raise ValueError(
+            f"{study_shared}: fitted with another configuration than python -m tools.study --config {config} "
+            "gives now; run the study again first"
+        )
     # K slots matter for linear assignment only; counting segments reads every training frame
     num_slots = num_slots_for(n, _max_segments(scene), cfg.slot_margin) if method == "linear-assignment" else 0
     for name, overrides in variants:
@@ -94,13 +118,27 @@ def run_ablation(config: str, work: Path, n: int, variants: list[tuple[str, list
         steps_n = steps if steps is not None else instance_steps_for(cfg, len(scene.train_indices))
         mcfg = method_config(fit, method, num_slots)
         log(f"{name}: {method}, {steps_n} instance steps")
-        r = fit_and_score_method(scene, mcfg, base, work / "ablate" / f"N{n:03d}" / _slug(name) / method, steps_n,
-                                 log=log, label=name)
-        data["variants"][key] = {"overrides": overrides, "shared_refitted": refit,
-                                 "seconds": round(time.perf_counter() - t0, 1),
-                                 **{k: r[k] for k in ("pq_scene", "pq_frame", "miou", "min_cluster_size", "num_clusters",
-                                                      "instance_steps", "instance_it_per_s_median")},
-                                 "things": r["per_class"].get(str(scene.thing_ids[0]), {})}
+        r = fit_and_score_method(
+            scene, mcfg, base, work / "ablate" / f"N{n:03d}" / _slug(name) / method, steps_n, log=log, label=name
+        )
+        data["variants"][key] = {
+            "overrides": overrides,
+            "shared_refitted": refit,
+            "seconds": round(time.perf_counter() - t0, 1),
+            **{
+                k: r[k]
+                for k in (
+                    "pq_scene",
+                    "pq_frame",
+                    "miou",
+                    "min_cluster_size",
+                    "num_clusters",
+                    "instance_steps",
+                    "instance_it_per_s_median",
+                )
+            },
+            "things": r["per_class"].get(str(scene.thing_ids[0]), {}),
+        }
         log(f"{name}: PQ^scene {r['pq_scene']:.4f}, per-frame PQ {r['pq_frame']:.4f}, mIoU {r['miou']:.4f}")
         write_json_atomic(results_path, data)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,20 +163,26 @@ def _max_segments(scene) -> int:
 
 
 def render_markdown(data: dict) -> str:
-    lines = [f"# Ablation on the N = {data['objects']} scene of study `{data['config']}` ({data['method']})", "",
-             f"Command: `{data['command']}`", "",
-             "| variant | overrides | shared fields | instance steps | PQ^scene | things PQ (TP / FP / FN) | per-frame PQ | "
-             "mIoU | min cluster size | clusters | instance it/s |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Ablation on the N = {data['objects']} scene of study `{data['config']}` ({data['method']})",
+        "",
+        f"Command: `{data['command']}`",
+        "",
+        "| variant | overrides | shared fields | instance steps | PQ^scene | things PQ (TP / FP / FN) | per-frame PQ | "
+        "mIoU | min cluster size | clusters | instance it/s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, v in data["variants"].items():
         t = v.get("things", {})
         things = f"{100 * t['pq']:.1f} ({t['tp']} / {t['fp']} / {t['fn']})" if t else ""
         clusters = sum(v["num_clusters"].values()) if isinstance(v.get("num_clusters"), dict) else ""
-        lines.append(f"| {name} | {', '.join(f'`{o}`' for o in v['overrides']) or '(the study)'} | "
-                     f"{'refitted' if v['shared_refitted'] else 'the study'} | {v.get('instance_steps', '')} | "
-                     f"{100 * v['pq_scene']:.1f} | {things} | "
-                     f"{100 * v['pq_frame']:.1f} | {100 * v['miou']:.1f} | {v['min_cluster_size'] or ''} | {clusters} | "
-                     f"{v['instance_it_per_s_median']:.1f} |")
+        lines.append(
+            f"| {name} | {', '.join(f'`{o}`' for o in v['overrides']) or '(the study)'} | "
+            f"{'refitted' if v['shared_refitted'] else 'the study'} | {v.get('instance_steps', '')} | "
+            f"{100 * v['pq_scene']:.1f} | {things} | "
+            f"{100 * v['pq_frame']:.1f} | {100 * v['miou']:.1f} | {v['min_cluster_size'] or ''} | {clusters} | "
+            f"{v['instance_it_per_s_median']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -157,8 +201,16 @@ def main(argv=None) -> dict:
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        return run_ablation(a.config, a.work, a.objects, [parse_variant(v) for v in a.variant], a.method, a.out,
-                            a.steps, log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True))
+        return run_ablation(
+            a.config,
+            a.work,
+            a.objects,
+            [parse_variant(v) for v in a.variant],
+            a.method,
+            a.out,
+            a.steps,
+            log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True),
+        )
     finally:
         torch.set_num_threads(threads)
 

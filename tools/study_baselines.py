@@ -42,10 +42,12 @@ def score_baselines(scene: Scene, voxel_size: float = 0.02, log: Callable = prin
     c2w = [scene.frames[i].camera_to_world for i in order]
     intr = [tuple(scene.frames[i].intrinsics()) for i in order]
     test = list(scene.test_indices)
-    tracked = {"2d-raw": lambda: inst,
-               "2d-track-iou": lambda: track_by_iou(inst),
-               "2d-track-warp": lambda: track_by_depth_warping(inst, depth, c2w, intr),
-               "2d-track-fusion": lambda: track_by_point_cloud_fusion(inst, depth, c2w, intr, voxel_size=voxel_size)}
+    tracked = {
+        "2d-raw": lambda: inst,
+        "2d-track-iou": lambda: track_by_iou(inst),
+        "2d-track-warp": lambda: track_by_depth_warping(inst, depth, c2w, intr),
+        "2d-track-fusion": lambda: track_by_point_cloud_fusion(inst, depth, c2w, intr, voxel_size=voxel_size),
+    }
     out = {}
     for name in BASELINES:
         t0 = time.perf_counter()

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -33,15 +33,26 @@ from lift3d.data.rays import load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
-from lift3d.pipeline import cluster_from_training_views, score_segments
 from lift3d.engine.run_dir import RunDir
-from lift3d.io.atomic import atomic_write_json
 from lift3d.engine.trainer import Trainer
+from lift3d.io.atomic import atomic_write_json
+from lift3d.pipeline import cluster_from_training_views, score_segments
 from lift3d.presets import get_preset
 
-__all__ = ["METHOD_PRESETS", "method_config", "num_slots_for", "fit_shared_fields", "method_trainer",
-           "fit_and_score_method", "interleaved_throughput", "robust_rate", "thing_scored", "shared_fit_key",
-           "stored_shared_fit_key", "write_json_atomic"]
+__all__ = [
+    "METHOD_PRESETS",
+    "method_config",
+    "num_slots_for",
+    "fit_shared_fields",
+    "method_trainer",
+    "fit_and_score_method",
+    "interleaved_throughput",
+    "robust_rate",
+    "thing_scored",
+    "shared_fit_key",
+    "stored_shared_fit_key",
+    "write_json_atomic",
+]
 
 METHOD_PRESETS = {
     "slow-fast": "contrastive-lift",
@@ -92,8 +103,18 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 _DECODE_ONLY = ("cluster", "cluster_views", "sweep_sizes", "render_chunk", "checkpoint_every")
-_INSTANCE_ONLY_LOSSES = ("instance_loss", "kernel", "kernel_bandwidth", "concentration_weight", "concentration_form",
-                         "margin_positive", "margin_negative", "dino_prototypes", "num_slots", "instance_start")
+_INSTANCE_ONLY_LOSSES = (
+    "instance_loss",
+    "kernel",
+    "kernel_bandwidth",
+    "concentration_weight",
+    "concentration_form",
+    "margin_positive",
+    "margin_negative",
+    "dino_prototypes",
+    "num_slots",
+    "instance_start",
+)
 _INSTANCE_ONLY_MODEL = ("instance", "embedding_dim", "ema_momentum")
 
 
@@ -122,8 +143,10 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
     Resumes an interrupted fit; returns (and caches in ``RUN/fit.json``) the fit summary.
     """
     if shared_cfg.losses.instance_weight != 0:
-        raise ValueError("fit_shared_fields: the shared fields are fitted without an instance objective; set "
-                         "losses.instance_weight=0 in the base configuration.")
+        raise ValueError(
+            "fit_shared_fields: the shared fields are fitted without an instance objective; set "
+            "losses.instance_weight=0 in the base configuration."
+        )
     run_dir = Path(run_dir)
     done = RunDir(run_dir).fit_summary
     record = {"scene": str(Path(scene.root).resolve()), "config": config_to_dict(shared_cfg)}
@@ -155,23 +178,29 @@ def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:
     ckpt = torch.load(ckpt_path, map_location=trainer.device, weights_only=False)
     state = ckpt["model"]
     if not np.allclose(np.asarray(ckpt["aabb"]), trainer.aabb, atol=1e-5):
-        raise ValueError(f"{ckpt_path}: its box {ckpt['aabb']} differs from the scene's {trainer.aabb.tolist()}; the "
-                         "base run was fitted on another scene. Delete the study's work folder for this scene.")
+        raise ValueError(
+            f"{ckpt_path}: its box {ckpt['aabb']} differs from the scene's {trainer.aabb.tolist()}; the "
+            "base run was fitted on another scene. Delete the study's work folder for this scene."
+        )
     grid = getattr(trainer.model.radiance, "density_grid", None)
     key = "radiance.density_grid.planes.0"
     if grid is not None and key in state and state[key].shape[-1] != grid.resolution:
         trainer.model.radiance.upsample(int(state[key].shape[-1]))  # the base fit ended on an upsampled grid
     private = ("instance.", "dino_")
     missing, unexpected = trainer.model.load_state_dict(
-        {k: v for k, v in state.items() if not k.startswith(private)}, strict=False)
+        {k: v for k, v in state.items() if not k.startswith(private)}, strict=False
+    )
     missing = [k for k in missing if not k.startswith(private)]
     if missing or unexpected:
-        raise ValueError(f"{ckpt_path}: the shared fields do not fit the method's model (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}); the base and method configs must differ only in the "
-                         "instance objective.")
+        raise ValueError(
+            f"{ckpt_path}: the shared fields do not fit the method's model (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}); the base and method configs must differ only in the "
+            "instance objective."
+        )
     if trainer.model.occupancy is not None and ckpt.get("occupancy") is not None:
         trainer.model.occupancy.load_state_dict(
-            {k: (v.to(trainer.device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()})
+            {k: (v.to(trainer.device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()}
+        )
 
 
 def method_trainer(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: Path, log: Callable = print) -> Trainer:
@@ -195,14 +224,17 @@ def robust_rate(step_seconds: Sequence[float], warmup: int) -> dict:
     return {"mean": round(float(t.size / t.sum()), 3), "median": round(float(1.0 / np.median(t)), 3)}
 
 
-def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: Path, steps: int,
-                         log: Callable = print, label: str = "") -> dict:
+def fit_and_score_method(
+    scene: Scene, cfg: FitConfig, base_run: Path, run_dir: Path, steps: int, log: Callable = print, label: str = ""
+) -> dict:
     """Instance phase of one method (``steps`` timed :meth:`Trainer.train_instance_step`), decoding from training
     views only (clusters or argmax slots are written to ``run_dir``), test-view render and scores."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(RunDir(run_dir).config, {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run),
-                                          "config": config_to_dict(cfg)})
+    write_json_atomic(
+        RunDir(run_dir).config,
+        {"scene": str(Path(scene.root).resolve()), "base_run": str(base_run), "config": config_to_dict(cfg)},
+    )
     t_start = time.perf_counter()
     trainer = method_trainer(scene, cfg, base_run, run_dir, log=log)
     step_seconds, every, running = [], max(steps // 5, 1), {}
@@ -214,8 +246,10 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
         if (s + 1) % every == 0 or s + 1 == steps:
             rate = (s + 1) / max(sum(step_seconds), 1e-9)
-            log(f"  {label} instance step {s + 1}/{steps} {rate:.1f} it/s ETA {(steps - s - 1) / max(rate, 1e-9):.0f} s  "
-                + " ".join(f"{k}={v:.3g}" for k, v in running.items()))
+            log(
+                f"  {label} instance step {s + 1}/{steps} {rate:.1f} it/s ETA {(steps - s - 1) / max(rate, 1e-9):.0f} s  "
+                + " ".join(f"{k}={v:.3g}" for k, v in running.items())
+            )
     t_train = time.perf_counter() - t_start
     t0 = time.perf_counter()
     labeler, info = cluster_from_training_views(trainer.model, scene, cfg, run_dir, log=lambda m: log(f"  {label} {m}"))
@@ -223,18 +257,29 @@ def fit_and_score_method(scene: Scene, cfg: FitConfig, base_run: Path, run_dir: 
     t0 = time.perf_counter()
     views = list(scene.test_indices)
     renders = render_pixel_set(trainer.model, load_pixel_set(scene, views), cfg.render_chunk)
-    inst = [np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
-            .reshape(r.semantic.shape) for r in renders]
+    inst = [
+        np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
+            r.semantic.shape
+        )
+        for r in renders
+    ]
     t_render = time.perf_counter() - t0
     scores = score_segments(scene, views, [r.semantic for r in renders], inst, [r.rgb for r in renders])
     scores["thing_scored"] = thing_scored(scene, scores)
     rate = robust_rate(step_seconds, warmup=min(5, steps // 10))
-    out = {**scores, "instance_steps": steps, "embedding_dim": trainer.objective.output_dim,
-           "instance_it_per_s_mean": rate["mean"], "instance_it_per_s_median": rate["median"],
-           "final_losses": {k: round(float(v), 5) for k, v in running.items()},
-           "min_cluster_size": info.get("min_cluster_size"), "num_clusters": info.get("num_clusters"),
-           "seconds_instance_phase": round(t_train, 2), "seconds_decode": round(t_cluster, 2),
-           "seconds_render_test": round(t_render, 2)}
+    out = {
+        **scores,
+        "instance_steps": steps,
+        "embedding_dim": trainer.objective.output_dim,
+        "instance_it_per_s_mean": rate["mean"],
+        "instance_it_per_s_median": rate["median"],
+        "final_losses": {k: round(float(v), 5) for k, v in running.items()},
+        "min_cluster_size": info.get("min_cluster_size"),
+        "num_clusters": info.get("num_clusters"),
+        "seconds_instance_phase": round(t_train, 2),
+        "seconds_decode": round(t_cluster, 2),
+        "seconds_render_test": round(t_render, 2),
+    }
     write_json_atomic(RunDir(run_dir).metrics, out)
     return out
 
@@ -246,8 +291,7 @@ def thing_scored(scene: Scene, scores: dict) -> bool:
     return any(str(c) in scores.get("per_class", {}) for c in scene.thing_ids)
 
 
-def interleaved_throughput(trainers: dict, rounds: int, block: int, warmup: int = 3,
-                           log: Callable = print) -> dict:
+def interleaved_throughput(trainers: dict, rounds: int, block: int, warmup: int = 3, log: Callable = print) -> dict:
     """Instance-phase it/s of every trainer in ``trainers`` (key -> Trainer), measured round-robin.
 
     Each trainer first runs ``warmup`` untimed steps; then, ``rounds`` times, every trainer in turn runs ``block``
@@ -266,5 +310,12 @@ def interleaved_throughput(trainers: dict, rounds: int, block: int, warmup: int 
                 t.train_instance_step()
             per[k].append(block / max(time.perf_counter() - t0, 1e-9))
         log(f"  throughput round {r + 1}/{rounds}: " + ", ".join(f"{k}={v[-1]:.1f}" for k, v in per.items()))
-    return {k: {"it_per_s": round(float(np.median(v)), 3), "mean": round(float(np.mean(v)), 3),
-                "std": round(float(np.std(v)), 3), "rounds": [round(float(x), 3) for x in v]} for k, v in per.items()}
+    return {
+        k: {
+            "it_per_s": round(float(np.median(v)), 3),
+            "mean": round(float(np.mean(v)), 3),
+            "std": round(float(np.std(v)), 3),
+            "rounds": [round(float(x), 3) for x in v],
+        }
+        for k, v in per.items()
+    }

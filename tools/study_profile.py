@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-
 
 import numpy as np
 import torch
@@ -74,11 +72,18 @@ def main(argv=None) -> dict:
     for n in a.objects:
         scene = load_scene(a.work / "scenes" / f"N{n:03d}")
         fit = fit_config_for(cfg, n, len(scene.train_indices))
-        segs = max(len(np.unique(f.instance[f.instance > 0])) for f in (load_frame(scene, i) for i in scene.train_indices))
+        segs = max(
+            len(np.unique(f.instance[f.instance > 0])) for f in (load_frame(scene, i) for i in scene.train_indices)
+        )
         for m in a.methods:
             mcfg = method_config(fit, m, num_slots_for(n, segs, cfg.slot_margin))  # the K of the study
-            trainers[(m, n)] = method_trainer(scene, mcfg, a.work / "runs" / f"N{n:03d}" / "shared",
-                                              a.work / "runs" / f"N{n:03d}" / f"{m}-profile", log=lambda *_: None)
+            trainers[(m, n)] = method_trainer(
+                scene,
+                mcfg,
+                a.work / "runs" / f"N{n:03d}" / "shared",
+                a.work / "runs" / f"N{n:03d}" / f"{m}-profile",
+                log=lambda *_: None,
+            )
     rec = {k: [] for k in trainers}
     for t in trainers.values():
         for _ in range(3):
@@ -91,15 +96,20 @@ def main(argv=None) -> dict:
     for (m, n), rows in rec.items():
         arr = np.asarray(rows, dtype=np.float64)
         out.setdefault(m, {})[str(n)] = {
-            "march_ms": round(float(np.median(arr[:, 0]) * 1e3), 2), "objective_ms": round(float(np.median(arr[:, 1]) * 1e3), 2),
-            "thing_rays": int(np.median(arr[:, 2])), "head_samples": int(np.median(arr[:, 3])),
+            "march_ms": round(float(np.median(arr[:, 0]) * 1e3), 2),
+            "objective_ms": round(float(np.median(arr[:, 1]) * 1e3), 2),
+            "thing_rays": int(np.median(arr[:, 2])),
+            "head_samples": int(np.median(arr[:, 3])),
             "samples_above_threshold": int(np.median(arr[:, 4])),
             "embedding_dim": trainers[(m, n)].objective.output_dim,
-            "grid": trainers[(m, n)].cfg.model.radiance.final_grid_resolution}
+            "grid": trainers[(m, n)].cfg.model.radiance.final_grid_resolution,
+        }
         e = out[m][str(n)]
-        print(f"{m:>18} N={n:<4} D/K={e['embedding_dim']:<4} grid {e['grid']:<4} march {e['march_ms']:6.2f} ms  "
-              f"objective {e['objective_ms']:6.2f} ms  ({e['thing_rays']} thing rays, {e['head_samples']} head samples "
-              f"of {e['samples_above_threshold']} above the weight threshold)")
+        print(
+            f"{m:>18} N={n:<4} D/K={e['embedding_dim']:<4} grid {e['grid']:<4} march {e['march_ms']:6.2f} ms  "
+            f"objective {e['objective_ms']:6.2f} ms  ({e['thing_rays']} thing rays, {e['head_samples']} head samples "
+            f"of {e['samples_above_threshold']} above the weight threshold)"
+        )
     if a.out:
         a.out.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -14,10 +14,17 @@ from typing import Optional
 
 __all__ = ["write_report", "markdown_report", "check_claims", "plot_pq", "plot_throughput", "plot_sweep"]
 
-BASELINE_LABELS = {"2d-raw": "2D segmenter (no tracking)", "2d-track-iou": "2D + tracking (1) IoU",
-                   "2d-track-warp": "2D + tracking (2) depth warping", "2d-track-fusion": "2D + tracking (3) point-cloud fusion"}
-PAPER_PQ = {"slow-fast": (78.9, 75.8, 69.1, 55.0), "vanilla": (74.1, 71.2, 63.6, 49.7),
-            "linear-assignment": (73.2, 69.9, 64.3, 51.0)}
+BASELINE_LABELS = {
+    "2d-raw": "2D segmenter (no tracking)",
+    "2d-track-iou": "2D + tracking (1) IoU",
+    "2d-track-warp": "2D + tracking (2) depth warping",
+    "2d-track-fusion": "2D + tracking (3) point-cloud fusion",
+}
+PAPER_PQ = {
+    "slow-fast": (78.9, 75.8, 69.1, 55.0),
+    "vanilla": (74.1, 71.2, 63.6, 49.7),
+    "linear-assignment": (73.2, 69.9, 64.3, 51.0),
+}
 """Paper 004 Table 2, old_room, N = 25, 50, 100, 500."""
 PAPER_IT_S = {"slow-fast": (16.06, 16.06, 16.06, 16.06), "linear-assignment": (13.01, 12.53, 12.10, 9.41)}
 """Paper 004 Table 6 (A40): Contrastive Lift regardless of N; PanopLi for N = 25, 50, 100, 500."""
@@ -61,15 +68,19 @@ def _clusters(v) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def _metric_table(data: dict, key: str, methods: list[str], bold_best: bool = True) -> str:
     ns = _ns(data)
-    best = {n: max((_get(data, m, n, key) for m in methods if _get(data, m, n, key) is not None), default=None)
-            for n in ns}
+    best = {
+        n: max((_get(data, m, n, key) for m in methods if _get(data, m, n, key) is not None), default=None) for n in ns
+    }
     rows = []
     for m in methods:
         row = [BASELINE_LABELS.get(m, m)]
@@ -96,47 +107,82 @@ def check_claims(data: dict) -> list[dict]:
     for n in big:
         vals = [_get(data, m, n, "pq_scene") for m in order]
         holds = None if None in vals else bool(vals[0] >= vals[1] >= vals[2])
-        out.append({"claim": f"slow-fast >= vanilla >= linear assignment in PQ^scene at N = {n}", "holds": holds,
-                    "evidence": ", ".join(f"{m} {_fmt(v)}" for m, v in zip(order, vals))})
+        out.append(
+            {
+                "claim": f"slow-fast >= vanilla >= linear assignment in PQ^scene at N = {n}",
+                "holds": holds,
+                "evidence": ", ".join(f"{m} {_fmt(v)}" for m, v in zip(order, vals)),
+            }
+        )
     lifted, base = _lifted(data), _baselines(data)
     for n in ns:
         lv = {m: _get(data, m, n, "pq_scene") for m in lifted}
         bv = {b: _get(data, b, n, "pq_scene") for b in base}
         if not lv or not bv or None in lv.values() or None in bv.values():
-            out.append({"claim": f"every lifted method above every 2D baseline at N = {n}", "holds": None, "evidence": "missing entries"})
+            out.append(
+                {
+                    "claim": f"every lifted method above every 2D baseline at N = {n}",
+                    "holds": None,
+                    "evidence": "missing entries",
+                }
+            )
             continue
         worst_l = min(lv, key=lv.get)
         best_b = max(bv, key=bv.get)
-        out.append({"claim": f"every lifted method above every 2D baseline at N = {n}",
-                    "holds": bool(lv[worst_l] > bv[best_b]),
-                    "evidence": f"lowest lifted: {worst_l} {_fmt(lv[worst_l])}; best 2D: {best_b} {_fmt(bv[best_b])}"})
+        out.append(
+            {
+                "claim": f"every lifted method above every 2D baseline at N = {n}",
+                "holds": bool(lv[worst_l] > bv[best_b]),
+                "evidence": f"lowest lifted: {worst_l} {_fmt(lv[worst_l])}; best 2D: {best_b} {_fmt(bv[best_b])}",
+            }
+        )
     if "2d-raw" in res and "slow-fast" in res:
         for n in ns:
             a, b = _get(data, "slow-fast", n, "pq_frame"), _get(data, "2d-raw", n, "pq_frame")
             if a is not None and b is not None:
-                out.append({"claim": f"per-frame PQ of the lifted result (slow-fast) above the 2D input at N = {n} "
-                                     "(paper Table 5)", "holds": bool(a > b), "evidence": f"slow-fast {_fmt(a)}, 2D input {_fmt(b)}"})
+                out.append(
+                    {
+                        "claim": f"per-frame PQ of the lifted result (slow-fast) above the 2D input at N = {n} "
+                        "(paper Table 5)",
+                        "holds": bool(a > b),
+                        "evidence": f"slow-fast {_fmt(a)}, 2D input {_fmt(b)}",
+                    }
+                )
     for n, by_d in data.get("embedding_sweep", {}).items():
         if "3" in by_d and len(by_d) > 1:
             best_d = max(by_d, key=lambda d: by_d[d]["pq_scene"])
             gap = by_d[best_d]["pq_scene"] - by_d["3"]["pq_scene"]
-            out.append({"claim": f"D = 3 within 2 PQ points of the best embedding size at N = {n} (paper Fig. 5)",
-                        "holds": bool(gap <= 0.02), "evidence": f"D = 3: {_fmt(by_d['3']['pq_scene'])}; best D = {best_d}: "
-                                                                f"{_fmt(by_d[best_d]['pq_scene'])}"})
+            out.append(
+                {
+                    "claim": f"D = 3 within 2 PQ points of the best embedding size at N = {n} (paper Fig. 5)",
+                    "holds": bool(gap <= 0.02),
+                    "evidence": f"D = 3: {_fmt(by_d['3']['pq_scene'])}; best D = {best_d}: "
+                    f"{_fmt(by_d[best_d]['pq_scene'])}",
+                }
+            )
     if len(ns) >= 2:
         lo, hi = str(ns[0]), str(ns[-1])
         sf = tp.get("slow-fast", {})
         if lo in sf and hi in sf:
             r = sf[hi]["it_per_s"] / sf[lo]["it_per_s"]
-            out.append({"claim": f"slow-fast instance-phase it/s at N = {hi} >= 0.9 x at N = {lo}", "holds": bool(r >= 0.9),
-                        "evidence": f"{sf[lo]['it_per_s']:.2f} -> {sf[hi]['it_per_s']:.2f} it/s (x{r:.2f})"})
+            out.append(
+                {
+                    "claim": f"slow-fast instance-phase it/s at N = {hi} >= 0.9 x at N = {lo}",
+                    "holds": bool(r >= 0.9),
+                    "evidence": f"{sf[lo]['it_per_s']:.2f} -> {sf[hi]['it_per_s']:.2f} it/s (x{r:.2f})",
+                }
+            )
         la = tp.get("linear-assignment", {})
         if lo in la and hi in la:
             r = la[hi]["it_per_s"] / la[lo]["it_per_s"]
-            out.append({"claim": f"linear-assignment instance-phase it/s falls from N = {lo} to N = {hi}",
-                        "holds": bool(r < 1.0),
-                        "evidence": f"{la[lo]['it_per_s']:.2f} (K = {la[lo].get('num_slots')}) -> {la[hi]['it_per_s']:.2f} it/s "
-                                    f"(K = {la[hi].get('num_slots')}) (x{r:.2f})"})
+            out.append(
+                {
+                    "claim": f"linear-assignment instance-phase it/s falls from N = {lo} to N = {hi}",
+                    "holds": bool(r < 1.0),
+                    "evidence": f"{la[lo]['it_per_s']:.2f} (K = {la[lo].get('num_slots')}) -> {la[hi]['it_per_s']:.2f} it/s "
+                    f"(K = {la[hi].get('num_slots')}) (x{r:.2f})",
+                }
+            )
     return out
 
 
@@ -144,28 +190,49 @@ def markdown_report(data: dict) -> str:
     ns, lifted, base = _ns(data), _lifted(data), _baselines(data)
     st = data["study"]
     inv = data.get("invocations", [])
-    parts = [f"# Study `{st.get('config', '')}`: lifted methods vs 2D tracking on generated Messy Rooms scenes", "",
-             f"Machine: {data['machine'].get('processor')}, "
-             f"{data['machine'].get('cpu_count')} CPUs, torch {data['machine'].get('torch')} "
-             f"({data['machine'].get('torch_threads')} threads), CUDA: {data['machine'].get('cuda')}  ",
-             "Invocations (a later one resumes the earlier and adds what is missing):", ""]
-    parts += [f"- `{i['command']}`: {i['started']} -> {i['finished']}, wall time {i['wall_seconds'] / 60:.1f} min"
-              for i in inv]
-    parts += ["",
-             f"Scenes: segmenter noise `{st['segmenter_noise']}`, base preset `{st['preset']}`, one scene per N; "
-             "shared fields (density, colour, semantics) fitted once per scene, then each method trains only its "
-             "instance field. Values are x100.", ""]
-    parts += ["## PQ^scene on the test views (paper Tables 2 and 4)", "", _metric_table(data, "pq_scene", lifted + base), ""]
+    parts = [
+        f"# Study `{st.get('config', '')}`: lifted methods vs 2D tracking on generated Messy Rooms scenes",
+        "",
+        f"Machine: {data['machine'].get('processor')}, "
+        f"{data['machine'].get('cpu_count')} CPUs, torch {data['machine'].get('torch')} "
+        f"({data['machine'].get('torch_threads')} threads), CUDA: {data['machine'].get('cuda')}  ",
+        "Invocations (a later one resumes the earlier and adds what is missing):",
+        "",
+    ]
+    parts += [
+        f"- `{i['command']}`: {i['started']} -> {i['finished']}, wall time {i['wall_seconds'] / 60:.1f} min"
+        for i in inv
+    ]
+    parts += [
+        "",
+        f"Scenes: segmenter noise `{st['segmenter_noise']}`, base preset `{st['preset']}`, one scene per N; "
+        "shared fields (density, colour, semantics) fitted once per scene, then each method trains only its "
+        "instance field. Values are x100.",
+        "",
+    ]
+    parts += [
+        "## PQ^scene on the test views (paper Tables 2 and 4)",
+        "",
+        _metric_table(data, "pq_scene", lifted + base),
+        "",
+    ]
     if any(r.get("thing_scored") is False for by_n in data["results"].values() for r in by_n.values()):
-        parts += ["† no thing class was scored: the prediction has thing pixels, but fewer than 0.5% of the evaluated "
-                  "pixels, so the small-class rule of PQ^scene drops the class and the score is that of the stuff class "
-                  "alone (not an instance result). A prediction with no thing pixels at all keeps the class: its "
-                  "objects are false negatives.", ""]
+        parts += [
+            "† no thing class was scored: the prediction has thing pixels, but fewer than 0.5% of the evaluated "
+            "pixels, so the small-class rule of PQ^scene drops the class and the score is that of the stuff class "
+            "alone (not an instance result). A prediction with no thing pixels at all keeps the class: its "
+            "objects are false negatives.",
+            "",
+        ]
     paper = [m for m in lifted if m in PAPER_PQ]
     if paper:
         cols = [25, 50, 100, 500]
-        parts += ["Paper 004 Table 2 (old_room) for reference:", "",
-                  _table(["method"] + [f"N = {n}" for n in cols], [[m] + [f"{v:.1f}" for v in PAPER_PQ[m]] for m in paper]), ""]
+        parts += [
+            "Paper 004 Table 2 (old_room) for reference:",
+            "",
+            _table(["method"] + [f"N = {n}" for n in cols], [[m] + [f"{v:.1f}" for v in PAPER_PQ[m]] for m in paper]),
+            "",
+        ]
     tp = data.get("throughput", {})
     if tp:
         rows = []
@@ -173,64 +240,160 @@ def markdown_report(data: dict) -> str:
             row = [m]
             for n in ns:
                 e = by_n.get(str(n))
-                row.append("–" if e is None else f"{e['it_per_s']:.2f} ± {e['std']:.2f}"
-                           + (f" (K = {e['num_slots']})" if e.get("num_slots") else ""))
+                row.append(
+                    "–"
+                    if e is None
+                    else f"{e['it_per_s']:.2f} ± {e['std']:.2f}"
+                    + (f" (K = {e['num_slots']})" if e.get("num_slots") else "")
+                )
             if len(ns) >= 2 and str(ns[0]) in by_n and str(ns[-1]) in by_n:
                 row.append(f"{by_n[str(ns[-1])]['it_per_s'] / by_n[str(ns[0])]['it_per_s']:.2f}")
             else:
                 row.append("–")
             rows.append(row)
-        parts += ["## Instance-phase throughput (paper Table 6)", "",
-                  "Iterations per second of the instance phase alone (one training image per step, every other field "
-                  "frozen), measured round-robin over every (method, N) in one go: median over rounds ± std.", "",
-                  _table(["method"] + [f"N = {n}" for n in ns] + [f"N = {ns[-1]} / N = {ns[0]}"], rows), ""]
-        rows = [[m] + [f"{_get(data, m, n, 'instance_it_per_s_median') or float('nan'):.2f}" for n in ns] for m in lifted]
-        parts += ["Median rate during each method's own instance phase (measured at different times, so more exposed "
-                  "to load from other processes):", "", _table(["method"] + [f"N = {n}" for n in ns], rows), ""]
-    parts += ["## Per-frame PQ: lifted result vs the 2D input (paper Table 5)", "",
-              _metric_table(data, "pq_frame", (["2d-raw"] if "2d-raw" in base else []) + lifted), ""]
+        parts += [
+            "## Instance-phase throughput (paper Table 6)",
+            "",
+            "Iterations per second of the instance phase alone (one training image per step, every other field "
+            "frozen), measured round-robin over every (method, N) in one go: median over rounds ± std.",
+            "",
+            _table(["method"] + [f"N = {n}" for n in ns] + [f"N = {ns[-1]} / N = {ns[0]}"], rows),
+            "",
+        ]
+        rows = [
+            [m] + [f"{_get(data, m, n, 'instance_it_per_s_median') or float('nan'):.2f}" for n in ns] for m in lifted
+        ]
+        parts += [
+            "Median rate during each method's own instance phase (measured at different times, so more exposed "
+            "to load from other processes):",
+            "",
+            _table(["method"] + [f"N = {n}" for n in ns], rows),
+            "",
+        ]
+    parts += [
+        "## Per-frame PQ: lifted result vs the 2D input (paper Table 5)",
+        "",
+        _metric_table(data, "pq_frame", (["2d-raw"] if "2d-raw" in base else []) + lifted),
+        "",
+    ]
     sweep = data.get("embedding_sweep", {})
     for n, by_d in sweep.items():
         ds = sorted(by_d, key=int)
-        parts += [f"## Embedding size (paper Fig. 5), slow-fast, N = {n}", "",
-                  _table(["D"] + ds, [["PQ^scene"] + [_fmt(by_d[d].get("pq_scene")) for d in ds],
-                                      ["per-frame PQ"] + [_fmt(by_d[d].get("pq_frame")) for d in ds],
-                                      ["instance it/s (median)"] + [f"{by_d[d].get('instance_it_per_s_median', float('nan')):.2f}" for d in ds]]), ""]
+        parts += [
+            f"## Embedding size (paper Fig. 5), slow-fast, N = {n}",
+            "",
+            _table(
+                ["D"] + ds,
+                [
+                    ["PQ^scene"] + [_fmt(by_d[d].get("pq_scene")) for d in ds],
+                    ["per-frame PQ"] + [_fmt(by_d[d].get("pq_frame")) for d in ds],
+                    ["instance it/s (median)"]
+                    + [f"{by_d[d].get('instance_it_per_s_median', float('nan')):.2f}" for d in ds],
+                ],
+            ),
+            "",
+        ]
     claims = check_claims(data)
     if claims:
         mark = {True: "holds", False: "**does not hold**", None: "not decided"}
-        parts += ["## Claims", "", _table(["claim", "result", "numbers"],
-                                           [[c["claim"], mark[c["holds"]], c["evidence"]] for c in claims]), ""]
+        parts += [
+            "## Claims",
+            "",
+            _table(["claim", "result", "numbers"], [[c["claim"], mark[c["holds"]], c["evidence"]] for c in claims]),
+            "",
+        ]
     rows = []
     for n in ns:
         s = data["scenes"][str(n)]
-        rows.append([str(n), str(s["num_views"]), f"{s['num_train_views']}/{s['num_test_views']}", str(s["resolution"]),
-                     str(s["objects_visible"]), str(s["objects_per_view_mean"]),
-                     f"{s.get('train_views_per_object_mean', '–')} / {s.get('test_views_per_object_mean', '–')}",
-                     str(s.get("objects_in_one_test_view_only", "–")), str(s["test_objects_unseen_in_training"]),
-                     str(s["max_segments_per_train_view"]), str(s["num_slots"]), str(s.get("grid_resolution")),
-                     str(s["instance_steps"]), str(s.get("cluster_views")),
-                     f"{(s.get('shared_fit') or {}).get('seconds') or 0:.0f}"])
-    parts += ["## Scenes and per-scene settings", "",
-              _table(["N", "views", "train/test", "px", "objects visible", "objects / view",
-                      "views / object (train / test)", "objects in 1 test view only", "test objects unseen in train",
-                      "max 2D segments / image", "K (lin. assign.)", "grid", "instance steps", "cluster views",
-                      "shared fit s"], rows), ""]
+        rows.append(
+            [
+                str(n),
+                str(s["num_views"]),
+                f"{s['num_train_views']}/{s['num_test_views']}",
+                str(s["resolution"]),
+                str(s["objects_visible"]),
+                str(s["objects_per_view_mean"]),
+                f"{s.get('train_views_per_object_mean', '–')} / {s.get('test_views_per_object_mean', '–')}",
+                str(s.get("objects_in_one_test_view_only", "–")),
+                str(s["test_objects_unseen_in_training"]),
+                str(s["max_segments_per_train_view"]),
+                str(s["num_slots"]),
+                str(s.get("grid_resolution")),
+                str(s["instance_steps"]),
+                str(s.get("cluster_views")),
+                f"{(s.get('shared_fit') or {}).get('seconds') or 0:.0f}",
+            ]
+        )
+    parts += [
+        "## Scenes and per-scene settings",
+        "",
+        _table(
+            [
+                "N",
+                "views",
+                "train/test",
+                "px",
+                "objects visible",
+                "objects / view",
+                "views / object (train / test)",
+                "objects in 1 test view only",
+                "test objects unseen in train",
+                "max 2D segments / image",
+                "K (lin. assign.)",
+                "grid",
+                "instance steps",
+                "cluster views",
+                "shared fit s",
+            ],
+            rows,
+        ),
+        "",
+    ]
     rows = []
     for m in lifted + base:
         for n in ns:
             r = data["results"].get(m, {}).get(str(n))
             if r is None:
                 continue
-            rows.append([m, str(n), _fmt(r.get("pq_scene")), _fmt(_pq_things(data, m, n)), _fmt(r.get("sq_scene")),
-                         _fmt(r.get("rq_scene")),
-                         _fmt(r.get("pq_frame")), _fmt(r.get("miou")),
-                         _clusters(r.get("num_clusters")) if m in lifted else "", str(r.get("min_cluster_size", "") or ""),
-                         f"{r.get('seconds_instance_phase', r.get('seconds', 0)):.0f}"])
-    parts += ["## All scores", "", "PQ^scene is the mean over the thing class and the stuff (background) class; "
-              "the thing column is the instance result alone.", "",
-              _table(["method", "N", "PQ^scene", "PQ^scene things", "SQ^scene", "RQ^scene", "per-frame PQ", "mIoU",
-                                           "clusters", "min cluster size", "seconds"], rows), ""]
+            rows.append(
+                [
+                    m,
+                    str(n),
+                    _fmt(r.get("pq_scene")),
+                    _fmt(_pq_things(data, m, n)),
+                    _fmt(r.get("sq_scene")),
+                    _fmt(r.get("rq_scene")),
+                    _fmt(r.get("pq_frame")),
+                    _fmt(r.get("miou")),
+                    _clusters(r.get("num_clusters")) if m in lifted else "",
+                    str(r.get("min_cluster_size", "") or ""),
+                    f"{r.get('seconds_instance_phase', r.get('seconds', 0)):.0f}",
+                ]
+            )
+    parts += [
+        "## All scores",
+        "",
+        "PQ^scene is the mean over the thing class and the stuff (background) class; "
+        "the thing column is the instance result alone.",
+        "",
+        _table(
+            [
+                "method",
+                "N",
+                "PQ^scene",
+                "PQ^scene things",
+                "SQ^scene",
+                "RQ^scene",
+                "per-frame PQ",
+                "mIoU",
+                "clusters",
+                "min cluster size",
+                "seconds",
+            ],
+            rows,
+        ),
+        "",
+    ]
     return "\n".join(parts)
 
 
@@ -250,7 +413,9 @@ def plot_pq(data: dict, path: Path) -> None:
     for m in _lifted(data):
         ax.plot(ns, [_get(data, m, n, "pq_scene") or float("nan") for n in ns], "o-", label=m)
     for b in _baselines(data):
-        ax.plot(ns, [_get(data, b, n, "pq_scene") or float("nan") for n in ns], "s--", alpha=0.7, label=BASELINE_LABELS[b])
+        ax.plot(
+            ns, [_get(data, b, n, "pq_scene") or float("nan") for n in ns], "s--", alpha=0.7, label=BASELINE_LABELS[b]
+        )
     ax.set_xscale("log")
     ax.set_xticks(ns)
     ax.set_xticklabels([str(n) for n in ns])
@@ -272,8 +437,14 @@ def plot_throughput(data: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for m, by_n in data.get("throughput", {}).items():
         xs = [n for n in ns if str(n) in by_n]
-        ax.errorbar(xs, [by_n[str(n)]["it_per_s"] for n in xs], yerr=[by_n[str(n)]["std"] for n in xs], fmt="o-",
-                    capsize=3, label=m + (" (K grows with N)" if m == "linear-assignment" else ""))
+        ax.errorbar(
+            xs,
+            [by_n[str(n)]["it_per_s"] for n in xs],
+            yerr=[by_n[str(n)]["std"] for n in xs],
+            fmt="o-",
+            capsize=3,
+            label=m + (" (K grows with N)" if m == "linear-assignment" else ""),
+        )
     ax.set_xscale("log")
     ax.set_xticks(ns)
     ax.set_xticklabels([str(n) for n in ns])

@@ -46,9 +46,7 @@ def warp_instance_map(
     """
     ids = np.asarray(ids)
     if ids.shape != np.shape(depth):
-        raise ValueError(
-            f"warp_instance_map: ids {ids.shape} and depth {np.shape(depth)} must have the same shape."
-        )
+        raise ValueError(f"warp_instance_map: ids {ids.shape} and depth {np.shape(depth)} must have the same shape.")
     h2, w2 = ids.shape if dst_shape is None else dst_shape
     points, valid = backproject(depth, c2w_src, intrinsics_src)
     u, v, z, inside = project(points[valid], c2w_dst, intrinsics_dst, h2, w2)

@@ -1,6 +1,7 @@
 """Post-training clustering of rendered instance embeddings (per semantic thing class) and the cached
 centroids that label any view; the decoders that turn a rendered instance field into a labeler."""
 
+from .decoders import DECODERS, Decoding, decode_by_argmax, decode_by_clustering, decode_instance_field
 from .embedding_clusterer import (
     ClassClusters,
     ClusterConfig,
@@ -9,7 +10,6 @@ from .embedding_clusterer import (
     fit_scene_clusters,
     sweep_min_cluster_size,
 )
-from .decoders import DECODERS, Decoding, decode_by_argmax, decode_by_clustering, decode_instance_field
 
 __all__ = [
     "ClusterConfig",

@@ -26,8 +26,14 @@ class Decoding:
     """One line for the log."""
 
 
-def decode_by_clustering(embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int],
-                         cfg: ClusterConfig, sweep_sizes: Sequence[int], score: Callable[[Any], float]) -> Decoding:
+def decode_by_clustering(
+    embeddings: np.ndarray,
+    semantic: np.ndarray,
+    thing_classes: Sequence[int],
+    cfg: ClusterConfig,
+    sweep_sizes: Sequence[int],
+    score: Callable[[Any], float],
+) -> Decoding:
     """Cluster ``embeddings`` [N, D] of the pixels predicted as each thing class (``semantic`` [N]).
 
     ``min_cluster_size`` is ``cfg.min_cluster_size`` when set, else the candidate of ``sweep_sizes`` chosen by
@@ -48,8 +54,9 @@ def decode_by_clustering(embeddings: np.ndarray, semantic: np.ndarray, thing_cla
     return Decoding(clusters, info, f"clustering: min_cluster_size={best}, clusters per class {info['num_clusters']}")
 
 
-def decode_by_argmax(thing_classes: Sequence[int], num_slots: int,
-                     label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
+def decode_by_argmax(
+    thing_classes: Sequence[int], num_slots: int, label_views: Callable[[Any], list[np.ndarray]]
+) -> Decoding:
     """Argmax over ``num_slots`` rendered slot logits on thing pixels (Panoptic Lifting; no clustering).
     ``label_views(labeler)`` labels the clustering views; the record counts the slots they use."""
     labeler = ArgmaxSlots(tuple(thing_classes), num_slots)
@@ -60,17 +67,26 @@ def decode_by_argmax(thing_classes: Sequence[int], num_slots: int,
 
 DECODERS: dict[str, Callable[..., Decoding]] = {
     "clustering": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_clustering(
-        emb, sem, things, cfg, sweep_sizes, score),
+        emb, sem, things, cfg, sweep_sizes, score
+    ),
     "argmax": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_argmax(
-        things, objective.output_dim, label_views),
+        things, objective.output_dim, label_views
+    ),
 }
 """Decoder name (``InstanceObjective.decoder``) -> ``fn(objective, embeddings, semantic, thing_classes, cfg,
 sweep_sizes, score, label_views) -> Decoding``. A new way of decoding is one entry here."""
 
 
-def decode_instance_field(objective: Any, embeddings: np.ndarray, semantic: np.ndarray, thing_classes: Sequence[int],
-                          cfg: ClusterConfig, sweep_sizes: Sequence[int], score: Callable[[Any], float],
-                          label_views: Callable[[Any], list[np.ndarray]]) -> Decoding:
+def decode_instance_field(
+    objective: Any,
+    embeddings: np.ndarray,
+    semantic: np.ndarray,
+    thing_classes: Sequence[int],
+    cfg: ClusterConfig,
+    sweep_sizes: Sequence[int],
+    score: Callable[[Any], float],
+    label_views: Callable[[Any], list[np.ndarray]],
+) -> Decoding:
     """Decode with the decoder the instance objective names (``objective.decoder``).
 
     Args:
@@ -85,6 +101,8 @@ def decode_instance_field(objective: Any, embeddings: np.ndarray, semantic: np.n
     """
     name = getattr(objective, "decoder", None)
     if name not in DECODERS:
-        raise KeyError(f"instance objective {getattr(objective, 'name', objective)!r} names decoder {name!r}; "
-                       f"registered decoders: {sorted(DECODERS)} (add one to lift3d.cluster.decoders.DECODERS)")
+        raise KeyError(
+            f"instance objective {getattr(objective, 'name', objective)!r} names decoder {name!r}; "
+            f"registered decoders: {sorted(DECODERS)} (add one to lift3d.cluster.decoders.DECODERS)"
+        )
     return DECODERS[name](objective, embeddings, semantic, thing_classes, cfg, sweep_sizes, score, label_views)

@@ -20,11 +20,10 @@ Instance ids are made globally unique across classes by a per-class offset; stuf
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -92,8 +91,11 @@ class ClassClusters:
     def from_dict(cls, d: dict) -> "ClassClusters":
         centroids = np.asarray(d["centroids"], dtype=np.float64)
         offset = np.asarray(d["offset"], dtype=np.float64)
-        return cls(offset=offset, scale=np.asarray(d["scale"], dtype=np.float64),
-                   centroids=centroids.reshape(-1, offset.shape[0]))
+        return cls(
+            offset=offset,
+            scale=np.asarray(d["scale"], dtype=np.float64),
+            centroids=centroids.reshape(-1, offset.shape[0]),
+        )
 
 
 def _inlier_mask(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -125,9 +127,7 @@ def _run_algorithm(x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int) -> 
 
         labels = MeanShift(bandwidth=cfg.meanshift_bandwidth, bin_seeding=True).fit_predict(x)
     else:
-        raise ValueError(
-            f"ClusterConfig.algorithm: unknown {cfg.algorithm!r}; use 'hdbscan', 'dbscan' or 'meanshift'."
-        )
+        raise ValueError(f"ClusterConfig.algorithm: unknown {cfg.algorithm!r}; use 'hdbscan', 'dbscan' or 'meanshift'.")
     # Same meaning of min_cluster_size for every back-end: smaller clusters become noise.
     labels = np.asarray(labels).copy()
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)

@@ -37,8 +37,15 @@ class ArgmaxSlots:
 
     def save(self, path) -> None:
         """Write the labeler to a small JSON file atomically."""
-        atomic_write_json(Path(path), {"format": _FORMAT, "thing_classes": [int(c) for c in self.thing_classes],
-                                       "num_slots": int(self.num_slots)}, indent=None)
+        atomic_write_json(
+            Path(path),
+            {
+                "format": _FORMAT,
+                "thing_classes": [int(c) for c in self.thing_classes],
+                "num_slots": int(self.num_slots),
+            },
+            indent=None,
+        )
 
     @classmethod
     def load(cls, path) -> "ArgmaxSlots":

@@ -13,8 +13,16 @@ from PIL import Image
 
 from lift3d.io import atomic_write_bytes
 
-__all__ = ["read_rgb", "read_id_map", "read_depth", "read_confidence", "read_image_size",
-           "write_rgb", "write_id_map", "write_depth_png"]
+__all__ = [
+    "read_rgb",
+    "read_id_map",
+    "read_depth",
+    "read_confidence",
+    "read_image_size",
+    "write_rgb",
+    "write_id_map",
+    "write_depth_png",
+]
 
 
 def read_image_size(path: Path) -> tuple[tuple[int, int], int, np.dtype | None]:

@@ -23,8 +23,10 @@ __all__ = ["load_scene", "load_frame"]
 def _no_reader_error(path: Path) -> SceneFormatError:
     json_path = path / "transforms.json" if path.is_dir() else path
     known = "; ".join(f"{r.name}: {r.description}" for r in registered_readers())
-    return SceneFormatError(f"{json_path}: not found. Point lift3d at a scene folder holding transforms.json "
-                            f"(no registered scene reader recognises {path}; registered readers: {known}).")
+    return SceneFormatError(
+        f"{json_path}: not found. Point lift3d at a scene folder holding transforms.json "
+        f"(no registered scene reader recognises {path}; registered readers: {known})."
+    )
 
 
 def load_scene(path: str | Path, check_files: bool = True, reader: Optional[str] = None) -> Scene:
@@ -42,8 +44,10 @@ def load_scene(path: str | Path, check_files: bool = True, reader: Optional[str]
     if reader is not None:
         chosen = get_reader(reader)
         if not chosen.can_read(path):
-            raise SceneFormatError(f"{path}: the scene reader {chosen.name!r} expects {chosen.description}; "
-                                   "point it at such a path, or leave out reader= to detect the layout.")
+            raise SceneFormatError(
+                f"{path}: the scene reader {chosen.name!r} expects {chosen.description}; "
+                "point it at such a path, or leave out reader= to detect the layout."
+            )
     else:
         chosen = find_reader(path)
     if chosen is None:
@@ -55,8 +59,9 @@ def load_frame(scene: Scene, index: int, with_ground_truth: bool = False) -> Fra
     """Read the arrays of frame ``index``; see :class:`~lift3d.data.scene.FrameData` for dtypes and units."""
     f = scene.frames[index]
     where = f"{scene.root / 'transforms.json'}, frame {index} ({f.name})"
-    data = FrameData(rgb=read_rgb(f.image_path), instance=read_id_map(f.instance_path),
-                     semantic=read_id_map(f.semantic_path))
+    data = FrameData(
+        rgb=read_rgb(f.image_path), instance=read_id_map(f.instance_path), semantic=read_id_map(f.semantic_path)
+    )
     check_semantic_ids(data.semantic, {c.id for c in scene.classes}, f"{where} {f.semantic_path.name}")
     if f.confidence_path is not None:
         data.confidence = read_confidence(f.confidence_path)

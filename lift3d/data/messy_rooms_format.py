@@ -31,8 +31,16 @@ import numpy as np
 from lift3d.data.scene import SceneFormatError
 from lift3d.geometry.cameras import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
-__all__ = ["RELEASE_DIRS", "TEST_FRACTION", "SENSOR_WIDTH_MM", "DepthKind", "DEFAULT_RELEASE_DEPTH", "CLASSES",
-           "read_release_cameras", "release_camera_metadata"]
+__all__ = [
+    "RELEASE_DIRS",
+    "TEST_FRACTION",
+    "SENSOR_WIDTH_MM",
+    "DepthKind",
+    "DEFAULT_RELEASE_DEPTH",
+    "CLASSES",
+    "read_release_cameras",
+    "release_camera_metadata",
+]
 
 RELEASE_DIRS = ("color", "depth", "semantic", "instance", "detic_semantic", "detic_instance", "detic_probabilities")
 TEST_FRACTION = 0.2
@@ -49,8 +57,9 @@ CLASSES = [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "o
 """Classes of a release whose metadata.json lists none: background (stuff) and one thing class."""
 
 
-def release_camera_metadata(camera_to_world: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                            width: int, height: int) -> Dict:
+def release_camera_metadata(
+    camera_to_world: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int
+) -> Dict:
     """The kubric-style ``camera`` record: normalised ``K``, per-frame ``positions`` and ``(w, x, y, z)``
     ``quaternions`` of the Blender camera (= the OpenGL camera-to-world ``[V, 4, 4]``), ``focal_length`` (mm),
     ``sensor_width`` (mm) and the horizontal ``field_of_view`` (radians).
@@ -71,8 +80,9 @@ def release_camera_metadata(camera_to_world: np.ndarray, fx: float, fy: float, c
     }
 
 
-def read_release_cameras(meta: Dict, width: int, height: int, where: str = "metadata.json"
-                         ) -> Tuple[Tuple[float, float, float, float], np.ndarray]:
+def read_release_cameras(
+    meta: Dict, width: int, height: int, where: str = "metadata.json"
+) -> Tuple[Tuple[float, float, float, float], np.ndarray]:
     """``((fx, fy, cx, cy), camera_to_world [V, 4, 4])`` from a release's ``metadata.json`` dict.
 
     Intrinsics: ``K_pixels = |diag(W, H, 1) @ K|`` (the reference loader's rule). Poses: ``[R(q) | p]`` of the
@@ -84,11 +94,15 @@ def read_release_cameras(meta: Dict, width: int, height: int, where: str = "meta
         positions = np.asarray(cam["positions"], dtype=np.float64)
         quats = np.asarray(cam["quaternions"], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as err:
-        raise SceneFormatError(f"{where}: expected camera.K (3x3), camera.positions [N, 3] and camera.quaternions "
-                               f"[N, 4] (w, x, y, z) as kubric writes them ({type(err).__name__}: {err}).") from None
+        raise SceneFormatError(
+            f"{where}: expected camera.K (3x3), camera.positions [N, 3] and camera.quaternions "
+            f"[N, 4] (w, x, y, z) as kubric writes them ({type(err).__name__}: {err})."
+        ) from None
     if K.shape != (3, 3) or positions.ndim != 2 or positions.shape[1] != 3 or quats.shape != (len(positions), 4):
-        raise SceneFormatError(f"{where}: camera.K must be 3x3, camera.positions [N, 3] and camera.quaternions "
-                               f"[N, 4]; got {K.shape}, {positions.shape}, {quats.shape}.")
+        raise SceneFormatError(
+            f"{where}: camera.K must be 3x3, camera.positions [N, 3] and camera.quaternions "
+            f"[N, 4]; got {K.shape}, {positions.shape}, {quats.shape}."
+        )
     if not (np.isfinite(K).all() and np.isfinite(positions).all() and np.isfinite(quats).all()):
         raise SceneFormatError(f"{where}: camera values must be finite.")
     if (np.linalg.norm(quats, axis=1) < 1e-8).any():

@@ -93,11 +93,17 @@ def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = 
         view_ids=list(view_ids),
         c2w=torch.tensor(np.stack([f.camera_to_world for f in frames]), dtype=torch.float32),
         intrinsics=torch.tensor(np.stack([f.intrinsics() for f in frames]), dtype=torch.float32),
-        sizes=sizes, offsets=torch.tensor(offsets), pixel_view=cat(pv, torch.long), pixel_uv=cat(uvs, torch.long),
-        rgb=cat(rgbs, torch.float32), instance=cat(insts, torch.long), semantic=cat(sems, torch.long),
+        sizes=sizes,
+        offsets=torch.tensor(offsets),
+        pixel_view=cat(pv, torch.long),
+        pixel_uv=cat(uvs, torch.long),
+        rgb=cat(rgbs, torch.float32),
+        instance=cat(insts, torch.long),
+        semantic=cat(sems, torch.long),
         confidence=cat(confs, torch.float32),
         depth=cat(depths, torch.float32) if len(depths) == len(view_ids) else None,
-        gt_instance=cat(gti, torch.long) if gti else None, gt_semantic=cat(gts, torch.long) if gts else None,
+        gt_instance=cat(gti, torch.long) if gti else None,
+        gt_semantic=cat(gts, torch.long) if gts else None,
     )
 
 

@@ -20,8 +20,17 @@ import numpy as np
 from lift3d.data.images import read_image_size
 from lift3d.geometry.cameras import Intrinsics
 
-__all__ = ["SceneClass", "Frame", "Scene", "FrameData", "FrameAdapter", "SceneFormatError", "check_camera_to_world",
-           "check_frame_files", "check_semantic_ids"]
+__all__ = [
+    "SceneClass",
+    "Frame",
+    "Scene",
+    "FrameData",
+    "FrameAdapter",
+    "SceneFormatError",
+    "check_camera_to_world",
+    "check_frame_files",
+    "check_semantic_ids",
+]
 
 
 class SceneFormatError(ValueError):
@@ -166,18 +175,25 @@ def check_camera_to_world(matrix, where: str) -> np.ndarray:
     rot = c2w[:3, :3]
     # Orthonormal: R^T R = I (a det check alone lets shears with det 1 through).
     if np.abs(rot.T @ rot - np.eye(3)).max() > 1e-2:
-        raise SceneFormatError(f"{where}: the rotation part of transform_matrix is not orthonormal "
-                               f"(max |R^T R - I| = {np.abs(rot.T @ rot - np.eye(3)).max():.4f}, "
-                               f"det={np.linalg.det(rot):.4f}); remove any scale or shear from the pose.")
+        raise SceneFormatError(
+            f"{where}: the rotation part of transform_matrix is not orthonormal "
+            f"(max |R^T R - I| = {np.abs(rot.T @ rot - np.eye(3)).max():.4f}, "
+            f"det={np.linalg.det(rot):.4f}); remove any scale or shear from the pose."
+        )
     return c2w
 
 
 def check_frame_files(frame: Frame, where: str) -> None:
     """Every file of ``frame`` exists, is readable, has the frame's size; id maps are single-channel integers."""
-    checks = [("file_path", frame.image_path, "rgb"), ("instance_file_path", frame.instance_path, "id"),
-              ("semantic_file_path", frame.semantic_path, "id"), ("confidence_file_path", frame.confidence_path, "any"),
-              ("depth_file_path", frame.depth_path, "any"), ("gt_instance_file_path", frame.gt_instance_path, "id"),
-              ("gt_semantic_file_path", frame.gt_semantic_path, "id")]
+    checks = [
+        ("file_path", frame.image_path, "rgb"),
+        ("instance_file_path", frame.instance_path, "id"),
+        ("semantic_file_path", frame.semantic_path, "id"),
+        ("confidence_file_path", frame.confidence_path, "any"),
+        ("depth_file_path", frame.depth_path, "any"),
+        ("gt_instance_file_path", frame.gt_instance_path, "id"),
+        ("gt_semantic_file_path", frame.gt_semantic_path, "id"),
+    ]
     for key, path, kind in checks:
         if path is None:
             continue
@@ -188,12 +204,15 @@ def check_frame_files(frame: Frame, where: str) -> None:
         except Exception as e:  # unreadable / corrupt
             raise SceneFormatError(f"{where}: {key} {path} cannot be read ({e}).") from None
         if size != (frame.height, frame.width):
-            raise SceneFormatError(f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
-                                   f"{frame.width}x{frame.height} (w x h).")
+            raise SceneFormatError(
+                f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
+                f"{frame.width}x{frame.height} (w x h)."
+            )
         if kind == "id":
             if channels != 1:
-                raise SceneFormatError(f"{where}: {key} {path.name} must be a single-channel id map, it has "
-                                       f"{channels} channels.")
+                raise SceneFormatError(
+                    f"{where}: {key} {path.name} must be a single-channel id map, it has {channels} channels."
+                )
             if dtype is not None and not np.issubdtype(dtype, np.integer):
                 raise SceneFormatError(f"{where}: {key} {path.name} must hold integer ids, it holds {dtype}.")
 

@@ -37,8 +37,13 @@ from lift3d.data.readers.transforms_json import load_transforms_json
 from lift3d.data.scene import Scene
 from lift3d.io import atomic_folder, atomic_write_bytes
 
-__all__ = ["SegmentsImport", "import_segments", "masks_to_segments", "read_detectron2_predictions",
-           "SegmentsImportError"]
+__all__ = [
+    "SegmentsImport",
+    "import_segments",
+    "masks_to_segments",
+    "read_detectron2_predictions",
+    "SegmentsImportError",
+]
 
 SourceKind = Literal["id-maps", "detectron2"]
 ID_MAP_EXTS = (".png", ".npy")
@@ -54,9 +59,15 @@ class SegmentsImportError(ValueError):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def masks_to_segments(masks: np.ndarray, scores: np.ndarray, classes: Optional[np.ndarray], score_threshold: float,
-                      background_confidence: float, class_of: Dict[int, int], default_class: int
-                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def masks_to_segments(
+    masks: np.ndarray,
+    scores: np.ndarray,
+    classes: Optional[np.ndarray],
+    score_threshold: float,
+    background_confidence: float,
+    class_of: Dict[int, int],
+    default_class: int,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paint instance masks into id maps.
 
     ``masks [N, H, W]`` bool, ``scores [N]``, ``classes [N]`` (or None). Masks with ``score < score_threshold`` are
@@ -149,7 +160,8 @@ def read_detectron2_predictions(path: Path) -> Tuple[np.ndarray, np.ndarray, Opt
         raise SegmentsImportError(
             f"{path}: needs 'pred_masks' [N, H, W] and 'scores' [N] (found keys {sorted(fields)}). Save detectron2 "
             "predictions with: np.savez(path, **{k: v.cpu().numpy() for k, v in "
-            "outputs['instances'].get_fields().items() if k in ('pred_masks', 'scores', 'pred_classes')})")
+            "outputs['instances'].get_fields().items() if k in ('pred_masks', 'scores', 'pred_classes')})"
+        )
     masks = _to_numpy(masks)
     if masks.ndim == 2 and masks.size == 0:
         masks = masks.reshape(0, 0, 0)
@@ -163,8 +175,9 @@ def _fields(obj, path: Path) -> Dict:
     if hasattr(obj, "get_fields"):
         obj = obj.get_fields()
     if not isinstance(obj, dict):
-        raise SegmentsImportError(f"{path}: expected a dict, a detectron2 Instances or {{'instances': ...}}, got "
-                                  f"{type(obj).__name__}.")
+        raise SegmentsImportError(
+            f"{path}: expected a dict, a detectron2 Instances or {{'instances': ...}}, got {type(obj).__name__}."
+        )
     return dict(obj)
 
 
@@ -191,11 +204,15 @@ def _sources(source: Path, kind: SourceKind, stems: List[str], match: str) -> Li
         roles = {"instance": source}
         exts = PREDICTION_EXTS
     if match == "order":
-        listed = sorted((p for p in roles["instance"].iterdir() if p.suffix in exts),
-                        key=lambda p: (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.stem))
+        listed = sorted(
+            (p for p in roles["instance"].iterdir() if p.suffix in exts),
+            key=lambda p: (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.stem),
+        )
         if len(listed) != len(stems):
-            raise SegmentsImportError(f"{roles['instance']}: {len(listed)} files but the scene has {len(stems)} "
-                                      "frames; match='order' needs one file per frame.")
+            raise SegmentsImportError(
+                f"{roles['instance']}: {len(listed)} files but the scene has {len(stems)} "
+                "frames; match='order' needs one file per frame."
+            )
         stems_src = [p.stem for p in listed]
     else:
         stems_src = stems
@@ -207,25 +224,31 @@ def _sources(source: Path, kind: SourceKind, stems: List[str], match: str) -> Li
     if missing:
         raise SegmentsImportError(
             f"{roles['instance']}: no {'/'.join(exts)} file for frame(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-            f" ({len(missing)} of {len(stems)}). Name files after the frames' image stems, or pass match='order'.")
+            f" ({len(missing)} of {len(stems)}). Name files after the frames' image stems, or pass match='order'."
+        )
     for role in [r for r in ("semantic", "confidence") if r in roles]:
         have = [f[role] is not None for f in out]
         if any(have) and not all(have):
             lack = [s for s, h in zip(stems, have) if not h][:5]
-            raise SegmentsImportError(f"{roles[role]}: {role} maps exist for some frames but not for {lack}; give "
-                                      "them for every frame or for none.")
+            raise SegmentsImportError(
+                f"{roles[role]}: {role} maps exist for some frames but not for {lack}; give "
+                "them for every frame or for none."
+            )
     return out
 
 
-def _resize_to_frame(arr: np.ndarray, shape: Tuple[int, int], resize: bool, where: str,
-                     nearest: bool = True) -> np.ndarray:
+def _resize_to_frame(
+    arr: np.ndarray, shape: Tuple[int, int], resize: bool, where: str, nearest: bool = True
+) -> np.ndarray:
     """``arr`` unchanged when its ``[H, W]`` is the frame's ``shape``; else resampled to it (nearest for ids,
     bilinear for confidences) when ``resize``, or an error saying how to allow it."""
     if arr.shape == shape:
         return arr
     if not resize:
-        raise SegmentsImportError(f"{where}: is {arr.shape[1]}x{arr.shape[0]} but the frame is {shape[1]}x{shape[0]} "
-                                  "(w x h); pass resize=True (--resize) to resample it (nearest for ids).")
+        raise SegmentsImportError(
+            f"{where}: is {arr.shape[1]}x{arr.shape[0]} but the frame is {shape[1]}x{shape[0]} "
+            "(w x h); pass resize=True (--resize) to resample it (nearest for ids)."
+        )
     mode = Image.NEAREST if nearest else Image.BILINEAR
     im = Image.fromarray(arr.astype(np.int32) if nearest else arr.astype(np.float32))
     return np.asarray(im.resize((shape[1], shape[0]), mode)).astype(arr.dtype)
@@ -247,8 +270,10 @@ def _check_arguments(scene_dir: Path, source: Path, kind: str, name: str) -> Pat
     """Path of the scene's ``transforms.json`` after checking the arguments of :func:`import_segments`."""
     json_path = scene_dir / "transforms.json"
     if not json_path.is_file():
-        raise SegmentsImportError(f"{json_path}: not found; `segments import` writes into a lift3d scene folder "
-                                  "(a released Messy Rooms folder already carries its detic_* segments).")
+        raise SegmentsImportError(
+            f"{json_path}: not found; `segments import` writes into a lift3d scene folder "
+            "(a released Messy Rooms folder already carries its detic_* segments)."
+        )
     if not source.is_dir():
         raise SegmentsImportError(f"{source}: not a folder of per-view segmenter outputs.")
     if kind not in ("id-maps", "detectron2"):
@@ -258,8 +283,9 @@ def _check_arguments(scene_dir: Path, source: Path, kind: str, name: str) -> Pat
     return json_path
 
 
-def _resolve_classes(scene: Scene, thing_class: Optional[int], class_map: Optional[Dict[int, int]],
-                     json_path: Path) -> Tuple[int, Dict[int, int]]:
+def _resolve_classes(
+    scene: Scene, thing_class: Optional[int], class_map: Optional[Dict[int, int]], json_path: Path
+) -> Tuple[int, Dict[int, int]]:
     """``(thing class of unclassified segments, segmenter class -> scene class)``, both checked against the scene."""
     class_ids = {c.id for c in scene.classes}
     thing = scene.thing_ids[0] if thing_class is None else int(thing_class)
@@ -272,8 +298,9 @@ def _resolve_classes(scene: Scene, thing_class: Optional[int], class_map: Option
     return thing, class_map
 
 
-def _segments_from_id_maps(src: Dict[str, Optional[Path]], shape: Tuple[int, int], opts: _ImportOptions,
-                           where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segments_from_id_maps(
+    src: Dict[str, Optional[Path]], shape: Tuple[int, int], opts: _ImportOptions, where: str
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(instance, semantic, confidence)`` ``[H, W]`` of one frame from its id-map files."""
     inst = _resize_to_frame(_read_instance_map(src["instance"]), shape, opts.resize, f"{where}: {src['instance']}")
     if src["semantic"] is not None:
@@ -283,14 +310,19 @@ def _segments_from_id_maps(src: Dict[str, Optional[Path]], shape: Tuple[int, int
             sem = np.array([opts.class_map.get(int(c), int(c)) for c in values])[inverse].reshape(sem.shape)
     else:
         sem = np.where(inst > 0, opts.thing, 0).astype(np.int64)
-    conf = (np.ones(shape, np.float32) if src["confidence"] is None else
-            _resize_to_frame(read_confidence(src["confidence"]), shape, opts.resize, f"{where}: {src['confidence']}",
-                             nearest=False))
+    conf = (
+        np.ones(shape, np.float32)
+        if src["confidence"] is None
+        else _resize_to_frame(
+            read_confidence(src["confidence"]), shape, opts.resize, f"{where}: {src['confidence']}", nearest=False
+        )
+    )
     return inst, sem, conf
 
 
-def _segments_from_predictions(path: Path, shape: Tuple[int, int], opts: _ImportOptions,
-                               where: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segments_from_predictions(
+    path: Path, shape: Tuple[int, int], opts: _ImportOptions, where: str
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(instance, semantic, confidence)`` ``[H, W]`` of one frame from its detectron2 prediction file."""
     try:
         masks, scores, classes = read_detectron2_predictions(path)
@@ -302,12 +334,14 @@ def _segments_from_predictions(path: Path, shape: Tuple[int, int], opts: _Import
         if not opts.resize:
             raise SegmentsImportError(
                 f"{where}: masks in {path} are {masks.shape[2]}x{masks.shape[1]} but the frame "
-                f"is {shape[1]}x{shape[0]} (w x h); pass resize=True (--resize) to resample them.")
+                f"is {shape[1]}x{shape[0]} (w x h); pass resize=True (--resize) to resample them."
+            )
         masks = np.stack([_resize_to_frame(m.astype(np.uint8), shape, True, where) > 0 for m in masks])
     if not len(masks):
         masks = np.zeros((0,) + shape, bool)
-    return masks_to_segments(masks, scores, classes, opts.score_threshold, opts.background_confidence,
-                             opts.class_map, opts.thing)
+    return masks_to_segments(
+        masks, scores, classes, opts.score_threshold, opts.background_confidence, opts.class_map, opts.thing
+    )
 
 
 def _write_segments(folder: Path, stem: str, inst: np.ndarray, sem: np.ndarray, conf: np.ndarray) -> None:
@@ -332,10 +366,20 @@ def _pointed_transforms(json_path: Path, name: str, stems: List[str], record: Di
     return meta
 
 
-def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps", *, name: str = "imported",
-                    match: Literal["stem", "order"] = "stem", thing_class: Optional[int] = None,
-                    class_map: Optional[Dict[int, int]] = None, score_threshold: float = 0.5,
-                    background_confidence: float = 1.0, resize: bool = False, overwrite: bool = False) -> Path:
+def import_segments(
+    scene_dir: Path,
+    source: Path,
+    kind: SourceKind = "id-maps",
+    *,
+    name: str = "imported",
+    match: Literal["stem", "order"] = "stem",
+    thing_class: Optional[int] = None,
+    class_map: Optional[Dict[int, int]] = None,
+    score_threshold: float = 0.5,
+    background_confidence: float = 1.0,
+    resize: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Write a segmenter's output into ``scene_dir`` as ``segments/<name>/...`` and point ``transforms.json``
     at it (see the module docstring). Returns the folder written. Every problem raises
     :class:`SegmentsImportError` naming the file and frame before anything in the scene changes."""
@@ -363,11 +407,18 @@ def import_segments(scene_dir: Path, source: Path, kind: SourceKind = "id-maps",
                 inst, sem, conf = _segments_from_predictions(src["instance"], shape, opts, where)
             bad = sorted(set(np.unique(sem).tolist()) - class_ids)
             if bad:
-                raise SegmentsImportError(f"{where}: semantic ids {bad[:10]} are not classes of the scene "
-                                          f"({sorted(class_ids)}); pass a class_map (--class-map).")
+                raise SegmentsImportError(
+                    f"{where}: semantic ids {bad[:10]} are not classes of the scene "
+                    f"({sorted(class_ids)}); pass a class_map (--class-map)."
+                )
             _write_segments(tmp, stem, inst, sem, conf)
-        record = {"name": name, "source": str(source.resolve()), "kind": kind, "match": match,
-                  "score_threshold": score_threshold if kind == "detectron2" else None}
+        record = {
+            "name": name,
+            "source": str(source.resolve()),
+            "kind": kind,
+            "match": match,
+            "score_threshold": score_threshold if kind == "detectron2" else None,
+        }
         meta = _pointed_transforms(json_path, name, stems, record)
     atomic_write_bytes(json_path, json.dumps(meta, indent=2).encode())
     return out_dir
@@ -409,10 +460,20 @@ class SegmentsImport:
             try:
                 cmap = {int(k): int(v) for k, v in json.loads(Path(self.class_map).read_text()).items()}
             except (OSError, ValueError, AttributeError) as err:
-                raise SegmentsImportError(f"{self.class_map}: expected a JSON object of integer class ids ({err}).") \
-                    from None
-        out = import_segments(self.scene, self.source, self.kind, name=self.name, match=self.match,
-                              thing_class=self.thing_class, class_map=cmap, score_threshold=self.score_threshold,
-                              background_confidence=self.background_confidence, resize=self.resize,
-                              overwrite=self.overwrite)
+                raise SegmentsImportError(
+                    f"{self.class_map}: expected a JSON object of integer class ids ({err})."
+                ) from None
+        out = import_segments(
+            self.scene,
+            self.source,
+            self.kind,
+            name=self.name,
+            match=self.match,
+            thing_class=self.thing_class,
+            class_map=cmap,
+            score_threshold=self.score_threshold,
+            background_confidence=self.background_confidence,
+            resize=self.resize,
+            overwrite=self.overwrite,
+        )
         print(f"imported {self.kind} segments from {self.source} into {out}; {self.scene / 'transforms.json'} updated")

@@ -21,8 +21,15 @@ from lift3d.io.atomic import atomic_torch_save
 from lift3d.models import LiftModel
 from lift3d.objectives import OBJECTIVES, build_objective
 
-__all__ = ["save_checkpoint", "load_checkpoint", "fit_config_from_dict", "training_state",
-           "restore_training_state", "load_model", "resize_grids"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "fit_config_from_dict",
+    "training_state",
+    "restore_training_state",
+    "load_model",
+    "resize_grids",
+]
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -48,11 +55,18 @@ def training_state(trainer: Any) -> dict:
     """Everything a :class:`lift3d.engine.trainer.Trainer` needs to continue where it stands."""
     occ = trainer.model.occupancy.state_dict() if trainer.model.occupancy is not None else None
     return {
-        "step": trainer.step, "config": config_to_dict(trainer.cfg), "model": trainer.model.state_dict(),
-        "occupancy": occ, "opt_field": trainer.opt_field.state_dict(),
-        "opt_instance": trainer.opt_instance.state_dict(), "num_classes": trainer.scene.num_classes,
-        "aabb": trainer.aabb.tolist(), "generator": trainer.generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "history": trainer.history, "scene": str(trainer.scene.root),
+        "step": trainer.step,
+        "config": config_to_dict(trainer.cfg),
+        "model": trainer.model.state_dict(),
+        "occupancy": occ,
+        "opt_field": trainer.opt_field.state_dict(),
+        "opt_instance": trainer.opt_instance.state_dict(),
+        "num_classes": trainer.scene.num_classes,
+        "aabb": trainer.aabb.tolist(),
+        "generator": trainer.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": trainer.history,
+        "scene": str(trainer.scene.root),
     }
 
 
@@ -79,15 +93,17 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[LiftModel, FitConfig
     ckpt = load_checkpoint(ckpt_path, device)
     cfg = fit_config_from_dict(ckpt["config"])
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
-    model = LiftModel(cfg.model, ckpt["num_classes"], np.asarray(ckpt["aabb"]), device,
-                      instance_dim=objective.output_dim)
+    model = LiftModel(
+        cfg.model, ckpt["num_classes"], np.asarray(ckpt["aabb"]), device, instance_dim=objective.output_dim
+    )
     resize_grids(model, ckpt["model"])
     # Training-only modules of the objective (the DINO baseline's projection heads) are not part of the rendered model.
     private = objective.training_only_prefixes
     model.load_state_dict({k: v for k, v in ckpt["model"].items() if not (private and k.startswith(private))})
     if model.occupancy is not None and ckpt.get("occupancy") is not None:
-        model.occupancy.load_state_dict({k: (v.to(device) if torch.is_tensor(v) else v)
-                                         for k, v in ckpt["occupancy"].items()})
+        model.occupancy.load_state_dict(
+            {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ckpt["occupancy"].items()}
+        )
     return model.to(device), cfg, ckpt
 
 

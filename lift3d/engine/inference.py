@@ -7,17 +7,15 @@ Decoding the rendered instance field into ids (clustering or argmax) happens a l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
-from lift3d.data.rays import PixelSet, load_pixel_set
-from lift3d.data.scene import Scene
+from lift3d.data.rays import PixelSet
 from lift3d.models import LiftModel
 
-__all__ = ["ViewRender", "render_pixel_set", "cluster_from_training_views"]
+__all__ = ["ViewRender", "render_pixel_set"]
 
 
 @dataclass
@@ -47,18 +45,22 @@ def render_pixel_set(model: LiftModel, pixels: PixelSet, chunk: int = 4096, prog
         h, w = pixels.sizes[pos]
         rgb, dep, sem, emb = [], [], [], []
         for i in range(0, rows.numel(), chunk):
-            r = rows[i:i + chunk]
+            r = rows[i : i + chunk]
             o, d = pixels.rays(r)
             s = model.sample_rays(o, d, None, train=False, with_color=True, background=torch.zeros(3))
             rgb.append(s.rgb)
             dep.append(s.depth)
             sem.append(model.render_semantic(s).argmax(-1))
             emb.append(model.render_embedding(s))
-        out.append(ViewRender(frame_index=frame_index,
-                              rgb=torch.cat(rgb).clamp(0, 1).reshape(h, w, 3).numpy(),
-                              depth=torch.cat(dep).reshape(h, w).numpy(),
-                              semantic=torch.cat(sem).reshape(h, w).numpy().astype(np.int64),
-                              embedding=torch.cat(emb).reshape(h, w, -1).numpy()))
+        out.append(
+            ViewRender(
+                frame_index=frame_index,
+                rgb=torch.cat(rgb).clamp(0, 1).reshape(h, w, 3).numpy(),
+                depth=torch.cat(dep).reshape(h, w).numpy(),
+                semantic=torch.cat(sem).reshape(h, w).numpy().astype(np.int64),
+                embedding=torch.cat(emb).reshape(h, w, -1).numpy(),
+            )
+        )
         if progress is not None:
             progress()
     model.train()

@@ -71,8 +71,13 @@ def read_renders(out_dir: Path) -> list[dict]:
     views = []
     for f in json.loads(meta_path.read_text())["frames"]:
         stem = f["stem"]
-        views.append({"frame_index": f["frame_index"], "name": f["name"],
-                      "rgb": read_rgb(out_dir / "rgb" / f"{stem}.png"),
-                      "semantic": read_id_map(out_dir / "semantic" / f"{stem}.png"),
-                      "instance": read_id_map(out_dir / "instance" / f"{stem}.png")})
+        views.append(
+            {
+                "frame_index": f["frame_index"],
+                "name": f["name"],
+                "rgb": read_rgb(out_dir / "rgb" / f"{stem}.png"),
+                "semantic": read_id_map(out_dir / "semantic" / f"{stem}.png"),
+                "instance": read_id_map(out_dir / "instance" / f"{stem}.png"),
+            }
+        )
     return views

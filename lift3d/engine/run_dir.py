@@ -80,6 +80,8 @@ class RunDir:
     def read_record(self) -> dict:
         """The content of ``config.json``."""
         if not self.config.exists():
-            raise FileNotFoundError(f"{self.config}: not a lift3d run folder (no config.json); pass the folder that "
-                                    "`lift3d fit --out` wrote.")
+            raise FileNotFoundError(
+                f"{self.config}: not a lift3d run folder (no config.json); pass the folder that "
+                "`lift3d fit --out` wrote."
+            )
         return json.loads(self.config.read_text())

@@ -71,8 +71,15 @@ StepCallback = Callable[[StepInfo], None]
 class Trainer:
     """Fits a :class:`LiftModel` to a scene; see the module docstring for one iteration."""
 
-    def __init__(self, scene: Scene, cfg: FitConfig, run_dir: Path, progress: bool = True, log=print,
-                 callbacks: Iterable[StepCallback] = ()):
+    def __init__(
+        self,
+        scene: Scene,
+        cfg: FitConfig,
+        run_dir: Path,
+        progress: bool = True,
+        log=print,
+        callbacks: Iterable[StepCallback] = (),
+    ):
         self.scene, self.cfg, self.run_dir = scene, cfg, Path(run_dir)
         self.run = RunDir(self.run_dir)
         self.progress, self.log = progress, log
@@ -85,21 +92,31 @@ class Trainer:
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
         self.aabb = scene_bounds(scene, self.train_pixels)
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
-        self.backends = resolve_backends(self.device, cfg.model.volume_rendering_backend,
-                                         cfg.model.radiance.hash_implementation)
+        self.backends = resolve_backends(
+            self.device, cfg.model.volume_rendering_backend, cfg.model.radiance.hash_implementation
+        )
         log(self.backends.describe())
-        self.model = LiftModel(cfg.model, scene.num_classes, self.aabb, self.device,
-                               instance_dim=self.objective.output_dim, backends=self.backends).to(self.device)
+        self.model = LiftModel(
+            cfg.model,
+            scene.num_classes,
+            self.aabb,
+            self.device,
+            instance_dim=self.objective.output_dim,
+            backends=self.backends,
+        ).to(self.device)
         self.objective.attach(self.model)  # the objective's own modules (e.g. DINO heads), after the fields
         self.model.to(self.device)
         self.thing_ids = torch.tensor(scene.thing_ids)
         # Pixels usable for instance/segment losses, grouped by view.
         seg_valid = self.train_pixels.instance > 0
-        self.view_segment_rows = [rows[seg_valid[rows]] for rows in
-                                  (self.train_pixels.view_rows(p) for p in range(self.train_pixels.num_views))]
+        self.view_segment_rows = [
+            rows[seg_valid[rows]]
+            for rows in (self.train_pixels.view_rows(p) for p in range(self.train_pixels.num_views))
+        ]
         self.instance_views = [p for p, rows in enumerate(self.view_segment_rows) if rows.numel() >= 8]
         self.objective.check_segments(
-            [int(torch.unique(self.train_pixels.instance[rows]).numel()) for rows in self.view_segment_rows], log)
+            [int(torch.unique(self.train_pixels.instance[rows]).numel()) for rows in self.view_segment_rows], log
+        )
         self.make_optimisers()
         self.step = 0
         self.history: list[dict] = []
@@ -119,24 +136,33 @@ class Trainer:
         """The field optimiser (radiance, semantic, background) and the instance optimiser (the fast field and the
         objective's extra modules), at their base learning rates."""
         m, optim = self.model, self.cfg.optim
-        self.opt_field = torch.optim.Adam([
-            {"params": m.radiance.grid_parameters(), "lr": optim.lr_grid},
-            {"params": m.radiance.network_parameters(), "lr": optim.lr_network},
-            {"params": m.semantic.network_parameters(), "lr": optim.lr_network},
-            {"params": m.semantic.grid_parameters(), "lr": optim.lr_head_grid},
-        ] + ([{"params": list(m.background_mlp.parameters()), "lr": optim.lr_network}]
-             if m.background_mlp is not None else []),
-            betas=(0.9, 0.99))
+        self.opt_field = torch.optim.Adam(
+            [
+                {"params": m.radiance.grid_parameters(), "lr": optim.lr_grid},
+                {"params": m.radiance.network_parameters(), "lr": optim.lr_network},
+                {"params": m.semantic.network_parameters(), "lr": optim.lr_network},
+                {"params": m.semantic.grid_parameters(), "lr": optim.lr_head_grid},
+            ]
+            + (
+                [{"params": list(m.background_mlp.parameters()), "lr": optim.lr_network}]
+                if m.background_mlp is not None
+                else []
+            ),
+            betas=(0.9, 0.99),
+        )
         inst_params = m.instance.fast.network_parameters() + self.objective.extra_parameters(m)
-        self.opt_instance = torch.optim.Adam([
-            {"params": inst_params, "lr": optim.lr_instance},
-            {"params": m.instance.fast.grid_parameters(), "lr": optim.lr_head_grid},
-        ], betas=(0.9, 0.99))
+        self.opt_instance = torch.optim.Adam(
+            [
+                {"params": inst_params, "lr": optim.lr_instance},
+                {"params": m.instance.fast.grid_parameters(), "lr": optim.lr_head_grid},
+            ],
+            betas=(0.9, 0.99),
+        )
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_field, self.opt_instance)]
 
     def _set_lr(self) -> None:
         frac = self.step / max(self.cfg.optim.iterations, 1)
-        factor = self.cfg.optim.lr_decay_final ** frac
+        factor = self.cfg.optim.lr_decay_final**frac
         for opt, lrs in zip((self.opt_field, self.opt_instance), self.base_lrs):
             for g, lr in zip(opt.param_groups, lrs):
                 g["lr"] = lr * factor
@@ -147,8 +173,14 @@ class Trainer:
             return
         k = list(r.upsample_steps).index(self.step) + 1
         n = len(r.upsample_steps)
-        res = int(round(math.exp(math.log(r.grid_resolution) + (math.log(r.final_grid_resolution)
-                                                                   - math.log(r.grid_resolution)) * k / n)))
+        res = int(
+            round(
+                math.exp(
+                    math.log(r.grid_resolution)
+                    + (math.log(r.final_grid_resolution) - math.log(r.grid_resolution)) * k / n
+                )
+            )
+        )
         self.model.radiance.upsample(res)
         self.make_optimisers()  # the grid parameters are new tensors
 
@@ -183,8 +215,11 @@ class Trainer:
         self._upsample_if_due()
         self._set_lr()
         optim = cfg.optim
-        if (model.occupancy is not None and self.step >= optim.occupancy_warmup
-                and (self.step - optim.occupancy_warmup) % optim.occupancy_update_every == 0):
+        if (
+            model.occupancy is not None
+            and self.step >= optim.occupancy_warmup
+            and (self.step - optim.occupancy_warmup) % optim.occupancy_update_every == 0
+        ):
             model.update_occupancy()
         logs: dict[str, float] = {}
 
@@ -202,7 +237,7 @@ class Trainer:
             inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
             if inside.any():
                 d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
-                d_loss = (d_err ** 2).mean()
+                d_loss = (d_err**2).mean()
                 loss = loss + weights.depth_weight * d_loss
                 logs["depth"] = float(d_loss.detach())
             if valid.any():
@@ -241,8 +276,9 @@ class Trainer:
         img_origins, img_dirs = pixels.rays(pick)
         img_depth = pixels.depth[pick] if pixels.depth is not None else None
         with torch.no_grad():
-            img_samples = model.sample_rays(img_origins, img_dirs, img_depth, train=True, with_color=False,
-                                            density_grad=False)
+            img_samples = model.sample_rays(
+                img_origins, img_dirs, img_depth, train=True, with_color=False, density_grad=False
+            )
         if seg_on:
             log_probs = model.render_semantic(img_samples)
             seg_loss = segment_consistency_loss(log_probs, pixels.instance[pick])
@@ -252,8 +288,9 @@ class Trainer:
             is_thing = torch.isin(pixels.semantic[pick], self.thing_ids)
             thing_rows = is_thing.nonzero().squeeze(-1)
             if thing_rows.numel() >= 4:
-                batch = InstanceBatch(img_samples, thing_rows, pixels.instance[pick][thing_rows],
-                                      pixels.confidence[pick][thing_rows])
+                batch = InstanceBatch(
+                    img_samples, thing_rows, pixels.instance[pick][thing_rows], pixels.confidence[pick][thing_rows]
+                )
                 inst_loss = self.instance_loss(batch, logs)
                 self.opt_instance.zero_grad(set_to_none=True)
                 (weights.instance_weight * inst_loss).backward()
@@ -293,9 +330,11 @@ class Trainer:
         """Names of the losses active at the current step, e.g. ``rgb+sem+inst``."""
         losses = self.cfg.losses
         parts = ["rgb"]
-        for name, start, weight in (("sem", losses.semantic_start, losses.semantic_weight),
-                                    ("inst", losses.instance_start, losses.instance_weight),
-                                    ("seg", losses.segment_consistency_start, losses.segment_consistency_weight)):
+        for name, start, weight in (
+            ("sem", losses.semantic_start, losses.semantic_weight),
+            ("inst", losses.instance_start, losses.instance_weight),
+            ("seg", losses.segment_consistency_start, losses.segment_consistency_weight),
+        ):
             if self.step >= start and weight > 0:
                 parts.append(name)
         return "+".join(parts)
@@ -310,9 +349,16 @@ class Trainer:
         start_step = self.step
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = [TextColumn("[bold]fit[/] {task.fields[stage]:<17}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("{task.fields[rate]:>6} it/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   TextColumn("{task.fields[losses]}")]
+        columns = [
+            TextColumn("[bold]fit[/] {task.fields[stage]:<17}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[rate]:>6} it/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+        ]
         running: dict[str, float] = {}
         import sys
 
@@ -326,19 +372,29 @@ class Trainer:
                     running[k] = 0.9 * running.get(k, v) + 0.1 * v
                 if self.step % 10 == 0 or self.step == total:
                     rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(task, completed=self.step, stage=self.stage(), rate=f"{rate:.1f}",
-                               losses=" ".join(f"{k}={v:.3g}" for k, v in running.items()))
+                    bar.update(
+                        task,
+                        completed=self.step,
+                        stage=self.stage(),
+                        rate=f"{rate:.1f}",
+                        losses=" ".join(f"{k}={v:.3g}" for k, v in running.items()),
+                    )
                 if self.progress and not live and (self.step % line_every == 0 or self.step == total):
                     rate = (self.step - start_step) / max(time.perf_counter() - t0, 1e-9)
                     eta = (total - self.step) / max(rate, 1e-9)
-                    self.log(f"fit {self.step}/{total} [{self.stage()}] {rate:.1f} it/s ETA {eta:.0f} s  "
-                             + " ".join(f"{k}={v:.3g}" for k, v in running.items()))
+                    self.log(
+                        f"fit {self.step}/{total} [{self.stage()}] {rate:.1f} it/s ETA {eta:.0f} s  "
+                        + " ".join(f"{k}={v:.3g}" for k, v in running.items())
+                    )
                 if self.step % 50 == 0 or self.step == total:
                     self.history.append({"step": self.step, **{k: round(v, 5) for k, v in running.items()}})
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
                     self.save()
         elapsed = time.perf_counter() - t0
-        summary = {"iterations": total, "seconds": round(elapsed, 2),
-                   "iterations_per_second": round((total - start_step) / max(elapsed, 1e-9), 2),
-                   "final_losses": {k: round(v, 5) for k, v in running.items()}}
+        summary = {
+            "iterations": total,
+            "seconds": round(elapsed, 2),
+            "iterations_per_second": round((total - start_step) / max(elapsed, 1e-9), 2),
+            "final_losses": {k: round(v, 5) for k, v in running.items()},
+        }
         return summary

@@ -31,18 +31,26 @@ _PRIMES = (1, 2654435761, 805459861)
 class HashGridTorch(nn.Module):
     """The reference hash encoding of the module docstring: [N, 3] in [-1, 1] -> [N, L F] (``out_dim = L F``)."""
 
-    def __init__(self, num_levels: int = 8, features_per_level: int = 2, log2_table_size: int = 15,
-                 base_resolution: int = 16, max_resolution: int = 256, init_scale: float = 1e-4):
+    def __init__(
+        self,
+        num_levels: int = 8,
+        features_per_level: int = 2,
+        log2_table_size: int = 15,
+        base_resolution: int = 16,
+        max_resolution: int = 256,
+        init_scale: float = 1e-4,
+    ):
         super().__init__()
         self.num_levels, self.features_per_level = num_levels, features_per_level
-        self.table_size = 2 ** log2_table_size
+        self.table_size = 2**log2_table_size
         growth = math.exp((math.log(max_resolution) - math.log(base_resolution)) / max(num_levels - 1, 1))
         # floor(N_min b^l) with a tolerance, so that float rounding (4 * 1.9999999 = 7.9999998) does not drop a level
         # to N - 1: the last level is N_max.
-        self.resolutions = [int(math.floor(base_resolution * growth ** l + 1e-6)) for l in range(num_levels)]
+        self.resolutions = [int(math.floor(base_resolution * growth**level + 1e-6)) for level in range(num_levels)]
         sizes = [min((r + 1) ** 3, self.table_size) for r in self.resolutions]
-        self.register_buffer("level_offsets", torch.tensor([0] + list(torch.tensor(sizes).cumsum(0).tolist())),
-                             persistent=False)
+        self.register_buffer(
+            "level_offsets", torch.tensor([0] + list(torch.tensor(sizes).cumsum(0).tolist())), persistent=False
+        )
         self.dense = [(r + 1) ** 3 <= self.table_size for r in self.resolutions]
         self.table = nn.Parameter(torch.empty(sum(sizes), features_per_level).uniform_(-init_scale, init_scale))
         corners = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])
@@ -53,17 +61,17 @@ class HashGridTorch(nn.Module):
         """x: [N, 3] in [-1, 1] -> [N, L F]."""
         x01 = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
         feats = []
-        for l, res in enumerate(self.resolutions):
+        for level, res in enumerate(self.resolutions):
             pos = x01 * res
             base = pos.floor().long().clamp(max=res - 1)
             frac = pos - base  # [N, 3]
             c = base[:, None, :] + self.corners[None]  # [N, 8, 3]
-            if self.dense[l]:
+            if self.dense[level]:
                 idx = (c[..., 0] * (res + 1) + c[..., 1]) * (res + 1) + c[..., 2]
             else:
                 idx = (c[..., 0] * _PRIMES[0]) ^ (c[..., 1] * _PRIMES[1]) ^ (c[..., 2] * _PRIMES[2])
                 idx = idx % self.table_size
-            idx = idx + self.level_offsets[l]
+            idx = idx + self.level_offsets[level]
             w = torch.where(self.corners[None].bool(), frac[:, None, :], 1.0 - frac[:, None, :]).prod(-1)  # [N, 8]
             feats.append((self.table[idx] * w[..., None]).sum(1))
         return torch.cat(feats, dim=-1)
@@ -72,16 +80,29 @@ class HashGridTorch(nn.Module):
 class _TcnnHashGrid(nn.Module):  # pragma: no cover - needs CUDA + tinycudann (tests/gpu)
     """tinycudann's HashGrid encoding with :class:`HashGridTorch`'s interface: [N, 3] in [-1, 1] -> [N, L F] float32."""
 
-    def __init__(self, num_levels: int = 8, features_per_level: int = 2, log2_table_size: int = 15,
-                 base_resolution: int = 16, max_resolution: int = 256):
+    def __init__(
+        self,
+        num_levels: int = 8,
+        features_per_level: int = 2,
+        log2_table_size: int = 15,
+        base_resolution: int = 16,
+        max_resolution: int = 256,
+    ):
         super().__init__()
         import tinycudann as tcnn
 
         growth = math.exp((math.log(max_resolution) - math.log(base_resolution)) / max(num_levels - 1, 1))
-        self.enc = tcnn.Encoding(3, {"otype": "HashGrid", "n_levels": num_levels,
-                                     "n_features_per_level": features_per_level,
-                                     "log2_hashmap_size": log2_table_size,
-                                     "base_resolution": base_resolution, "per_level_scale": growth})
+        self.enc = tcnn.Encoding(
+            3,
+            {
+                "otype": "HashGrid",
+                "n_levels": num_levels,
+                "n_features_per_level": features_per_level,
+                "log2_hashmap_size": log2_table_size,
+                "base_resolution": base_resolution,
+                "per_level_scale": growth,
+            },
+        )
         self.out_dim = num_levels * features_per_level
 
     def forward(self, x):
@@ -95,5 +116,6 @@ def make_hash_grid(backend: HashGridBackend = "torch", **kwargs) -> nn.Module:
         return HashGridTorch(**kwargs)
     if backend == "tcnn":
         return _TcnnHashGrid(**{k: v for k, v in kwargs.items() if k != "init_scale"})
-    raise ValueError(f"hash-grid backend {backend!r}: expected 'tcnn' or 'torch' "
-                     "(use lift3d.backends.resolve_backends).")
+    raise ValueError(
+        f"hash-grid backend {backend!r}: expected 'tcnn' or 'torch' (use lift3d.backends.resolve_backends)."
+    )

@@ -59,8 +59,13 @@ class _PositionMLP(nn.Module):
         self.grid = None
         in_dim = self.encoding.out_dim
         if cfg.encoding == "hashgrid":
-            self.grid = HashGridTorch(cfg.hash_levels, cfg.hash_features, cfg.hash_log2_table_size,
-                                      cfg.hash_base_resolution, cfg.hash_max_resolution)
+            self.grid = HashGridTorch(
+                cfg.hash_levels,
+                cfg.hash_features,
+                cfg.hash_log2_table_size,
+                cfg.hash_base_resolution,
+                cfg.hash_max_resolution,
+            )
             in_dim += self.grid.out_dim
         self.mlp = MLP(in_dim, cfg.hidden_dim, cfg.hidden_layers, out_dim)
 

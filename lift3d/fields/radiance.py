@@ -62,17 +62,23 @@ class RadianceField(nn.Module):
         self.cfg = cfg
         if cfg.backbone == "tensorf":
             self.density_grid = TensoRFVM(cfg.density_components, cfg.grid_resolution, init_scale=0.1, reduce="sum")
-            self.appearance_grid = TensoRFVM(cfg.appearance_components, cfg.grid_resolution, init_scale=0.1,
-                                             reduce="concat")
+            self.appearance_grid = TensoRFVM(
+                cfg.appearance_components, cfg.grid_resolution, init_scale=0.1, reduce="concat"
+            )
             self.appearance_basis = nn.Linear(self.appearance_grid.out_dim, cfg.appearance_dim, bias=False)
             self.feature_encoding = FrequencyEncoding(cfg.appearance_dim, cfg.viewdir_frequencies)
             feat_dim = self.feature_encoding.out_dim
         else:
             if hash_grid is None:
                 hash_grid = resolve_hash_grid(device, cfg.hash_implementation)[0]
-            self.encoding = make_hash_grid(hash_grid, num_levels=cfg.hash_levels,
-                                           features_per_level=2, log2_table_size=cfg.hash_log2_table_size,
-                                           base_resolution=16, max_resolution=cfg.hash_max_resolution)
+            self.encoding = make_hash_grid(
+                hash_grid,
+                num_levels=cfg.hash_levels,
+                features_per_level=2,
+                log2_table_size=cfg.hash_log2_table_size,
+                base_resolution=16,
+                max_resolution=cfg.hash_max_resolution,
+            )
             self.density_mlp = MLP(self.encoding.out_dim, 64, 1, 1 + cfg.appearance_dim)
             feat_dim = cfg.appearance_dim
         self.viewdir_encoding = FrequencyEncoding(3, cfg.viewdir_frequencies)

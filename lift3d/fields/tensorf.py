@@ -27,14 +27,17 @@ _MODES = ((0, 1, 2), (0, 2, 1), (1, 2, 0))
 
 
 class TensoRFVM(nn.Module):
-    def __init__(self, num_components: int, resolution: int, init_scale: float = 0.1,
-                 reduce: Literal["sum", "concat"] = "sum"):
+    def __init__(
+        self, num_components: int, resolution: int, init_scale: float = 0.1, reduce: Literal["sum", "concat"] = "sum"
+    ):
         super().__init__()
         self.num_components, self.resolution, self.reduce = num_components, resolution, reduce
         self.planes = nn.ParameterList(
-            [nn.Parameter(init_scale * torch.randn(1, num_components, resolution, resolution)) for _ in _MODES])
+            [nn.Parameter(init_scale * torch.randn(1, num_components, resolution, resolution)) for _ in _MODES]
+        )
         self.lines = nn.ParameterList(
-            [nn.Parameter(init_scale * torch.randn(1, num_components, resolution, 1)) for _ in _MODES])
+            [nn.Parameter(init_scale * torch.randn(1, num_components, resolution, 1)) for _ in _MODES]
+        )
         self.out_dim = 1 if reduce == "sum" else 3 * num_components
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,8 +60,10 @@ class TensoRFVM(nn.Module):
     def upsample(self, resolution: int) -> None:
         """Resize planes and lines to ``resolution`` (bilinear), as TensoRF grows its grid during training."""
         for i in range(3):
-            self.planes[i] = nn.Parameter(F.interpolate(self.planes[i].data, size=(resolution, resolution),
-                                                        mode="bilinear", align_corners=True))
-            self.lines[i] = nn.Parameter(F.interpolate(self.lines[i].data, size=(resolution, 1),
-                                                       mode="bilinear", align_corners=True))
+            self.planes[i] = nn.Parameter(
+                F.interpolate(self.planes[i].data, size=(resolution, resolution), mode="bilinear", align_corners=True)
+            )
+            self.lines[i] = nn.Parameter(
+                F.interpolate(self.lines[i].data, size=(resolution, 1), mode="bilinear", align_corners=True)
+            )
         self.resolution = resolution

@@ -18,14 +18,38 @@ from __future__ import annotations
 
 from lift3d.generate.config import KubricConfig, MessyRoomsConfig, PhysicsConfig, config_from_dict, load_config
 from lift3d.generate.layout import SceneLayout, make_layout
-from lift3d.generate.pipeline import (SEGMENTER_STREAM, KubricBackendNotInstalled, check_backend, generate_scene,
-                                      render, run_segmenter, segmenter_rng, settle_function)
+from lift3d.generate.pipeline import (
+    SEGMENTER_STREAM,
+    KubricBackendNotInstalled,
+    check_backend,
+    generate_scene,
+    render,
+    run_segmenter,
+    segmenter_rng,
+    settle_function,
+)
 from lift3d.generate.segmenter import SEGMENTER_PRESETS, SegmenterNoise, simulate_segmenter
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
 
 __all__ = [
-    "MessyRoomsConfig", "PhysicsConfig", "SceneLayout", "SegmenterNoise", "SEGMENTER_PRESETS", "RenderedViews",
-    "SegmenterOutputs", "KubricBackendNotInstalled", "check_backend", "make_layout", "render", "run_segmenter",
-    "generate_scene", "segmenter_rng", "load_config", "config_from_dict", "settle_function", "KubricConfig",
+    "MessyRoomsConfig",
+    "PhysicsConfig",
+    "SceneLayout",
+    "SegmenterNoise",
+    "SEGMENTER_PRESETS",
+    "simulate_segmenter",
+    "RenderedViews",
+    "SegmenterOutputs",
+    "KubricBackendNotInstalled",
+    "check_backend",
+    "make_layout",
+    "render",
+    "run_segmenter",
+    "generate_scene",
+    "segmenter_rng",
+    "load_config",
+    "config_from_dict",
+    "settle_function",
+    "KubricConfig",
     "SEGMENTER_STREAM",
 ]

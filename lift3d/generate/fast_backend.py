@@ -28,8 +28,12 @@ import open3d as o3d
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.gso import interpolate_uv, sample_texture_image
 from lift3d.generate.layout import SceneLayout, room_quads
-from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture,
-                                      linear_to_srgb8)
+from lift3d.generate.textures import (
+    ENVIRONMENTS,
+    environment_albedo,
+    evaluate_texture,
+    linear_to_srgb8,
+)
 from lift3d.generate.views import RenderedViews
 
 BACKGROUND_ID = 0
@@ -68,8 +72,9 @@ class _Scene:
             self.images.append(mesh.texture_image)
             self.instance_of.append(obj.instance_id)
         room_v, room_t, room_surface = _room_mesh(layout.room_min, layout.room_max)
-        self.room_gid = self.primary.add_triangles(o3d.core.Tensor(room_v.astype(np.float32)),
-                                                   o3d.core.Tensor(room_t.astype(np.uint32)))
+        self.room_gid = self.primary.add_triangles(
+            o3d.core.Tensor(room_v.astype(np.float32)), o3d.core.Tensor(room_t.astype(np.uint32))
+        )
         self.room_surface = room_surface
         self.num_objects = len(layout.objects)
         self.instance_of = np.asarray(self.instance_of + [BACKGROUND_ID], dtype=np.uint16)
@@ -103,8 +108,9 @@ def _room_mesh(lo: np.ndarray, hi: np.ndarray):
     return np.asarray(verts, float), np.asarray(tris), np.asarray(surface)
 
 
-def pixel_rays(c2w: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-               samples_per_side: int = 1):
+def pixel_rays(
+    c2w: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int, samples_per_side: int = 1
+):
     """World-space rays of a view, OpenGL convention (CONVENTIONS-dev.md).
 
     Sub-pixel sample ``(su, sv)`` of pixel ``(u, v)`` sits at ``(u + (su + 0.5) / s, v + (sv + 0.5) / s)``; with
@@ -153,16 +159,18 @@ def _shade(scene: _Scene, env: str, origins: np.ndarray, dirs: np.ndarray, shado
     lambert = np.clip(normals @ light_dir, 0.0, None)
     if shadows and scene.num_objects > 0:
         lit = lambert > 0
-        rays = np.concatenate([points[lit] + SHADOW_OFFSET * normals[lit],
-                               np.broadcast_to(light_dir, (int(lit.sum()), 3))], axis=1).astype(np.float32)
+        rays = np.concatenate(
+            [points[lit] + SHADOW_OFFSET * normals[lit], np.broadcast_to(light_dir, (int(lit.sum()), 3))], axis=1
+        ).astype(np.float32)
         blocked = scene.shadow.test_occlusions(o3d.core.Tensor(rays)).numpy()
         lambert[np.flatnonzero(lit)[blocked]] = 0.0
     shading = np.asarray(style.ambient_color) + np.outer(lambert, style.light_color)
     return albedo * shading
 
 
-def render_views(layout: SceneLayout, cfg: MessyRoomsConfig,
-                 progress: Optional[Callable[[int, int], None]] = None) -> RenderedViews:
+def render_views(
+    layout: SceneLayout, cfg: MessyRoomsConfig, progress: Optional[Callable[[int, int], None]] = None
+) -> RenderedViews:
     """Render every camera of ``layout`` (RGB, depth, GT instance and semantic maps). See the module docstring.
 
     ``progress(done_views, num_views)`` is called after each view.
@@ -170,14 +178,21 @@ def render_views(layout: SceneLayout, cfg: MessyRoomsConfig,
     if cfg.environment not in ENVIRONMENTS:
         raise ValueError(f"Unknown environment {cfg.environment!r}; expected one of {sorted(ENVIRONMENTS)}.")
     if cfg.hdri_path is not None:
-        warnings.warn("hdri_path is only used by the kubric backend; the fast backend renders its procedural "
-                      f"'{cfg.environment}' room instead.", stacklevel=2)
+        warnings.warn(
+            "hdri_path is only used by the kubric backend; the fast backend renders its procedural "
+            f"'{cfg.environment}' room instead.",
+            stacklevel=2,
+        )
     scene = _Scene(layout)
     K = layout.intrinsics
     W, H, s = K.width, K.height, max(1, cfg.rgb_supersampling)
     V = layout.num_views
-    out = RenderedViews(np.zeros((V, H, W, 3), np.uint8), np.zeros((V, H, W), np.float32),
-                        np.zeros((V, H, W), np.uint16), np.zeros((V, H, W), np.uint8))
+    out = RenderedViews(
+        np.zeros((V, H, W, 3), np.uint8),
+        np.zeros((V, H, W), np.float32),
+        np.zeros((V, H, W), np.uint16),
+        np.zeros((V, H, W), np.uint8),
+    )
     for v in range(V):
         c2w = layout.camera_to_world[v]
         origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1)

@@ -65,13 +65,17 @@ def discover_objects(root: str | Path) -> List[Path]:
 def _discover_cached(root: str) -> Tuple[Path, ...]:
     path = Path(root)
     if not path.is_dir():
-        raise GSOError(f"assets={root!r}: not a folder. Pass 'procedural' or a local Google Scanned Objects folder "
-                       f"(one sub-folder per object, each with {MODEL_FILE}).")
+        raise GSOError(
+            f"assets={root!r}: not a folder. Pass 'procedural' or a local Google Scanned Objects folder "
+            f"(one sub-folder per object, each with {MODEL_FILE})."
+        )
     found = tuple(sorted(p for p in path.iterdir() if p.is_dir() and (p / MODEL_FILE).is_file()))
     if not found:
-        raise GSOError(f"assets={root!r}: no Google Scanned Objects found: expected sub-folders <object>/"
-                       f"{MODEL_FILE} (+ materials/textures/texture.png). Unzip the GSO archives into this folder "
-                       f"(one folder per object) or pass assets='procedural'.")
+        raise GSOError(
+            f"assets={root!r}: no Google Scanned Objects found: expected sub-folders <object>/"
+            f"{MODEL_FILE} (+ materials/textures/texture.png). Unzip the GSO archives into this folder "
+            f"(one folder per object) or pass assets='procedural'."
+        )
     return found
 
 
@@ -114,13 +118,12 @@ def read_obj(path: str | Path) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndar
                 corners = [c.split("/") for c in line.split()[1:]]
                 # 1-based; negative = relative to the vertices / 'vt' read so far; 0 = no 'vt' (invalid in OBJ)
                 vi = [int(c[0]) + (len(verts) + 1 if int(c[0]) < 0 else 0) for c in corners]
-                ti = [int(c[1]) + (len(uvs) + 1 if int(c[1]) < 0 else 0) if len(c) > 1 and c[1] else 0
-                      for c in corners]
+                ti = [int(c[1]) + (len(uvs) + 1 if int(c[1]) < 0 else 0) if len(c) > 1 and c[1] else 0 for c in corners]
                 for k in range(1, len(corners) - 1):  # fan triangulation of polygons
                     tri_v.append((vi[0], vi[k], vi[k + 1]))
                     tri_t.append((ti[0], ti[k], ti[k + 1]))
             elif line.startswith("mtllib "):
-                mtllibs.append(line[len("mtllib "):].strip())
+                mtllibs.append(line[len("mtllib ") :].strip())
         v = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
         vt = np.asarray(uvs, dtype=np.float64).reshape(-1, 2)
     except ValueError as err:
@@ -193,8 +196,10 @@ def build_gso_mesh(params: Dict, size: float) -> Mesh:
 def _build_cached(folder: str, size: float) -> Mesh:
     obj = Path(folder) / MODEL_FILE
     if not obj.is_file():
-        raise GSOError(f"{obj}: missing; the layout refers to a Google Scanned Objects folder that is not here "
-                       f"(check the assets path).")
+        raise GSOError(
+            f"{obj}: missing; the layout refers to a Google Scanned Objects folder that is not here "
+            f"(check the assets path)."
+        )
     v, t, corner_uv, tex = read_obj(obj)
     if tex is None and (Path(folder) / DEFAULT_TEXTURE).is_file():
         tex = Path(folder) / DEFAULT_TEXTURE
@@ -244,5 +249,6 @@ def sample_texture_image(image: Optional[np.ndarray], uv: np.ndarray) -> np.ndar
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
     lut = srgb_to_linear(np.arange(256) / 255.0)
     tex = lambda r, c: lut[image[r % H, c % W]]  # noqa: E731
-    return ((1 - fy) * ((1 - fx) * tex(y0, x0) + fx * tex(y0, x0 + 1))
-            + fy * ((1 - fx) * tex(y0 + 1, x0) + fx * tex(y0 + 1, x0 + 1)))
+    return (1 - fy) * ((1 - fx) * tex(y0, x0) + fx * tex(y0, x0 + 1)) + fy * (
+        (1 - fx) * tex(y0 + 1, x0) + fx * tex(y0 + 1, x0 + 1)
+    )

@@ -41,10 +41,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from lift3d.generate.mesh import Mesh
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 from lift3d.generate.layout import SceneLayout, room_quads
-from lift3d.generate.textures import (CEILING, ENVIRONMENTS, FLOOR, WALL, environment_albedo, evaluate_texture)
+from lift3d.generate.mesh import Mesh
+from lift3d.generate.textures import ENVIRONMENTS, environment_albedo, evaluate_texture
 from lift3d.generate.views import RenderedViews
 from lift3d.geometry.cameras import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
@@ -54,10 +54,26 @@ SENSOR_WIDTH_MM = 36.0
 """Blender sensor width (kubric's default); the focal length in mm follows from fx (only their ratio matters)."""
 BPY_VERSION = (4, 2)
 """Blender release the backend is written for (bpy 5.x breaks kubric's renderer; bpy 4.2 is the tested one)."""
-INSTALL_HINT = ('pip install "lift3d[generate]" && pip install --no-deps kubric-nightly==2023.12.27 (Python 3.11; '
-                '`make test` does both; see docs/messy-rooms-format.md)')
-RUNTIME_MODULES = ("bpy", "kubric", "tensorflow", "OpenEXR", "Imath", "pyquaternion", "munch", "traitlets",
-                   "etils", "singledispatchmethod", "png", "trimesh", "sklearn", "tifffile")
+INSTALL_HINT = (
+    'pip install "lift3d[generate]" && pip install --no-deps kubric-nightly==2023.12.27 (Python 3.11; '
+    "`make test` does both; see docs/messy-rooms-format.md)"
+)
+RUNTIME_MODULES = (
+    "bpy",
+    "kubric",
+    "tensorflow",
+    "OpenEXR",
+    "Imath",
+    "pyquaternion",
+    "munch",
+    "traitlets",
+    "etils",
+    "singledispatchmethod",
+    "png",
+    "trimesh",
+    "sklearn",
+    "tifffile",
+)
 """Modules that ``import kubric`` and its Blender renderer / PyBullet simulator need at run time."""
 OBJECT_NAME = "lift3d_instance_{:05d}"
 """Blender name of the object with instance id ``k``; cryptomatte hashes this name."""
@@ -81,8 +97,10 @@ def _bpy_version_problem() -> Optional[str]:
         return None  # a Blender-bundled bpy has no distribution metadata; trust it
     parts = tuple(int(x) for x in v.split(".")[:2] if x.isdigit())
     if parts != BPY_VERSION:
-        return (f"bpy {v} is installed but the kubric backend needs bpy 4.2 (bpy 5.x breaks kubric's renderer): "
-                "pip install bpy==4.2.23. Or use backend='fast'.")
+        return (
+            f"bpy {v} is installed but the kubric backend needs bpy 4.2 (bpy 5.x breaks kubric's renderer): "
+            "pip install bpy==4.2.23. Or use backend='fast'."
+        )
     return None
 
 
@@ -90,8 +108,10 @@ def check_available() -> None:
     """Raise :class:`KubricUnavailable` (with the install command) unless the kubric backend can run here."""
     missing = missing_dependencies()
     if missing:
-        raise KubricUnavailable(f"The kubric backend needs the modules {missing}, which are not installed. Install "
-                                f"the optional extra: {INSTALL_HINT}. Or use backend='fast'.")
+        raise KubricUnavailable(
+            f"The kubric backend needs the modules {missing}, which are not installed. Install "
+            f"the optional extra: {INSTALL_HINT}. Or use backend='fast'."
+        )
     problem = _bpy_version_problem()
     if problem:
         raise KubricUnavailable(problem)
@@ -109,8 +129,10 @@ def _import_kubric():
         import kubric as kb
         from kubric.renderer.blender import Blender
     except Exception as err:  # broken installs raise all sorts of errors; name the fix
-        raise KubricUnavailable(f"Importing kubric / bpy failed ({type(err).__name__}: {err}). Reinstall the "
-                                f"optional extra: {INSTALL_HINT}.") from err
+        raise KubricUnavailable(
+            f"Importing kubric / bpy failed ({type(err).__name__}: {err}). Reinstall the "
+            f"optional extra: {INSTALL_HINT}."
+        ) from err
     logging.getLogger("kubric").setLevel(logging.WARNING)
     return kb, Blender, bpy
 
@@ -133,8 +155,9 @@ def subdivision_level(mesh: Mesh, size: float, texture_resolution: float, max_tr
     return max(1, min(n, cap))
 
 
-def subdivide(vertices: np.ndarray, triangles: np.ndarray, normals: np.ndarray,
-              n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def subdivide(
+    vertices: np.ndarray, triangles: np.ndarray, normals: np.ndarray, n: int
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut every triangle into ``n**2`` congruent triangles (a barycentric grid), same orientation.
 
     Grid point ``(i, j)`` (``i + j <= n``) of triangle ``(a, b, c)`` is ``a + i/n (b - a) + j/n (c - a)``; its
@@ -167,10 +190,9 @@ def camera_focal_mm(fx: float, width: int, sensor_width_mm: float = 36.0) -> flo
     return fx * sensor_width_mm / width
 
 
-
-
-def bake_quad_texture(environment: str, corners: np.ndarray, surface: int,
-                      texels_per_metre: float, max_side: int = 4096) -> np.ndarray:
+def bake_quad_texture(
+    environment: str, corners: np.ndarray, surface: int, texels_per_metre: float, max_side: int = 4096
+) -> np.ndarray:
     """Linear-RGB image ``[h, w, 3]`` of the environment albedo on a room quad (row 0 at ``v = 0``, i.e. Blender's
     bottom-up pixel order). Texel ``(i, j)`` samples ``a + (i + 0.5)/w (b - a) + (j + 0.5)/h (d - a)``."""
     a, b, _, d = corners
@@ -200,8 +222,14 @@ def _principled(bpy, name: str, roughness: float, specular: float):
     return mat, bsdf
 
 
-def _mesh_object(bpy, name: str, vertices: np.ndarray, triangles: np.ndarray,
-                 normals: Optional[np.ndarray] = None, uvs: Optional[np.ndarray] = None):
+def _mesh_object(
+    bpy,
+    name: str,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    normals: Optional[np.ndarray] = None,
+    uvs: Optional[np.ndarray] = None,
+):
     """A Blender mesh object from triangles (``vertices [V, 3]``, ``triangles [T, 3]``), linked to the scene."""
     me = bpy.data.meshes.new(name)
     me.vertices.add(len(vertices))
@@ -231,11 +259,17 @@ def _add_image_textured_object(bpy, obj, mesh: Mesh, kcfg):
     t = mesh.triangles
     corners = np.arange(3 * len(t)).reshape(-1, 3)
     uvs = None if mesh.corner_uvs is None else mesh.corner_uvs.reshape(-1, 2)
-    bobj = _mesh_object(bpy, OBJECT_NAME.format(obj.instance_id), mesh.vertices[t].reshape(-1, 3), corners,
-                        normals=mesh.normals[t].reshape(-1, 3), uvs=uvs)
+    bobj = _mesh_object(
+        bpy,
+        OBJECT_NAME.format(obj.instance_id),
+        mesh.vertices[t].reshape(-1, 3),
+        corners,
+        normals=mesh.normals[t].reshape(-1, 3),
+        uvs=uvs,
+    )
     mat, bsdf = _principled(bpy, f"material_{obj.instance_id:05d}", kcfg.roughness, kcfg.specular)
     if mesh.texture_image is None or uvs is None:
-        bsdf.inputs["Base Color"].default_value = (0.5 ** 2.2,) * 3 + (1.0,)  # gso.UNTEXTURED_ALBEDO, linear
+        bsdf.inputs["Base Color"].default_value = (0.5**2.2,) * 3 + (1.0,)  # gso.UNTEXTURED_ALBEDO, linear
     else:
         h, w, _ = mesh.texture_image.shape
         image = bpy.data.images.new(f"texture_{obj.instance_id:05d}", width=w, height=h, alpha=False)
@@ -317,11 +351,13 @@ def _settings(bpy, kcfg) -> None:
 def hull_urdf(name: str, mesh_file: str, mass: float) -> str:
     """URDF text of a rigid body whose collision shape is the convex hull in ``mesh_file`` (pybullet recomputes
     the inertia from the shape when it loads the file)."""
-    return (f'<?xml version="1.0"?>\n<robot name="{name}">\n  <link name="base">\n'
-            f'    <inertial><origin xyz="0 0 0"/><mass value="{mass:.9g}"/>'
-            f'<inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial>\n'
-            f'    <collision><origin xyz="0 0 0"/><geometry><mesh filename="{mesh_file}"/></geometry></collision>\n'
-            f'  </link>\n</robot>\n')
+    return (
+        f'<?xml version="1.0"?>\n<robot name="{name}">\n  <link name="base">\n'
+        f'    <inertial><origin xyz="0 0 0"/><mass value="{mass:.9g}"/>'
+        f'<inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial>\n'
+        f'    <collision><origin xyz="0 0 0"/><geometry><mesh filename="{mesh_file}"/></geometry></collision>\n'
+        f"  </link>\n</robot>\n"
+    )
 
 
 def _write_obj(path: Path, vertices: np.ndarray) -> None:
@@ -333,9 +369,13 @@ def _write_obj(path: Path, vertices: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres: np.ndarray,
-                       physics: PhysicsConfig, progress: Optional[Callable[[int, int], None]] = None
-                       ) -> Tuple[List[np.ndarray], np.ndarray, int, float, bool]:
+def settle_with_kubric(
+    meshes: List[Mesh],
+    rotations: List[np.ndarray],
+    centres: np.ndarray,
+    physics: PhysicsConfig,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Tuple[List[np.ndarray], np.ndarray, int, float, bool]:
     """Drop and settle the objects with kubric's PyBullet simulator; same contract as
     :func:`lift3d.generate.layout.settle` (pass it as ``make_layout(cfg, settle_fn=settle_with_kubric)``).
 
@@ -357,34 +397,62 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
     step_rate = int(round(1.0 / physics.time_step))
     steps_per_frame = max(1, int(physics.check_every_steps))
     if step_rate % steps_per_frame:
-        raise ValueError(f"kubric physics needs 1/time_step ({step_rate}) to be a multiple of check_every_steps "
-                         f"({steps_per_frame}).")
+        raise ValueError(
+            f"kubric physics needs 1/time_step ({step_rate}) to be a multiple of check_every_steps ({steps_per_frame})."
+        )
     max_frames = int(math.ceil(physics.max_seconds / physics.time_step / steps_per_frame))
     with tempfile.TemporaryDirectory(prefix="lift3d_kubric_physics_") as tmp:
         tmp = Path(tmp)
-        scene = kb.Scene(frame_start=0, frame_end=max_frames, frame_rate=step_rate // steps_per_frame,
-                         step_rate=step_rate, gravity=(0.0, 0.0, -9.81))
+        scene = kb.Scene(
+            frame_start=0,
+            frame_end=max_frames,
+            frame_rate=step_rate // steps_per_frame,
+            step_rate=step_rate,
+            gravity=(0.0, 0.0, -9.81),
+        )
         sim = PyBullet(scene, scratch_dir=tmp)
-        floor = kb.Cube(name="floor", scale=(100.0, 100.0, 1.0), position=(0.0, 0.0, -1.0), static=True,
-                        friction=min(1.0, physics.lateral_friction), restitution=physics.restitution)
+        floor = kb.Cube(
+            name="floor",
+            scale=(100.0, 100.0, 1.0),
+            position=(0.0, 0.0, -1.0),
+            static=True,
+            friction=min(1.0, physics.lateral_friction),
+            restitution=physics.restitution,
+        )
         scene += floor
         objects = []
         for i, (mesh, R, c) in enumerate(zip(meshes, rotations, centres)):
             _write_obj(tmp / f"hull_{i}.obj", mesh.hull_vertices)
             (tmp / f"object_{i}.urdf").write_text(
-                hull_urdf(f"object_{i}", str(tmp / f"hull_{i}.obj"), physics.density * mesh.hull_volume))
-            obj = kb.FileBasedObject(name=f"object_{i}", simulation_filename=str(tmp / f"object_{i}.urdf"),
-                                     render_filename=None, position=tuple(float(x) for x in c),
-                                     quaternion=matrix_to_quat_wxyz(R, w_nonnegative=False), mass=physics.density * mesh.hull_volume,
-                                     friction=min(1.0, physics.lateral_friction), restitution=physics.restitution)
+                hull_urdf(f"object_{i}", str(tmp / f"hull_{i}.obj"), physics.density * mesh.hull_volume)
+            )
+            obj = kb.FileBasedObject(
+                name=f"object_{i}",
+                simulation_filename=str(tmp / f"object_{i}.urdf"),
+                render_filename=None,
+                position=tuple(float(x) for x in c),
+                quaternion=matrix_to_quat_wxyz(R, w_nonnegative=False),
+                mass=physics.density * mesh.hull_volume,
+                friction=min(1.0, physics.lateral_friction),
+                restitution=physics.restitution,
+            )
             scene += obj
             objects.append(obj)
         client = sim.physics_client
         for body in [floor] + objects:
-            extra = {} if body is floor else {"linearDamping": physics.linear_damping,
-                                               "angularDamping": physics.angular_damping}
-            pb.changeDynamics(body.linked_objects[sim], -1, rollingFriction=physics.rolling_friction,
-                              spinningFriction=physics.spinning_friction, physicsClientId=client, **extra)
+            extra = (
+                {}
+                if body is floor
+                else {"linearDamping": physics.linear_damping, "angularDamping": physics.angular_damping}
+            )
+            pb.changeDynamics(
+                body.linked_objects[sim],
+                -1,
+                rollingFriction=physics.rolling_friction,
+                spinningFriction=physics.spinning_friction,
+                physicsClientId=client,
+                **extra,
+            )
         if progress is not None:
             progress(0, max_frames * steps_per_frame)
         # one run over all frames: kubric resets every body to its last recorded frame after a run, so running
@@ -416,8 +484,9 @@ def settle_with_kubric(meshes: List[Mesh], rotations: List[np.ndarray], centres:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
-                        progress: Optional[Callable[[int, int], None]] = None) -> RenderedViews:
+def render_views_kubric(
+    layout: SceneLayout, cfg: MessyRoomsConfig, progress: Optional[Callable[[int, int], None]] = None
+) -> RenderedViews:
     """Render every camera of ``layout`` with kubric + Blender Cycles. See the module docstring.
 
     Returns the same :class:`RenderedViews` as the fast backend: ``rgb [V, H, W, 3]`` uint8, ``depth [V, H, W]``
@@ -429,11 +498,15 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
         raise ValueError(f"Unknown environment {cfg.environment!r}; expected one of {sorted(ENVIRONMENTS)}.")
     K = layout.intrinsics
     if abs(K.fx - K.fy) > 1e-6 * K.fx or abs(K.cx - K.width / 2) > 1e-6 or abs(K.cy - K.height / 2) > 1e-6:
-        raise ValueError(f"The kubric backend renders square pixels with a centred principal point; got fx={K.fx}, "
-                         f"fy={K.fy}, cx={K.cx}, cy={K.cy} for {K.width}x{K.height}.")
+        raise ValueError(
+            f"The kubric backend renders square pixels with a centred principal point; got fx={K.fx}, "
+            f"fy={K.fy}, cx={K.cx}, cy={K.cy} for {K.width}x{K.height}."
+        )
     if cfg.hdri_path is not None and not Path(cfg.hdri_path).is_file():
-        raise FileNotFoundError(f"hdri_path {cfg.hdri_path} does not exist; give an equirectangular .hdr/.exr "
-                                "file or leave hdri_path unset.")
+        raise FileNotFoundError(
+            f"hdri_path {cfg.hdri_path} does not exist; give an equirectangular .hdr/.exr "
+            "file or leave hdri_path unset."
+        )
     kb, Blender, bpy = _import_kubric()
     kcfg = cfg.kubric
     V, W, H = layout.num_views, K.width, K.height
@@ -443,13 +516,24 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
 
     with tempfile.TemporaryDirectory(prefix="lift3d_kubric_") as scratch:
         scene = kb.Scene(resolution=(W, H), frame_start=1, frame_end=V)
-        renderer = Blender(scene, scratch_dir=Path(scratch), samples_per_pixel=kcfg.samples_per_pixel,
-                           use_denoising=kcfg.use_denoising, adaptive_sampling=False, verbose=kcfg.verbose)
+        renderer = Blender(
+            scene,
+            scratch_dir=Path(scratch),
+            samples_per_pixel=kcfg.samples_per_pixel,
+            use_denoising=kcfg.use_denoising,
+            adaptive_sampling=False,
+            verbose=kcfg.verbose,
+        )
         _settings(bpy, kcfg)
 
         # camera: one keyframe per view (Blender cameras look down -z with +y up: OpenGL axes, as layout's c2w)
-        camera = kb.PerspectiveCamera(name="camera", focal_length=camera_focal_mm(K.fx, W, SENSOR_WIDTH_MM),
-                                      sensor_width=SENSOR_WIDTH_MM, min_render_distance=0.01, max_render_distance=1000.0)
+        camera = kb.PerspectiveCamera(
+            name="camera",
+            focal_length=camera_focal_mm(K.fx, W, SENSOR_WIDTH_MM),
+            sensor_width=SENSOR_WIDTH_MM,
+            min_render_distance=0.01,
+            max_render_distance=1000.0,
+        )
         scene += camera
         scene.camera = camera
         for v in range(V):
@@ -463,8 +547,13 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
         az, el = math.radians(style.light_azimuth_deg), math.radians(style.light_elevation_deg)
         to_light = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
         peak = max(style.light_color)
-        sun = kb.DirectionalLight(name="sun", color=kb.Color(*(c / peak for c in style.light_color)),
-                                  intensity=math.pi * peak, position=tuple(10.0 * to_light), look_at=(0, 0, 0))
+        sun = kb.DirectionalLight(
+            name="sun",
+            color=kb.Color(*(c / peak for c in style.light_color)),
+            intensity=math.pi * peak,
+            position=tuple(10.0 * to_light),
+            look_at=(0, 0, 0),
+        )
         scene += sun
         if cfg.hdri_path is not None:
             renderer._set_ambient_light_hdri(str(cfg.hdri_path), strength=kcfg.hdri_strength)
@@ -489,8 +578,12 @@ def render_views_kubric(layout: SceneLayout, cfg: MessyRoomsConfig,
             return out
 
         renderer.post_processors["lift3d_instance"] = instance_ids
-        out = RenderedViews(np.zeros((V, H, W, 3), np.uint8), np.zeros((V, H, W), np.float32),
-                            np.zeros((V, H, W), np.uint16), np.zeros((V, H, W), np.uint8))
+        out = RenderedViews(
+            np.zeros((V, H, W, 3), np.uint8),
+            np.zeros((V, H, W), np.float32),
+            np.zeros((V, H, W), np.uint16),
+            np.zeros((V, H, W), np.uint8),
+        )
         step = max(1, int(kcfg.views_per_render_call))
         for first in range(0, V, step):
             views = list(range(first, min(V, first + step)))

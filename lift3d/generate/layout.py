@@ -18,13 +18,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from lift3d.geometry.cameras import matrix_to_quat_xyzw, quat_xyzw_to_matrix
-
-from lift3d.generate.textures import CEILING, FLOOR, WALL
-
 from lift3d.generate.assets import build_mesh, sample_asset
-from lift3d.generate.mesh import AssetSpec, Mesh
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
+from lift3d.generate.mesh import AssetSpec, Mesh
+from lift3d.generate.textures import CEILING, FLOOR, WALL
+from lift3d.geometry.cameras import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)`` callback."""
@@ -107,8 +105,12 @@ class SceneLayout:
             "intrinsics": vars(self.intrinsics),
             "camera_to_world": self.camera_to_world.tolist(),
             "objects": [
-                {"instance_id": o.instance_id, "asset": o.asset.to_dict(), "rotation": o.rotation.tolist(),
-                 "translation": o.translation.tolist()}
+                {
+                    "instance_id": o.instance_id,
+                    "asset": o.asset.to_dict(),
+                    "rotation": o.rotation.tolist(),
+                    "translation": o.translation.tolist(),
+                }
                 for o in self.objects
             ],
             "physics": None if self.physics is None else vars(self.physics),
@@ -117,13 +119,22 @@ class SceneLayout:
     @staticmethod
     def from_dict(d: Dict) -> "SceneLayout":
         objects = [
-            PlacedObject(o["instance_id"], AssetSpec.from_dict(o["asset"]), np.asarray(o["rotation"], float),
-                         np.asarray(o["translation"], float))
+            PlacedObject(
+                o["instance_id"],
+                AssetSpec.from_dict(o["asset"]),
+                np.asarray(o["rotation"], float),
+                np.asarray(o["translation"], float),
+            )
             for o in d["objects"]
         ]
         return SceneLayout(
-            objects, float(d["floor_half_side"]), np.asarray(d["room_min"], float), np.asarray(d["room_max"], float),
-            np.asarray(d["camera_to_world"], float), CameraIntrinsics(**d["intrinsics"]), int(d["seed"]),
+            objects,
+            float(d["floor_half_side"]),
+            np.asarray(d["room_min"], float),
+            np.asarray(d["room_max"], float),
+            np.asarray(d["camera_to_world"], float),
+            CameraIntrinsics(**d["intrinsics"]),
+            int(d["seed"]),
             None if d.get("physics") is None else PhysicsReport(**d["physics"]),
         )
 
@@ -139,8 +150,14 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return quat_xyzw_to_matrix(q / np.linalg.norm(q), normalize=False)
 
 
-def spawn_poses(rng: np.random.Generator, meshes: List[Mesh], floor_half_side: float, spawn_height: float,
-                gap: float = 0.005, tries: int = 100) -> Tuple[List[np.ndarray], np.ndarray]:
+def spawn_poses(
+    rng: np.random.Generator,
+    meshes: List[Mesh],
+    floor_half_side: float,
+    spawn_height: float,
+    gap: float = 0.005,
+    tries: int = 100,
+) -> Tuple[List[np.ndarray], np.ndarray]:
     """Place objects without overlap above the floor (bounding spheres kept apart by ``gap``).
 
     Each object gets a uniform random orientation and a centre uniform over the floor square (shrunk by its
@@ -155,10 +172,13 @@ def spawn_poses(rng: np.random.Generator, meshes: List[Mesh], floor_half_side: f
         half = max(floor_half_side - r, 1e-3)
         lift = 0.0
         while True:
-            cand = np.column_stack([
-                rng.uniform(-half, half, tries), rng.uniform(-half, half, tries),
-                r + lift + rng.uniform(0.0, spawn_height, tries),
-            ])
+            cand = np.column_stack(
+                [
+                    rng.uniform(-half, half, tries),
+                    rng.uniform(-half, half, tries),
+                    r + lift + rng.uniform(0.0, spawn_height, tries),
+                ]
+            )
             if i == 0:
                 centres[0] = cand[0]
                 break
@@ -171,8 +191,13 @@ def spawn_poses(rng: np.random.Generator, meshes: List[Mesh], floor_half_side: f
     return rotations, centres
 
 
-def settle(meshes: List[Mesh], rotations: List[np.ndarray], centres: np.ndarray, physics: PhysicsConfig,
-           progress: Optional[ProgressFn] = None) -> Tuple[List[np.ndarray], np.ndarray, int, float, bool]:
+def settle(
+    meshes: List[Mesh],
+    rotations: List[np.ndarray],
+    centres: np.ndarray,
+    physics: PhysicsConfig,
+    progress: Optional[ProgressFn] = None,
+) -> Tuple[List[np.ndarray], np.ndarray, int, float, bool]:
     """Drop the objects on the floor plane z = 0 and simulate until all rest (or ``max_seconds``).
 
     Collision shapes are the meshes' convex hulls; mass = density * hull volume. Returns final rotations, final
@@ -187,17 +212,37 @@ def settle(meshes: List[Mesh], rotations: List[np.ndarray], centres: np.ndarray,
         p.setTimeStep(physics.time_step, **kw)
         plane = p.createCollisionShape(p.GEOM_PLANE, **kw)
         floor = p.createMultiBody(0.0, plane, **kw)
-        p.changeDynamics(floor, -1, lateralFriction=physics.lateral_friction, restitution=physics.restitution,
-                         rollingFriction=physics.rolling_friction, spinningFriction=physics.spinning_friction, **kw)
+        p.changeDynamics(
+            floor,
+            -1,
+            lateralFriction=physics.lateral_friction,
+            restitution=physics.restitution,
+            rollingFriction=physics.rolling_friction,
+            spinningFriction=physics.spinning_friction,
+            **kw,
+        )
         bodies = []
         for mesh, R, c in zip(meshes, rotations, centres):
             shape = p.createCollisionShape(p.GEOM_MESH, vertices=mesh.hull_vertices.tolist(), **kw)
-            body = p.createMultiBody(physics.density * mesh.hull_volume, shape, basePosition=c.tolist(),
-                                     baseOrientation=matrix_to_quat_xyzw(R, w_nonnegative=False).tolist(), **kw)
-            p.changeDynamics(body, -1, lateralFriction=physics.lateral_friction, restitution=physics.restitution,
-                             rollingFriction=physics.rolling_friction, spinningFriction=physics.spinning_friction,
-                             linearDamping=physics.linear_damping, angularDamping=physics.angular_damping,
-                             activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, **kw)
+            body = p.createMultiBody(
+                physics.density * mesh.hull_volume,
+                shape,
+                basePosition=c.tolist(),
+                baseOrientation=matrix_to_quat_xyzw(R, w_nonnegative=False).tolist(),
+                **kw,
+            )
+            p.changeDynamics(
+                body,
+                -1,
+                lateralFriction=physics.lateral_friction,
+                restitution=physics.restitution,
+                rollingFriction=physics.rolling_friction,
+                spinningFriction=physics.spinning_friction,
+                linearDamping=physics.linear_damping,
+                angularDamping=physics.angular_damping,
+                activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING,
+                **kw,
+            )
             bodies.append(body)
         max_steps = int(np.ceil(physics.max_seconds / physics.time_step))
         min_steps = int(np.ceil(physics.min_seconds / physics.time_step))
@@ -291,13 +336,16 @@ def make_intrinsics(cfg: MessyRoomsConfig) -> CameraIntrinsics:
 # --------------------------------------------------------------------------------------------------------------
 
 
-SettleFn = Callable[[List[Mesh], List[np.ndarray], np.ndarray, PhysicsConfig, Optional[ProgressFn]],
-                   Tuple[List[np.ndarray], np.ndarray, int, float, bool]]
+SettleFn = Callable[
+    [List[Mesh], List[np.ndarray], np.ndarray, PhysicsConfig, Optional[ProgressFn]],
+    Tuple[List[np.ndarray], np.ndarray, int, float, bool],
+]
 """Signature of :func:`settle` (and of the kubric backend's ``settle_with_kubric``)."""
 
 
-def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None,
-                settle_fn: Optional[SettleFn] = None) -> SceneLayout:
+def make_layout(
+    cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None, settle_fn: Optional[SettleFn] = None
+) -> SceneLayout:
     """Sample assets, spawn them without overlap, settle them with pybullet, drop strays, and sample cameras.
 
     ``progress(done, total)`` is called with simulation steps. Same ``cfg`` (seed included) -> same layout.
@@ -309,13 +357,10 @@ def make_layout(cfg: MessyRoomsConfig, progress: Optional[ProgressFn] = None,
     meshes = [build_mesh(s) for s in specs]
     L = cfg.floor_half_side
     rotations, centres = spawn_poses(rng, meshes, L, cfg.physics.spawn_height)
-    rotations, centres, steps, sim_s, settled = (settle_fn or settle)(meshes, rotations, centres, cfg.physics,
-                                                                      progress)
+    rotations, centres, steps, sim_s, settled = (settle_fn or settle)(meshes, rotations, centres, cfg.physics, progress)
     margin = cfg.physics.off_floor_margin
     keep = (np.abs(centres[:, :2]) <= L + margin).all(axis=1) & (centres[:, 2] > -0.01)
-    objects = [
-        PlacedObject(k + 1, specs[i], rotations[i], centres[i]) for k, i in enumerate(np.flatnonzero(keep))
-    ]
+    objects = [PlacedObject(k + 1, specs[i], rotations[i], centres[i]) for k, i in enumerate(np.flatnonzero(keep))]
     cameras = sample_cameras(rng, cfg)
     room_min, room_max = room_box(cfg)
     report = PhysicsReport(steps, sim_s, settled, int((~keep).sum()), time.perf_counter() - t0)

@@ -26,8 +26,14 @@ from lift3d.generate.segmenter import SEGMENTER_PRESETS, simulate_segmenter
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
 
 __all__ = [
-    "SEGMENTER_STREAM", "KubricBackendNotInstalled", "check_backend", "settle_function", "render", "segmenter_rng",
-    "run_segmenter", "generate_scene",
+    "SEGMENTER_STREAM",
+    "KubricBackendNotInstalled",
+    "check_backend",
+    "settle_function",
+    "render",
+    "segmenter_rng",
+    "run_segmenter",
+    "generate_scene",
 ]
 
 SEGMENTER_STREAM = 1
@@ -72,8 +78,9 @@ def settle_function(cfg: MessyRoomsConfig):
     return None
 
 
-def render(layout: SceneLayout, cfg: MessyRoomsConfig,
-           progress: Optional[Callable[[int, int], None]] = None) -> RenderedViews:
+def render(
+    layout: SceneLayout, cfg: MessyRoomsConfig, progress: Optional[Callable[[int, int], None]] = None
+) -> RenderedViews:
     """Render ``layout`` with ``cfg.backend`` (``fast``: open3d ray casting; ``kubric``: Blender Cycles)."""
     check_backend(cfg)
     if cfg.backend == "kubric":
@@ -90,19 +97,25 @@ def segmenter_rng(seed: int, view: int) -> np.random.Generator:
     return np.random.default_rng([seed, SEGMENTER_STREAM, view])
 
 
-def run_segmenter(views: RenderedViews, cfg: MessyRoomsConfig,
-                  progress: Optional[Callable[[int, int], None]] = None) -> SegmenterOutputs:
+def run_segmenter(
+    views: RenderedViews, cfg: MessyRoomsConfig, progress: Optional[Callable[[int, int], None]] = None
+) -> SegmenterOutputs:
     """Simulate the 2D segmenter (preset ``cfg.segmenter_noise``) on every view's ground truth."""
     if cfg.segmenter_noise not in SEGMENTER_PRESETS:
-        raise ValueError(f"Unknown segmenter_noise {cfg.segmenter_noise!r}; expected one of "
-                         f"{sorted(SEGMENTER_PRESETS)}.")
+        raise ValueError(
+            f"Unknown segmenter_noise {cfg.segmenter_noise!r}; expected one of {sorted(SEGMENTER_PRESETS)}."
+        )
     noise = SEGMENTER_PRESETS[cfg.segmenter_noise]
     V = len(views.instance)
-    out = SegmenterOutputs(np.zeros_like(views.instance, np.uint16), np.zeros_like(views.semantic, np.uint8),
-                           np.zeros(views.instance.shape, np.float32))
+    out = SegmenterOutputs(
+        np.zeros_like(views.instance, np.uint16),
+        np.zeros_like(views.semantic, np.uint8),
+        np.zeros(views.instance.shape, np.float32),
+    )
     for v in range(V):
         out.instance[v], out.semantic[v], out.confidence[v] = simulate_segmenter(
-            views.instance[v], views.semantic[v], segmenter_rng(cfg.seed, v), noise)
+            views.instance[v], views.semantic[v], segmenter_rng(cfg.seed, v), noise
+        )
         if progress is not None:
             progress(v + 1, V)
     return out
@@ -112,13 +125,25 @@ def run_segmenter(views: RenderedViews, cfg: MessyRoomsConfig,
 def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
     """Yield ``stage(name) -> progress(done, total)`` backed by one rich progress bar per stage."""
     if not enabled:
-        yield lambda name: (lambda done, total: None)
+        yield lambda name: lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
         units = {"physics": "steps", "rendering": "views", "segmenter": "views", "writing": "frames"}
 
         def stage(name: str) -> Callable[[int, int], None]:
@@ -132,8 +157,14 @@ def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None
         yield stage
 
 
-def generate_scene(cfg: MessyRoomsConfig, out_dir: Path, progress: bool = True, *, overwrite: bool = False,
-                   release_dir: Optional[Path] = None) -> Path:
+def generate_scene(
+    cfg: MessyRoomsConfig,
+    out_dir: Path,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    release_dir: Optional[Path] = None,
+) -> Path:
     """Generate one Messy Rooms scene into ``out_dir`` (lift3d scene format) and return ``out_dir``.
 
     Stages: layout and physics -> rendering (``cfg.backend``) -> simulated 2D segmenter -> atomic write.
@@ -164,6 +195,8 @@ def generate_scene(cfg: MessyRoomsConfig, out_dir: Path, progress: bool = True, 
     if progress:
         from rich import print as rprint
 
-        rprint(f"Wrote {out_dir} ({len(layout.objects)} objects, {layout.num_views} views, "
-               f"{cfg.resolution}x{cfg.resolution}) in {time.perf_counter() - t0:.1f} s")
+        rprint(
+            f"Wrote {out_dir} ({len(layout.objects)} objects, {layout.num_views} views, "
+            f"{cfg.resolution}x{cfg.resolution}) in {time.perf_counter() - t0:.1f} s"
+        )
     return out_dir

@@ -32,8 +32,19 @@ from lift3d.generate.mesh import AssetSpec, Mesh, hull_centroid, vertex_normals
 from lift3d.generate.textures import sample_texture
 
 SHAPE_FAMILIES: Tuple[str, ...] = (
-    "box", "ellipsoid", "cylinder", "cone", "capsule", "torus", "vase", "bottle", "bowl",
-    "hull", "pebble", "extrusion", "compound",
+    "box",
+    "ellipsoid",
+    "cylinder",
+    "cone",
+    "capsule",
+    "torus",
+    "vase",
+    "bottle",
+    "bowl",
+    "hull",
+    "pebble",
+    "extrusion",
+    "compound",
 )
 COMPOUND_TEMPLATES: Tuple[str, ...] = ("mug", "dumbbell", "mushroom", "table", "snowman")
 LATHE_SEGMENTS = 28
@@ -75,19 +86,38 @@ _SAMPLERS = {
     "cone": lambda r: {"radius": _u(r, 0.3, 0.5), "top_radius": _u(r, 0.0, 0.25), "height": _u(r, 0.5, 1.0)},
     "capsule": lambda r: {"radius": _u(r, 0.15, 0.3), "length": _u(r, 0.2, 0.6)},
     "torus": lambda r: {"major": _u(r, 0.3, 0.4), "minor": _u(r, 0.08, 0.16)},
-    "vase": lambda r: {"radius": _u(r, 0.2, 0.35), "height": 1.0, "bulge": _u(r, 0.1, 0.4),
-                       "waves": _u(r, 0.7, 1.8), "phase": _u(r, 0.0, 6.28)},
-    "bottle": lambda r: {"radius": _u(r, 0.15, 0.3), "height": 1.0, "neck": _u(r, 0.25, 0.45),
-                         "shoulder": _u(r, 0.5, 0.7)},
+    "vase": lambda r: {
+        "radius": _u(r, 0.2, 0.35),
+        "height": 1.0,
+        "bulge": _u(r, 0.1, 0.4),
+        "waves": _u(r, 0.7, 1.8),
+        "phase": _u(r, 0.0, 6.28),
+    },
+    "bottle": lambda r: {
+        "radius": _u(r, 0.15, 0.3),
+        "height": 1.0,
+        "neck": _u(r, 0.25, 0.45),
+        "shoulder": _u(r, 0.5, 0.7),
+    },
     "bowl": lambda r: {"radius": 0.5, "height": _u(r, 0.2, 0.45), "thickness": _u(r, 0.04, 0.08)},
     "hull": lambda r: {"points": r.uniform(-0.5, 0.5, size=(int(r.integers(7, 16)), 3)).round(5).tolist()},
-    "pebble": lambda r: {"radii": [_u(r, 0.6, 1.0), _u(r, 0.5, 0.9), _u(r, 0.3, 0.6)],
-                         "roughness": _u(r, 0.03, 0.12), "seed": int(r.integers(0, 2**31 - 1))},
-    "extrusion": lambda r: {"outline": ["star", "gear", "cross", "blob"][int(r.integers(4))],
-                            "teeth": int(r.integers(4, 9)), "inner": _u(r, 0.45, 0.75),
-                            "height": _u(r, 0.2, 0.6), "seed": int(r.integers(0, 2**31 - 1))},
-    "compound": lambda r: {"template": COMPOUND_TEMPLATES[int(r.integers(len(COMPOUND_TEMPLATES)))],
-                           "a": _u(r, 0.0, 1.0), "b": _u(r, 0.0, 1.0)},
+    "pebble": lambda r: {
+        "radii": [_u(r, 0.6, 1.0), _u(r, 0.5, 0.9), _u(r, 0.3, 0.6)],
+        "roughness": _u(r, 0.03, 0.12),
+        "seed": int(r.integers(0, 2**31 - 1)),
+    },
+    "extrusion": lambda r: {
+        "outline": ["star", "gear", "cross", "blob"][int(r.integers(4))],
+        "teeth": int(r.integers(4, 9)),
+        "inner": _u(r, 0.45, 0.75),
+        "height": _u(r, 0.2, 0.6),
+        "seed": int(r.integers(0, 2**31 - 1)),
+    },
+    "compound": lambda r: {
+        "template": COMPOUND_TEMPLATES[int(r.integers(len(COMPOUND_TEMPLATES)))],
+        "a": _u(r, 0.0, 1.0),
+        "b": _u(r, 0.0, 1.0),
+    },
 }
 
 
@@ -183,15 +213,15 @@ def _build_raw(kind: str, p: Dict) -> Tuple[np.ndarray, np.ndarray]:
         r = p["radius"] * (1 + p["bulge"] * np.sin(2 * np.pi * p["waves"] * z / p["height"] + p["phase"]))
         r = np.maximum(r, 0.05)
         side = np.stack([r, z], 1)
-        return _lathe([(np.array([[0, 0], side[0]]), False), (side, False),
-                       (np.array([side[-1], [0, p["height"]]]), False)])
+        return _lathe(
+            [(np.array([[0, 0], side[0]]), False), (side, False), (np.array([side[-1], [0, p["height"]]]), False)]
+        )
     if kind == "bottle":
         R, H, neck, sh = p["radius"], p["height"], p["radius"] * p["neck"], p["shoulder"]
         t = np.linspace(0, 1, 8)
         shoulder = np.stack([R + (neck - R) * (3 * t**2 - 2 * t**3), sh * H + t * 0.2 * H], 1)
         side = np.concatenate([[[R, 0.0]], shoulder, [[neck, H]]])
-        return _lathe([(np.array([[0, 0], [R, 0]]), False), (side, False),
-                       (np.array([[neck, H], [0, H]]), False)])
+        return _lathe([(np.array([[0, 0], [R, 0]]), False), (side, False), (np.array([[neck, H], [0, H]]), False)])
     if kind == "bowl":
         R, H, th = p["radius"], p["height"], p["thickness"]
         a = np.linspace(-np.pi / 2, 0, 10)
@@ -234,8 +264,11 @@ def _outline(p: Dict) -> Tuple[np.ndarray, bool]:
     elif p["outline"] == "cross":
         w = 0.5 * inner
         quarter = np.array([[1.0, -w], [1.0, w], [w, w]])
-        rot = lambda k: np.array([[np.cos(k * np.pi / 2), -np.sin(k * np.pi / 2)],
-                                  [np.sin(k * np.pi / 2), np.cos(k * np.pi / 2)]])
+
+        def rot(k: int) -> np.ndarray:
+            c, s = np.cos(k * np.pi / 2), np.sin(k * np.pi / 2)
+            return np.array([[c, -s], [s, c]])
+
         return np.concatenate([quarter @ rot(k).T for k in range(4)]), False
     else:  # blob
         rng = np.random.default_rng(p["seed"])
@@ -316,8 +349,11 @@ def _compound(p: Dict) -> Tuple[np.ndarray, np.ndarray]:
         return _merge(parts)
     if name == "snowman":
         r0, r1, r2 = 0.3, 0.22 + 0.04 * a, 0.15 + 0.03 * b
-        s = lambda r, z: _moved(_lathe([(_sphere_profile(r), False)]), (0, 0, z))
-        return _merge([s(r0, 0), s(r1, r0 + 0.8 * r1), s(r2, r0 + 1.6 * r1 + 0.8 * r2)])
+
+        def ball(r: float, z: float):
+            return _moved(_lathe([(_sphere_profile(r), False)]), (0, 0, z))
+
+        return _merge([ball(r0, 0), ball(r1, r0 + 0.8 * r1), ball(r2, r0 + 1.6 * r1 + 0.8 * r2)])
     raise ValueError(f"Unknown compound template {name!r}; expected one of {COMPOUND_TEMPLATES}.")
 
 

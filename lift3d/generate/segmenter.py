@@ -73,15 +73,35 @@ class SegmenterNoise:
 SEGMENTER_PRESETS: Dict[str, SegmenterNoise] = {
     "clean": SegmenterNoise(),
     "detic-like": SegmenterNoise(
-        min_area_fraction=0.0006, drop_prob=0.06, occluded_drop_prob=0.3, merge_prob=0.08, split_prob=0.06,
-        jitter_prob=0.3, jitter_max_px=1, spurious_per_view=0.3, confidence_range=(0.6, 0.95),
-        noisy_confidence_factor=0.7, background_confidence=0.8, boundary_confidence_drop=0.5, boundary_width_px=1.5,
+        min_area_fraction=0.0006,
+        drop_prob=0.06,
+        occluded_drop_prob=0.3,
+        merge_prob=0.08,
+        split_prob=0.06,
+        jitter_prob=0.3,
+        jitter_max_px=1,
+        spurious_per_view=0.3,
+        confidence_range=(0.6, 0.95),
+        noisy_confidence_factor=0.7,
+        background_confidence=0.8,
+        boundary_confidence_drop=0.5,
+        boundary_width_px=1.5,
     ),
     "heavy": SegmenterNoise(
-        min_area_fraction=0.002, drop_prob=0.15, occluded_drop_prob=0.5, merge_prob=0.2, split_prob=0.2,
-        jitter_prob=0.6, jitter_max_px=2, spurious_per_view=1.5, spurious_radius_fraction=(0.03, 0.12),
-        confidence_range=(0.4, 0.9), noisy_confidence_factor=0.6, background_confidence=0.6,
-        boundary_confidence_drop=0.7, boundary_width_px=2.0,
+        min_area_fraction=0.002,
+        drop_prob=0.15,
+        occluded_drop_prob=0.5,
+        merge_prob=0.2,
+        split_prob=0.2,
+        jitter_prob=0.6,
+        jitter_max_px=2,
+        spurious_per_view=1.5,
+        spurious_radius_fraction=(0.03, 0.12),
+        confidence_range=(0.4, 0.9),
+        noisy_confidence_factor=0.6,
+        background_confidence=0.6,
+        boundary_confidence_drop=0.7,
+        boundary_width_px=2.0,
     ),
 }
 
@@ -281,8 +301,9 @@ def majority_semantic(label: np.ndarray, seg_ids: np.ndarray, gt_semantic: np.nd
     return semantic
 
 
-def segment_confidence(seg: WorkingSegments, seg_ids: np.ndarray, rng: np.random.Generator,
-                       noise: SegmenterNoise) -> np.ndarray:
+def segment_confidence(
+    seg: WorkingSegments, seg_ids: np.ndarray, rng: np.random.Generator, noise: SegmenterNoise
+) -> np.ndarray:
     """Step 7: per-pixel confidence ``[H, W]`` float32 in ``[0, 1]``.
 
     Each segment ``s`` gets a score ``c_s ~ U(confidence_range)`` (one draw of ``S`` values, segments in increasing
@@ -304,8 +325,9 @@ def segment_confidence(seg: WorkingSegments, seg_ids: np.ndarray, rng: np.random
     return np.clip(confidence, 0.0, 1.0).astype(np.float32)
 
 
-def simulate_segmenter(gt_instance: np.ndarray, gt_semantic: np.ndarray, rng: np.random.Generator,
-                       noise: SegmenterNoise) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_segmenter(
+    gt_instance: np.ndarray, gt_semantic: np.ndarray, rng: np.random.Generator, noise: SegmenterNoise
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulate a 2D segmenter on one view (see the module docstring for the noise model).
 
     ``gt_instance``: ``[H, W]`` int ground-truth ids (0 = background); ``gt_semantic``: ``[H, W]`` class ids.

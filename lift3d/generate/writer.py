@@ -34,8 +34,15 @@ from lift3d.io.atomic import atomic_folder
 DEPTH_UNIT = 0.001
 """Metres per depth-PNG unit (millimetres)."""
 CLASSES = [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "object", "thing": True}]
-SUBDIRS = ("images", "depth", "segments/instance", "segments/semantic", "segments/confidence", "gt/instance",
-           "gt/semantic")
+SUBDIRS = (
+    "images",
+    "depth",
+    "segments/instance",
+    "segments/semantic",
+    "segments/confidence",
+    "gt/instance",
+    "gt/semantic",
+)
 
 
 def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
@@ -85,20 +92,27 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
     for v in range(layout.num_views):
         name = f"frame_{v:05d}.png"
         names.append(f"images/{name}")
-        frames.append({
-            "file_path": f"images/{name}",
-            "transform_matrix": layout.camera_to_world[v].tolist(),
-            "instance_file_path": f"segments/instance/{name}",
-            "semantic_file_path": f"segments/semantic/{name}",
-            "confidence_file_path": f"segments/confidence/{name}",
-            "depth_file_path": f"depth/{name}",
-            "gt_instance_file_path": f"gt/instance/{name}",
-            "gt_semantic_file_path": f"gt/semantic/{name}",
-        })
+        frames.append(
+            {
+                "file_path": f"images/{name}",
+                "transform_matrix": layout.camera_to_world[v].tolist(),
+                "instance_file_path": f"segments/instance/{name}",
+                "semantic_file_path": f"segments/semantic/{name}",
+                "confidence_file_path": f"segments/confidence/{name}",
+                "depth_file_path": f"depth/{name}",
+                "gt_instance_file_path": f"gt/instance/{name}",
+                "gt_semantic_file_path": f"gt/semantic/{name}",
+            }
+        )
     num_train = split_frames(len(frames), cfg.test_fraction)
     cfg_dict = config_to_dict(cfg)
     return {
-        "fl_x": K.fx, "fl_y": K.fy, "cx": K.cx, "cy": K.cy, "w": K.width, "h": K.height,
+        "fl_x": K.fx,
+        "fl_y": K.fy,
+        "cx": K.cx,
+        "cy": K.cy,
+        "w": K.width,
+        "h": K.height,
         "depth_unit_scale_factor": DEPTH_UNIT,
         "classes": CLASSES,
         "aabb": objects_aabb(layout).tolist(),
@@ -106,8 +120,12 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
         "frames": frames,
         "train_filenames": names[:num_train],
         "test_filenames": names[num_train:],
-        "generator": {"name": "lift3d.generate messy_rooms", "backend": cfg.backend,
-                      "num_objects_placed": len(layout.objects), "config": cfg_dict},
+        "generator": {
+            "name": "lift3d.generate messy_rooms",
+            "backend": cfg.backend,
+            "num_objects_placed": len(layout.objects),
+            "config": cfg_dict,
+        },
     }
 
 
@@ -115,8 +133,9 @@ def check_output_folder(out_dir: Path, overwrite: bool) -> None:
     """Refuse to write into a non-empty existing folder unless ``overwrite`` (an empty folder is fine)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir} already exists and is not empty; choose another output folder or pass "
-                              "overwrite=True.")
+        raise FileExistsError(
+            f"{out_dir} already exists and is not empty; choose another output folder or pass overwrite=True."
+        )
 
 
 def write_frame(folder: Path, v: int, views: RenderedViews, segments: SegmenterOutputs) -> None:
@@ -133,9 +152,15 @@ def write_frame(folder: Path, v: int, views: RenderedViews, segments: SegmenterO
     iio.imwrite(folder / "gt/semantic" / name, views.semantic[v].astype(np.uint8))
 
 
-def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
-                cfg: MessyRoomsConfig, overwrite: bool = False,
-                progress: Optional[Callable[[int, int], None]] = None) -> Path:
+def write_scene(
+    out_dir: Path,
+    layout: SceneLayout,
+    views: RenderedViews,
+    segments: SegmenterOutputs,
+    cfg: MessyRoomsConfig,
+    overwrite: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Path:
     """Write all frames and ``transforms.json`` atomically to ``out_dir`` (see the module docstring).
 
     ``progress(done_frames, num_frames)`` is called after each frame. Returns ``out_dir``. Raises
@@ -155,8 +180,14 @@ def write_scene(out_dir: Path, layout: SceneLayout, views: RenderedViews, segmen
     return out_dir
 
 
-def write_release_layout(out_dir: Path, layout: SceneLayout, views: RenderedViews, segments: SegmenterOutputs,
-                         cfg: MessyRoomsConfig, overwrite: bool = False) -> Path:
+def write_release_layout(
+    out_dir: Path,
+    layout: SceneLayout,
+    views: RenderedViews,
+    segments: SegmenterOutputs,
+    cfg: MessyRoomsConfig,
+    overwrite: bool = False,
+) -> Path:
     """Write the same frames in the released Messy Rooms layout (:mod:`lift3d.data.writers.messy_rooms`):
     ``color/``, ``depth/``, ``semantic/``, ``instance/``, ``detic_semantic/``, ``detic_instance/``,
     ``detic_probabilities/`` and a kubric-style ``metadata.json``. The simulated segmenter's output plays Detic's
@@ -167,13 +198,38 @@ def write_release_layout(out_dir: Path, layout: SceneLayout, views: RenderedView
     from lift3d.geometry.cameras import matrix_to_quat_wxyz
 
     K = layout.intrinsics
-    instances = [{"asset_id": _asset_id(o.asset), "segmentation_id": o.instance_id,
-                  "positions": [o.translation.tolist()], "quaternions": [list(matrix_to_quat_wxyz(o.rotation))],
-                  "size": o.asset.size} for o in layout.objects]
-    extra = {"instances": instances,
-             "lift3d_generator": {"backend": cfg.backend, "config": config_to_dict(cfg),
-                                  "num_objects_placed": len(layout.objects)}}
-    return write_release(out_dir, rgb=views.rgb, depth=views.depth, gt_instance=views.instance,
-                         gt_semantic=views.semantic, instance=segments.instance, semantic=segments.semantic,
-                         confidence=segments.confidence, camera_to_world=layout.camera_to_world, fx=K.fx, fy=K.fy,
-                         cx=K.cx, cy=K.cy, extra_metadata=extra, overwrite=overwrite)
+    instances = [
+        {
+            "asset_id": _asset_id(o.asset),
+            "segmentation_id": o.instance_id,
+            "positions": [o.translation.tolist()],
+            "quaternions": [list(matrix_to_quat_wxyz(o.rotation))],
+            "size": o.asset.size,
+        }
+        for o in layout.objects
+    ]
+    extra = {
+        "instances": instances,
+        "lift3d_generator": {
+            "backend": cfg.backend,
+            "config": config_to_dict(cfg),
+            "num_objects_placed": len(layout.objects),
+        },
+    }
+    return write_release(
+        out_dir,
+        rgb=views.rgb,
+        depth=views.depth,
+        gt_instance=views.instance,
+        gt_semantic=views.semantic,
+        instance=segments.instance,
+        semantic=segments.semantic,
+        confidence=segments.confidence,
+        camera_to_world=layout.camera_to_world,
+        fx=K.fx,
+        fy=K.fy,
+        cx=K.cx,
+        cy=K.cy,
+        extra_metadata=extra,
+        overwrite=overwrite,
+    )

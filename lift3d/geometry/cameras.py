@@ -31,9 +31,19 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["Distortion", "Intrinsics", "IntrinsicsLike", "camera_rays", "backproject", "project",
-           "ray_length_per_z", "quat_wxyz_to_matrix", "quat_xyzw_to_matrix", "matrix_to_quat_wxyz",
-           "matrix_to_quat_xyzw"]
+__all__ = [
+    "Distortion",
+    "Intrinsics",
+    "IntrinsicsLike",
+    "camera_rays",
+    "backproject",
+    "project",
+    "ray_length_per_z",
+    "quat_wxyz_to_matrix",
+    "quat_xyzw_to_matrix",
+    "matrix_to_quat_wxyz",
+    "matrix_to_quat_xyzw",
+]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -88,7 +98,8 @@ class Intrinsics:
         if self.distortion is not None:
             raise NotImplementedError(
                 f"{what}: the camera has a '{self.distortion.model}' distortion model, which lift3d does not "
-                "support yet; undistort the images (e.g. colmap image_undistorter) and give pinhole intrinsics.")
+                "support yet; undistort the images (e.g. colmap image_undistorter) and give pinhole intrinsics."
+            )
 
 
 IntrinsicsLike = Union[Intrinsics, Sequence[float]]
@@ -205,11 +216,13 @@ def ray_length_per_z(fx: float, fy: float, cx: float, cy: float, width: int, hei
 
 def _unit_quaternion_matrix(w: float, x: float, y: float, z: float) -> np.ndarray:
     """Rotation ``[3, 3]`` of the unit quaternion ``w + x i + y j + z k`` (Hamilton convention)."""
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def quat_wxyz_to_matrix(q: Sequence[float], normalize: bool = True) -> np.ndarray:

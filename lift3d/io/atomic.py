@@ -71,7 +71,9 @@ def _check_output_folder(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is a file, not a folder; choose another output folder.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists and is not empty; choose another folder or pass overwrite=True.")
+        raise FileExistsError(
+            f"{out_dir} already exists and is not empty; choose another folder or pass overwrite=True."
+        )
 
 
 @contextmanager

@@ -13,8 +13,9 @@ __all__ = ["LossConfig"]
 class LossConfig:
     """Loss weights, instance objective and the stage schedule (onsets are iterations)."""
 
-    instance_loss: Literal["slow-fast", "vanilla", "linear-assignment", "associative-embedding", "margin",
-                           "dino"] = "slow-fast"
+    instance_loss: Literal["slow-fast", "vanilla", "linear-assignment", "associative-embedding", "margin", "dino"] = (
+        "slow-fast"
+    )
     """Name of the instance objective, a key of :data:`lift3d.objectives.OBJECTIVES` (one class per objective
     there). slow-fast: Contrastive Lift (Bhalgat et al. 2023) Eq. 4 (+ concentration Eq. 5 when
     concentration_weight > 0); vanilla: Eq. 3 on the fast field alone (+ concentration of the fast embeddings to

@@ -22,7 +22,6 @@ import torch
 KernelName = Literal["gaussian", "exp_distance"]
 
 
-
 def _pairwise_sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``||a_i - b_j||^2`` as ``[len(a), len(b)]`` (explicit differences: exact 0 for equal points)."""
     return ((a[:, None, :] - b[None, :, :]) ** 2).sum(dim=-1)
@@ -181,9 +180,7 @@ def concentration_loss(
     return (seg_sum[present] / seg_count[present].to(seg_sum.dtype)).mean()
 
 
-def split_fast_slow(
-    num_pixels: int, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def split_fast_slow(num_pixels: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly split one image's sampled pixels into the fast set F and the slow set S (paper 004 Eq. 4).
 
     A random permutation of ``range(num_pixels)``; the first ``num_pixels // 2`` indices form F, the rest

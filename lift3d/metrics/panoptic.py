@@ -120,7 +120,9 @@ class ClassStats:
             nan = float("nan")
             return ClassStats(int(tp), int(fp), int(fn), float(iou_sum), nan, nan, nan)
         sq = iou_sum / tp if tp > 0 else 0.0
-        return ClassStats(int(tp), int(fp), int(fn), float(iou_sum), float(iou_sum / denom), float(sq), float(tp / denom))
+        return ClassStats(
+            int(tp), int(fp), int(fn), float(iou_sum), float(iou_sum / denom), float(sq), float(tp / denom)
+        )
 
     @property
     def has_evidence(self) -> bool:
@@ -129,7 +131,15 @@ class ClassStats:
 
     def to_dict(self) -> dict:
         """Plain-Python dict (JSON-serialisable)."""
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "iou_sum": self.iou_sum, "pq": self.pq, "sq": self.sq, "rq": self.rq}
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "iou_sum": self.iou_sum,
+            "pq": self.pq,
+            "sq": self.sq,
+            "rq": self.rq,
+        }
 
 
 @dataclass
@@ -190,7 +200,9 @@ def _as_frames(x, name: str) -> list[np.ndarray]:
             raise ValueError(f"{name}: expected a list of [H, W] id maps or one [F, H, W] array, got shape {arr.shape}")
     for i, f in enumerate(frames):
         if f.ndim != 2:
-            raise ValueError(f"{name}, frame {i}: expected an [H, W] id map, got shape {f.shape}; pass one 2D array per frame")
+            raise ValueError(
+                f"{name}, frame {i}: expected an [H, W] id map, got shape {f.shape}; pass one 2D array per frame"
+            )
         if not (np.issubdtype(f.dtype, np.integer) or f.dtype == np.bool_):
             raise ValueError(
                 f"{name}, frame {i}: id maps must be integer arrays, got dtype {f.dtype}; convert with .astype(np.int64) "
@@ -200,7 +212,9 @@ def _as_frames(x, name: str) -> list[np.ndarray]:
             frames[i] = f.astype(np.uint8)
         elif f.dtype == np.uint64:
             if f.size and int(f.max()) >= 1 << 62:
-                raise ValueError(f"{name}, frame {i}: ids up to {int(f.max())} do not fit int64; relabel them to small integers")
+                raise ValueError(
+                    f"{name}, frame {i}: ids up to {int(f.max())} do not fit int64; relabel them to small integers"
+                )
             frames[i] = f.astype(np.int64)
     return frames
 
@@ -208,11 +222,11 @@ def _as_frames(x, name: str) -> list[np.ndarray]:
 def _check_frames(pred_sem, pred_inst, gt_sem, gt_inst) -> tuple[list, list, list, list]:
     names = ("pred_sem", "pred_inst", "gt_sem", "gt_inst")
     lists = [_as_frames(x, n) for x, n in zip((pred_sem, pred_inst, gt_sem, gt_inst), names)]
-    lengths = {n: len(l) for n, l in zip(names, lists)}
+    lengths = {n: len(frames) for n, frames in zip(names, lists)}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"number of frames differs between inputs: {lengths}; pass the same frames in the same order")
     for i in range(len(lists[0])):
-        shapes = {n: l[i].shape for n, l in zip(names, lists)}
+        shapes = {n: frames[i].shape for n, frames in zip(names, lists)}
         if len(set(shapes.values())) != 1:
             raise ValueError(
                 f"frame {i}: id maps have different shapes {shapes}; resize pred and GT to the same size "
@@ -225,15 +239,23 @@ def _class_sets(things, stuff, void_gt, void_pred) -> tuple[frozenset, frozenset
     things, stuff = frozenset(int(c) for c in things), frozenset(int(c) for c in stuff)
     void_gt, void_pred = frozenset(int(c) for c in void_gt), frozenset(int(c) for c in void_pred)
     if things & stuff:
-        raise ValueError(f"classes {sorted(things & stuff)} are listed as both things and stuff; each class is one or the other")
+        raise ValueError(
+            f"classes {sorted(things & stuff)} are listed as both things and stuff; each class is one or the other"
+        )
     if void_gt & (things | stuff):
-        raise ValueError(f"void_gt classes {sorted(void_gt & (things | stuff))} are also things/stuff; a void class is not scored")
+        raise ValueError(
+            f"void_gt classes {sorted(void_gt & (things | stuff))} are also things/stuff; a void class is not scored"
+        )
     if void_pred & (things | stuff):
-        raise ValueError(f"void_pred classes {sorted(void_pred & (things | stuff))} are also things/stuff; a void class is not scored")
+        raise ValueError(
+            f"void_pred classes {sorted(void_pred & (things | stuff))} are also things/stuff; a void class is not scored"
+        )
     if not things | stuff:
         raise ValueError("things and stuff are both empty: nothing to score")
     if any(c < 0 for c in things | stuff):
-        raise ValueError(f"things/stuff contain negative ids {sorted(c for c in things | stuff if c < 0)}; negative ids mean 'void prediction'")
+        raise ValueError(
+            f"things/stuff contain negative ids {sorted(c for c in things | stuff if c < 0)}; negative ids mean 'void prediction'"
+        )
     return things, stuff, void_gt, void_pred
 
 
@@ -298,7 +320,9 @@ class _KeyCounter:
         if not self.parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         keys, inverse = np.unique(np.concatenate([k for k, _ in self.parts]), return_inverse=True)
-        counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([c for _, c in self.parts]), minlength=keys.size)
+        counts = np.bincount(
+            inverse.reshape(-1), weights=np.concatenate([c for _, c in self.parts]), minlength=keys.size
+        )
         return keys, counts.astype(np.int64)
 
 
@@ -363,12 +387,16 @@ class _ClassTables:
     """``"drop"`` or ``"keep"`` (step 1)."""
 
     @staticmethod
-    def build(things: frozenset, stuff: frozenset, void_gt: frozenset, merge_things: bool, void_gt_mode: str) -> "_ClassTables":
+    def build(
+        things: frozenset, stuff: frozenset, void_gt: frozenset, merge_things: bool, void_gt_mode: str
+    ) -> "_ClassTables":
         classes = np.array(sorted(things | stuff), np.int64)  # original class ids [K0]
         merged = min(things) if (merge_things and things) else None
         if merged is not None:
             scored_ids = np.array(sorted({merged} | set(stuff)), np.int64)
-            to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(np.int64)
+            to_scored = np.searchsorted(scored_ids, [merged if c in things else c for c in classes.tolist()]).astype(
+                np.int64
+            )
         else:
             scored_ids, to_scored = classes, np.arange(classes.size, dtype=np.int64)
         is_thing = np.array([c in things or c == merged for c in scored_ids.tolist()], bool)
@@ -442,7 +470,11 @@ def kept_classes(
         (keep [K] bool, dropped [K] bool: present on some side but turned void; absent classes are in neither).
     """
     if rule not in SMALL_CLASS_RULES:
-        hint = " ('either' is now 'absent_counts_as_small', 'both' is 'small_in_both')" if rule in ("either", "both") else ""
+        hint = (
+            " ('either' is now 'absent_counts_as_small', 'both' is 'small_in_both')"
+            if rule in ("either", "both")
+            else ""
+        )
         raise ValueError(f"small_class_rule must be one of {SMALL_CLASS_RULES}, got {rule!r}{hint}")
     threshold = min_class_fraction * int(gt_counts.sum())
     present = (pred_counts > 0) | (gt_counts > 0)
@@ -481,7 +513,9 @@ class _Segments:
         return int(self.area.size)
 
 
-def _overlaps(key_pairs: list, key_space: int, pred: _Segments, gt: _Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _overlaps(
+    key_pairs: list, key_space: int, pred: _Segments, gt: _Segments
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 3: |P ∩ G| for every (pred segment or void = pred.n, GT segment or void = gt.n) pair that
     overlaps: (rows [m], cols [m], intersections [m])."""
     dense = key_space <= _DENSE_KEY_LIMIT
@@ -562,7 +596,9 @@ def _pq_pooled(
     # that 0 = void; tables are indexed by class index + 2 (entry 0: void_gt, entry 1: void prediction)
     span = id_hi - id_lo + 1
     if (num_classes + 1) * span >= (1 << 62):
-        raise ValueError(f"instance ids range over [{id_lo}, {id_hi}], too wide to encode; relabel them to small integers")
+        raise ValueError(
+            f"instance ids range over [{id_lo}, {id_hi}], too wide to encode; relabel them to small integers"
+        )
     key_space = num_classes * span + 1
     key_dtype = np.int32 if key_space < (1 << 31) else np.int64  # halves the memory kept between passes
     base1 = np.zeros(num_classes + 2, np.int64)
@@ -592,7 +628,9 @@ def _pq_pooled(
     return per_class, dropped
 
 
-def _class_means(per_class: dict[int, ClassStats], things: frozenset, merge_things: bool) -> tuple[float, float, float, float, float]:
+def _class_means(
+    per_class: dict[int, ClassStats], things: frozenset, merge_things: bool
+) -> tuple[float, float, float, float, float]:
     """(PQ, SQ, RQ, PQ_things, PQ_stuff): unweighted means over classes with evidence (NaN if none)."""
     scored = {c: s for c, s in per_class.items() if s.has_evidence}
     thing_keys = {min(things)} if (merge_things and things) else set(things)
@@ -677,7 +715,9 @@ def scene_pq(
         pq_stuff=pq_s,
         dropped_classes=dropped,
         num_frames=len(lists[0]),
-        metadata=_metadata("scene", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s),
+        metadata=_metadata(
+            "scene", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s
+        ),
     )
 
 
@@ -726,9 +766,16 @@ def frame_pq(
     per_frame: list[tuple[float, float, float, float, float]] = []
     dropped_all: set[int] = set()
     for f in range(len(lists[0])):
-        frame_lists = tuple([l[f]] for l in lists)
+        frame_lists = tuple([frames[f]] for frames in lists)
         per_class, dropped = _pq_pooled(
-            _chunks(frame_lists, first_frame=f), things_s, stuff_s, void_gt_s, min_class_fraction, small_class_rule, void_gt_mode, merge_things
+            _chunks(frame_lists, first_frame=f),
+            things_s,
+            stuff_s,
+            void_gt_s,
+            min_class_fraction,
+            small_class_rule,
+            void_gt_mode,
+            merge_things,
         )
         dropped_all.update(dropped)
         per_frame.append(_class_means(per_class, things_s, merge_things))
@@ -755,7 +802,9 @@ def frame_pq(
         dropped_classes=tuple(sorted(dropped_all)),
         num_frames=len(lists[0]),
         per_frame_pq=[float(v) for v in arr[:, 0]],
-        metadata=_metadata("frame", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s),
+        metadata=_metadata(
+            "frame", min_class_fraction, small_class_rule, void_gt_mode, merge_things, void_gt_s, void_pred_s
+        ),
     )
 
 

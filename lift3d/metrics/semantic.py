@@ -30,17 +30,25 @@ def confusion_matrix(
     Returns:
         ``(M [K, K + 1] int64, ids [K] int64)``.
     """
-    ids = np.arange(classes, dtype=np.int64) if isinstance(classes, (int, np.integer)) else np.array(sorted({int(c) for c in classes}), np.int64)
+    ids = (
+        np.arange(classes, dtype=np.int64)
+        if isinstance(classes, (int, np.integer))
+        else np.array(sorted({int(c) for c in classes}), np.int64)
+    )
     void_ids = np.array(sorted({int(c) for c in void_gt}), np.int64)
     ids = ids[~np.isin(ids, void_ids)]
     k = ids.size
     preds, gts = _as_frames(pred_sem, "pred_sem"), _as_frames(gt_sem, "gt_sem")
     if len(preds) != len(gts):
-        raise ValueError(f"pred_sem has {len(preds)} frames but gt_sem has {len(gts)}; pass the same frames in the same order")
+        raise ValueError(
+            f"pred_sem has {len(preds)} frames but gt_sem has {len(gts)}; pass the same frames in the same order"
+        )
     conf = np.zeros((k, k + 1), np.int64)
     for f, (p, g) in enumerate(zip(preds, gts)):
         if p.shape != g.shape:
-            raise ValueError(f"frame {f}: pred_sem shape {p.shape} != gt_sem shape {g.shape}; resize (nearest) to the same size first")
+            raise ValueError(
+                f"frame {f}: pred_sem shape {p.shape} != gt_sem shape {g.shape}; resize (nearest) to the same size first"
+            )
         p, g = p.reshape(-1).astype(np.int64, copy=False), g.reshape(-1).astype(np.int64, copy=False)
         if void_ids.size:
             keep = ~np.isin(g, void_ids)
@@ -48,7 +56,9 @@ def confusion_matrix(
         gi, pi = _class_index(g, ids), _class_index(p, ids)
         if (gi < 0).any():
             unknown = np.unique(g[gi < 0])[:10].tolist()
-            raise ValueError(f"frame {f}: GT class ids {unknown} are neither scored classes nor void_gt; add them to classes or void_gt")
+            raise ValueError(
+                f"frame {f}: GT class ids {unknown} are neither scored classes nor void_gt; add them to classes or void_gt"
+            )
         pi = np.where(pi < 0, k, pi)
         conf += np.bincount(gi * (k + 1) + pi, minlength=k * (k + 1)).reshape(k, k + 1)
     return conf, ids

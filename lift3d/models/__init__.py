@@ -1,4 +1,5 @@
 """The lifting model: radiance field + semantic field + fast/slow instance fields, and how rays are rendered."""
+
 from lift3d.models.lift_model import LiftModel, ModelConfig, RaySamples
 
 __all__ = ["LiftModel", "ModelConfig", "RaySamples"]

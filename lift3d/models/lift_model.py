@@ -97,8 +97,15 @@ class RaySamples:
 
 
 class LiftModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, num_classes: int, aabb: np.ndarray, device: str = "cpu",
-                 instance_dim: Optional[int] = None, backends: Optional[Backends] = None):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        num_classes: int,
+        aabb: np.ndarray,
+        device: str = "cpu",
+        instance_dim: Optional[int] = None,
+        backends: Optional[Backends] = None,
+    ):
         """``instance_dim``: width of the instance field's output (the objective's ``output_dim``, e.g. K slots
         for linear assignment); None = ``cfg.embedding_dim``. ``backends``: the run's resolved backends (the
         trainer resolves and logs them once); None resolves ``cfg.volume_rendering_backend`` and
@@ -118,8 +125,11 @@ class LiftModel(nn.Module):
         if cfg.background == "direction":
             self.background_encoding = FrequencyEncoding(3, 4)
             self.background_mlp = MLP(self.background_encoding.out_dim, 64, 2, 3)
-        self.occupancy = OccupancyGrid(cfg.occupancy_resolution, cfg.occupancy_threshold, cfg.occupancy_decay, device=device) \
-            if cfg.occupancy_resolution > 0 else None
+        self.occupancy = (
+            OccupancyGrid(cfg.occupancy_resolution, cfg.occupancy_threshold, cfg.occupancy_decay, device=device)
+            if cfg.occupancy_resolution > 0
+            else None
+        )
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -151,9 +161,17 @@ class LiftModel(nn.Module):
             self.occupancy.update(self.radiance.density, self.occupancy_step())
 
     # ------------------------------------------------------------------ rendering
-    def sample_rays(self, origins: torch.Tensor, dirs: torch.Tensor, depth: Optional[torch.Tensor], train: bool,
-                    with_color: bool, density_grad: bool = True, num_samples: Optional[int] = None,
-                    background: Optional[torch.Tensor] = None) -> RaySamples:
+    def sample_rays(
+        self,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        depth: Optional[torch.Tensor],
+        train: bool,
+        with_color: bool,
+        density_grad: bool = True,
+        num_samples: Optional[int] = None,
+        background: Optional[torch.Tensor] = None,
+    ) -> RaySamples:
         """March rays through the field.
 
         Args:
@@ -211,16 +229,18 @@ class LiftModel(nn.Module):
             rgb = (weights[..., None] * rgb_samples).sum(1)
             remaining = (1.0 - weights.sum(-1, keepdim=True)).clamp_min(0.0)
             if self.background_mlp is not None:
-                bg = torch.sigmoid(self.background_mlp(self.background_encoding(
-                    torch.nn.functional.normalize(dirs, dim=-1))))
+                bg = torch.sigmoid(
+                    self.background_mlp(self.background_encoding(torch.nn.functional.normalize(dirs, dim=-1)))
+                )
                 rgb = rgb + remaining * bg
             elif background is not None:
                 rgb = rgb + remaining * background
             out.rgb = rgb
         return out
 
-    def render_head(self, head: Callable[[torch.Tensor], torch.Tensor], samples: RaySamples,
-                    rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def render_head(
+        self, head: Callable[[torch.Tensor], torch.Tensor], samples: RaySamples, rows: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """:math:`\\sum_i \\bar w_i f(x_i)` with the weights detached, evaluating ``head`` only where
         :math:`\\bar w_i >` ``head_weight_threshold``. rows: optional [R'] subset -> [R', D].
 
@@ -262,7 +282,8 @@ class LiftModel(nn.Module):
         tiny = 1e-6
         return torch.log((acc + tiny / acc.shape[-1]) / (acc.sum(-1, keepdim=True) + tiny) + 1e-8)
 
-    def render_embedding(self, samples: RaySamples, rows: Optional[torch.Tensor] = None, slow: bool = False) -> torch.Tensor:
+    def render_embedding(
+        self, samples: RaySamples, rows: Optional[torch.Tensor] = None, slow: bool = False
+    ) -> torch.Tensor:
         """Rendered instance embeddings [R, D] from the fast (or slow) field."""
         return self.render_head(lambda x: self.instance(x, slow=slow), samples, rows)
-

@@ -5,6 +5,7 @@ margin (:mod:`.metric_learning`), dino (:mod:`.dino`). See :mod:`.base` for the 
 objective goes.
 """
 
+from lift3d.objectives.assignment import LinearAssignmentObjective
 from lift3d.objectives.base import (
     OBJECTIVES,
     InstanceBatch,
@@ -13,7 +14,6 @@ from lift3d.objectives.base import (
     get_objective,
     register_objective,
 )
-from lift3d.objectives.assignment import LinearAssignmentObjective
 from lift3d.objectives.contrastive import SlowFastObjective, VanillaObjective
 from lift3d.objectives.dino import DinoObjective
 from lift3d.objectives.metric_learning import AssociativeEmbeddingObjective, MarginObjective

@@ -4,9 +4,8 @@ assignment, and a pixel's instance is the argmax of its rendered logits (no clus
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,9 +41,11 @@ class LinearAssignmentObjective(InstanceObjective):
     def check_segments(self, segments_per_view: Sequence[int], log: Callable[[str], None]) -> None:
         most = max(segments_per_view, default=0)
         if most > self.output_dim:
-            log(f"warning: a training image has {most} 2D segments but the linear-assignment field has only "
+            log(
+                f"warning: a training image has {most} 2D segments but the linear-assignment field has only "
                 f"K = {self.output_dim} slots; the smallest segments are ignored. K must bound the number "
-                "of objects: raise it with --losses.num-slots K (or --set losses.num_slots=K).")
+                "of objects: raise it with --losses.num-slots K (or --set losses.num_slots=K)."
+            )
 
     def loss(self, model: nn.Module, batch: InstanceBatch, generator: torch.Generator, logs: dict) -> torch.Tensor:
         logits = model.render_embedding(batch.samples, batch.rows)

@@ -15,14 +15,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from lift3d.losses.config import LossConfig
 
-__all__ = ["InstanceBatch", "InstanceObjective", "OBJECTIVES", "register_objective", "get_objective",
-           "build_objective"]
+__all__ = ["InstanceBatch", "InstanceObjective", "OBJECTIVES", "register_objective", "get_objective", "build_objective"]
 
 
 @dataclass
@@ -108,8 +106,10 @@ def register_objective(name: str) -> Callable[[type[InstanceObjective]], type[In
         if not (isinstance(cls, type) and issubclass(cls, InstanceObjective)):
             raise TypeError(f"register_objective({name!r}): {cls!r} is not an InstanceObjective subclass.")
         if name in OBJECTIVES and OBJECTIVES[name] is not cls:
-            raise ValueError(f"register_objective: {name!r} is already registered to {OBJECTIVES[name].__name__}; "
-                             "choose another name.")
+            raise ValueError(
+                f"register_objective: {name!r} is already registered to {OBJECTIVES[name].__name__}; "
+                "choose another name."
+            )
         cls.name = name
         OBJECTIVES[name] = cls
         return cls
@@ -120,8 +120,10 @@ def register_objective(name: str) -> Callable[[type[InstanceObjective]], type[In
 def get_objective(name: str) -> type[InstanceObjective]:
     """The objective class registered as ``name``."""
     if name not in OBJECTIVES:
-        raise KeyError(f"unknown instance objective {name!r} (losses.instance_loss); choose one of "
-                       f"{sorted(OBJECTIVES)} or register a new one with lift3d.objectives.register_objective.")
+        raise KeyError(
+            f"unknown instance objective {name!r} (losses.instance_loss); choose one of "
+            f"{sorted(OBJECTIVES)} or register a new one with lift3d.objectives.register_objective."
+        )
     return OBJECTIVES[name]
 
 

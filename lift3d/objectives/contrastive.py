@@ -27,13 +27,15 @@ class SlowFastObjective(InstanceObjective):
         fast_idx, slow_idx = split_fast_slow(rows.numel(), generator)
         fast = model.render_embedding(batch.samples, rows[fast_idx])
         slow = model.render_embedding(batch.samples, rows[slow_idx], slow=True)
-        con = slow_fast_contrastive_loss(fast, ids[fast_idx], slow, ids[slow_idx], kernel=lc.kernel,
-                                         bandwidth=lc.kernel_bandwidth)
+        con = slow_fast_contrastive_loss(
+            fast, ids[fast_idx], slow, ids[slow_idx], kernel=lc.kernel, bandwidth=lc.kernel_bandwidth
+        )
         logs["con"] = float(con.detach())
         loss = con
         if lc.concentration_weight > 0:
-            conc = concentration_loss(fast, ids[fast_idx], slow, ids[slow_idx], confidence=conf[fast_idx],
-                                      form=lc.concentration_form)
+            conc = concentration_loss(
+                fast, ids[fast_idx], slow, ids[slow_idx], confidence=conf[fast_idx], form=lc.concentration_form
+            )
             logs["conc"] = float(conc.detach())
             loss = loss + lc.concentration_weight * conc
         return loss

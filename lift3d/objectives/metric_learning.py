@@ -32,7 +32,8 @@ class MarginObjective(InstanceObjective):
 
     def loss(self, model: nn.Module, batch: InstanceBatch, generator: torch.Generator, logs: dict) -> torch.Tensor:
         emb = model.render_embedding(batch.samples, batch.rows)
-        loss = margin_contrastive_loss(emb, batch.ids, pos_margin=self.losses.margin_positive,
-                                       neg_margin=self.losses.margin_negative)
+        loss = margin_contrastive_loss(
+            emb, batch.ids, pos_margin=self.losses.margin_positive, neg_margin=self.losses.margin_negative
+        )
         logs["inst"] = float(loss.detach())
         return loss

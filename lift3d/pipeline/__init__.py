@@ -2,7 +2,21 @@
 run, evaluate it. This layer sits above the engine, the clustering and the metrics, and ties them together."""
 
 from lift3d.pipeline.decoding import cluster_from_training_views
-from lift3d.pipeline.runs import evaluate_run, fit_scene, format_metrics_table, render_run, score_segments, split_indices
+from lift3d.pipeline.runs import (
+    evaluate_run,
+    fit_scene,
+    format_metrics_table,
+    render_run,
+    score_segments,
+    split_indices,
+)
 
-__all__ = ["cluster_from_training_views", "evaluate_run", "fit_scene", "format_metrics_table", "render_run",
-           "score_segments", "split_indices"]
+__all__ = [
+    "cluster_from_training_views",
+    "evaluate_run",
+    "fit_scene",
+    "format_metrics_table",
+    "render_run",
+    "score_segments",
+    "split_indices",
+]

@@ -37,8 +37,9 @@ def _evenly_spaced(items: Sequence[int], k: int) -> list[int]:
     return [items[i] for i in idx]
 
 
-def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path,
-                                log=print) -> tuple[Any, dict]:
+def cluster_from_training_views(
+    model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path, log=print
+) -> tuple[Any, dict]:
     """Render ``cfg.cluster_views`` training views, decode them with the objective of ``cfg`` (clustering with the
     ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run."""
     views = _evenly_spaced(scene.train_indices, cfg.cluster_views)
@@ -51,12 +52,23 @@ def cluster_from_training_views(model: LiftModel, scene: Scene, cfg: FitConfig, 
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
 
     def label_views(labeler) -> list[np.ndarray]:
-        return [np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])))
-                .reshape(r.semantic.shape) for r in renders]
+        return [
+            np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
+                r.semantic.shape
+            )
+            for r in renders
+        ]
 
     def score(labeler) -> float:
-        res = frame_pq([r.semantic for r in renders], label_views(labeler), inputs_sem, inputs_inst,
-                       things=things, stuff=scene.stuff_ids, merge_things=True)
+        res = frame_pq(
+            [r.semantic for r in renders],
+            label_views(labeler),
+            inputs_sem,
+            inputs_inst,
+            things=things,
+            stuff=scene.stuff_ids,
+            merge_things=True,
+        )
         return float(res.pq)
 
     info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}

@@ -19,8 +19,9 @@ def ray_aabb(origins: torch.Tensor, dirs: torch.Tensor, near_min: float = 1e-3) 
     return near, far
 
 
-def stratified_t(near: torch.Tensor, far: torch.Tensor, num_samples: int, jitter: bool,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def stratified_t(
+    near: torch.Tensor, far: torch.Tensor, num_samples: int, jitter: bool, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """num_samples sample positions per ray in [near, far], one per equal bin (jittered in training). [R] -> [R, S]."""
     u = torch.arange(num_samples, dtype=near.dtype, device=near.device)
     if jitter:
@@ -31,10 +32,13 @@ def stratified_t(near: torch.Tensor, far: torch.Tensor, num_samples: int, jitter
     return near[:, None] + (far - near).clamp_min(0)[:, None] * frac
 
 
-def depth_band_t(depth: torch.Tensor, band: float, num_samples: int,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def depth_band_t(
+    depth: torch.Tensor, band: float, num_samples: int, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """Depth-guided samples uniformly in [depth - band, depth + band]: [R] -> [R, S] (sorted)."""
-    u = (torch.arange(num_samples, dtype=depth.dtype) + torch.rand(depth.shape[0], num_samples, generator=generator)) / num_samples
+    u = (
+        torch.arange(num_samples, dtype=depth.dtype) + torch.rand(depth.shape[0], num_samples, generator=generator)
+    ) / num_samples
     return depth[:, None] + band * (2.0 * u - 1.0)
 
 
@@ -57,13 +61,13 @@ class OccupancyGrid:
 
     def __init__(self, resolution: int = 64, threshold: float = 0.01, decay: float = 0.95, device: str = "cpu"):
         self.resolution, self.threshold, self.decay = resolution, threshold, decay
-        self.density = torch.zeros(resolution ** 3, device=device)
-        self.occupied = torch.ones(resolution ** 3, dtype=torch.bool, device=device)
+        self.density = torch.zeros(resolution**3, device=device)
+        self.occupied = torch.ones(resolution**3, dtype=torch.bool, device=device)
         self.num_updates = 0
 
     def cell_centres(self, jitter: bool) -> torch.Tensor:
         r = self.resolution
-        idx = torch.arange(r ** 3, device=self.density.device)
+        idx = torch.arange(r**3, device=self.density.device)
         ijk = torch.stack([idx // (r * r), (idx // r) % r, idx % r], dim=-1).float()
         off = torch.rand_like(ijk) if jitter else torch.full_like(ijk, 0.5)
         return (ijk + off) / r * 2.0 - 1.0
@@ -71,7 +75,7 @@ class OccupancyGrid:
     @torch.no_grad()
     def update(self, density_fn, step_size: float, chunk: int = 1 << 16) -> None:
         pts = self.cell_centres(jitter=True)
-        sig = torch.cat([density_fn(pts[i:i + chunk]) for i in range(0, pts.shape[0], chunk)])
+        sig = torch.cat([density_fn(pts[i : i + chunk]) for i in range(0, pts.shape[0], chunk)])
         self.density = torch.maximum(self.density * self.decay, sig)
         thr = min(self.threshold / step_size, float(self.density.mean()))
         self.occupied = self.density > thr
@@ -93,8 +97,9 @@ class OccupancyGrid:
         self.density, self.occupied, self.num_updates = s["density"], s["occupied"], s["num_updates"]
 
 
-def march_occupied(grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor, step_size: float,
-                   near_plane: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def march_occupied(
+    grid: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor, step_size: float, near_plane: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed-step marching that keeps the steps whose midpoint lies in an occupied cell: the pure-PyTorch twin of
     nerfacc's ``OccGridEstimator.sampling`` (one level over [-1, 1]^3, no cone angle, no stratification, no
     density-based culling), held to it in ``tests/gpu``.

@@ -20,8 +20,13 @@ import torch
 
 from lift3d.backends import VolumeRenderingBackend
 
-__all__ = ["render_weights", "render_weights_torch", "render_weights_packed_torch", "accumulate",
-           "render_semantic_log_probs"]
+__all__ = [
+    "render_weights",
+    "render_weights_torch",
+    "render_weights_packed_torch",
+    "accumulate",
+    "render_semantic_log_probs",
+]
 
 
 def render_weights_torch(t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -34,8 +39,9 @@ def render_weights_torch(t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: t
     return trans * alpha
 
 
-def render_weights_packed_torch(t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.Tensor,
-                                ray_indices: torch.Tensor, num_rays: int) -> torch.Tensor:
+def render_weights_packed_torch(
+    t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.Tensor, ray_indices: torch.Tensor, num_rays: int
+) -> torch.Tensor:
     """Pure-PyTorch twin of nerfacc's packed ``render_weight_from_density``: the weights of
     :func:`render_weights_torch` for samples flattened over rays.
 
@@ -55,8 +61,9 @@ def render_weights_packed_torch(t_starts: torch.Tensor, t_ends: torch.Tensor, si
     return (trans * alpha)[ray_indices, position]
 
 
-def render_weights(t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.Tensor,
-                   backend: VolumeRenderingBackend = "torch") -> torch.Tensor:
+def render_weights(
+    t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.Tensor, backend: VolumeRenderingBackend = "torch"
+) -> torch.Tensor:
     """Weights :math:`w_i = T_i \\alpha_i` (Contrastive Lift (Bhalgat et al. 2023), Eq. 1) by the resolved
     ``backend``: [num_rays, num_samples] x3 -> [num_rays, num_samples].
 
@@ -67,8 +74,9 @@ def render_weights(t_starts: torch.Tensor, t_ends: torch.Tensor, sigmas: torch.T
         import nerfacc  # resolve_backends has checked that it imports
 
         return nerfacc.render_weight_from_density(t_starts, t_ends, sigmas)[0]
-    raise ValueError(f"volume-rendering backend {backend!r}: expected 'nerfacc' or 'torch' "
-                     "(use lift3d.backends.resolve_backends).")
+    raise ValueError(
+        f"volume-rendering backend {backend!r}: expected 'nerfacc' or 'torch' (use lift3d.backends.resolve_backends)."
+    )
 
 
 def accumulate(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,26 @@ AABB = np.array([[-2.0, -1.0, 0.0], [2.0, 1.0, 1.5]])
 
 def _config(backbone: str) -> ModelConfig:
     return ModelConfig(
-        radiance=RadianceFieldConfig(backbone=backbone, grid_resolution=16, density_components=4,
-                                     appearance_components=4, appearance_dim=8, hash_levels=4,
-                                     hash_log2_table_size=12, hash_max_resolution=64, color_hidden_dim=16,
-                                     color_hidden_layers=1, density_shift=-1.0),
-        semantic=HeadConfig(hidden_dim=16, hidden_layers=2), instance=HeadConfig(hidden_dim=16, hidden_layers=2),
-        num_samples=48, num_samples_render=48, depth_guided_samples=0, occupancy_resolution=8)
+        radiance=RadianceFieldConfig(
+            backbone=backbone,
+            grid_resolution=16,
+            density_components=4,
+            appearance_components=4,
+            appearance_dim=8,
+            hash_levels=4,
+            hash_log2_table_size=12,
+            hash_max_resolution=64,
+            color_hidden_dim=16,
+            color_hidden_layers=1,
+            density_shift=-1.0,
+        ),
+        semantic=HeadConfig(hidden_dim=16, hidden_layers=2),
+        instance=HeadConfig(hidden_dim=16, hidden_layers=2),
+        num_samples=48,
+        num_samples_render=48,
+        depth_guided_samples=0,
+        occupancy_resolution=8,
+    )
 
 
 def _rays(num_rays: int = 256):
@@ -42,8 +56,12 @@ def _render(model: LiftModel, device: str):
     model.zero_grad()
     loss.backward()
     grads = {n: p.grad.cpu() for n, p in model.named_parameters() if p.grad is not None}
-    return {"weights": samples.weights.detach().cpu(), "rgb": samples.rgb.detach().cpu(),
-            "semantic": semantic.detach().cpu(), "embedding": embedding.detach().cpu()}, grads
+    return {
+        "weights": samples.weights.detach().cpu(),
+        "rgb": samples.rgb.detach().cpu(),
+        "semantic": semantic.detach().cpu(),
+        "embedding": embedding.detach().cpu(),
+    }, grads
 
 
 @pytest.mark.parametrize("backbone", ["tensorf", "hashgrid"])
@@ -59,8 +77,9 @@ def test_model_on_cuda_renders_and_backpropagates_as_on_cpu(backbone, volume_ren
     backends = Backends(volume_rendering=volume_rendering, hash_grid="torch", device=CUDA)
     gpu = LiftModel(_config(backbone), 4, AABB, CUDA, backends=backends).to(CUDA)
     gpu.load_state_dict(cpu.state_dict())
-    gpu.occupancy.load_state_dict({k: (v.to(CUDA) if torch.is_tensor(v) else v)
-                                   for k, v in cpu.occupancy.state_dict().items()})
+    gpu.occupancy.load_state_dict(
+        {k: (v.to(CUDA) if torch.is_tensor(v) else v) for k, v in cpu.occupancy.state_dict().items()}
+    )
     out_cpu, grads_cpu = _render(cpu, "cpu")
     out_gpu, grads_gpu = _render(gpu, CUDA)
     assert float(out_cpu["weights"].sum(-1).max()) > 0.5  # some rays see dense matter

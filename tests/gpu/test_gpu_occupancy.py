@@ -20,7 +20,7 @@ def _grid_and_rays(seed: int = 0, num_rays: int = 512):
     grid = OccupancyGrid(resolution=RES, device=CUDA)
     # Occupied: a ball of radius 0.6 plus 10% of the other cells at random (isolated cells, many face crossings).
     centres = grid.cell_centres(jitter=False).cpu()
-    occupied = (centres.norm(dim=-1) < 0.6) | (torch.rand(RES ** 3, generator=gen) < 0.1)
+    occupied = (centres.norm(dim=-1) < 0.6) | (torch.rand(RES**3, generator=gen) < 0.1)
     grid.occupied = occupied.to(CUDA)
     # Origins on a sphere of radius 3 looking at random points of the cube (some rays miss it).
     origins = torch.nn.functional.normalize(torch.randn(num_rays, 3, generator=gen), dim=-1) * 3.0

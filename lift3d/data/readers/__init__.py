@@ -9,8 +9,14 @@ A new layout is one module here defining ``READER`` and one ``register_reader`` 
 """
 
 from lift3d.data.readers import messy_rooms, transforms_json
-from lift3d.data.readers.registry import (SceneReader, find_reader, get_reader, register_reader,
-                                          registered_readers, unregister_reader)
+from lift3d.data.readers.registry import (
+    SceneReader,
+    find_reader,
+    get_reader,
+    register_reader,
+    registered_readers,
+    unregister_reader,
+)
 
 __all__ = ["SceneReader", "find_reader", "get_reader", "register_reader", "registered_readers", "unregister_reader"]
 

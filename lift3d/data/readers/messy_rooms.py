@@ -16,11 +16,23 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lift3d.data.images import read_id_map, read_image_size
-from lift3d.data.messy_rooms_format import CLASSES, DEFAULT_RELEASE_DEPTH, TEST_FRACTION, DepthKind, \
-    read_release_cameras
+from lift3d.data.messy_rooms_format import (
+    CLASSES,
+    DEFAULT_RELEASE_DEPTH,
+    TEST_FRACTION,
+    DepthKind,
+    read_release_cameras,
+)
 from lift3d.data.readers.registry import SceneReader
-from lift3d.data.scene import (Frame, FrameData, Scene, SceneClass, SceneFormatError, check_frame_files,
-                               check_semantic_ids)
+from lift3d.data.scene import (
+    Frame,
+    FrameData,
+    Scene,
+    SceneClass,
+    SceneFormatError,
+    check_frame_files,
+    check_semantic_ids,
+)
 from lift3d.geometry.cameras import ray_length_per_z
 
 __all__ = ["READER", "is_release_folder", "release_frame_names", "load_release", "ReleaseFrameAdapter"]
@@ -32,8 +44,12 @@ FRAMES_CHECKED_UP_FRONT = 3
 def is_release_folder(path: Path) -> bool:
     """True for a folder holding ``metadata.json`` and a ``color/`` folder (and no ``transforms.json``)."""
     path = Path(path)
-    return (path.is_dir() and (path / "metadata.json").is_file() and (path / "color").is_dir()
-            and not (path / "transforms.json").exists())
+    return (
+        path.is_dir()
+        and (path / "metadata.json").is_file()
+        and (path / "color").is_dir()
+        and not (path / "transforms.json").exists()
+    )
 
 
 def _frame_sort_key(stem: str):
@@ -92,19 +108,28 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
     meta = _read_metadata(root)
     names = release_frame_names(root)
     if not names:
-        raise SceneFormatError(f"{root / 'color'}: no .png (or .jpg) images; a Messy Rooms release holds "
-                               "color/00000.png, color/00001.png, ...")
+        raise SceneFormatError(
+            f"{root / 'color'}: no .png (or .jpg) images; a Messy Rooms release holds "
+            "color/00000.png, color/00001.png, ..."
+        )
     (height, width), _, _ = read_image_size(_image_file(root / "color", names[0]))
     (fx, fy, cx, cy), c2w = read_release_cameras(meta, width, height, str(meta_path))
     if len(c2w) != len(names):
-        raise SceneFormatError(f"{meta_path}: {len(c2w)} camera poses but {len(names)} images in {root / 'color'}; "
-                               "each color image needs one pose (in sorted frame order).")
-    inst_dir, sem_dir, conf_dir = (root / f"{segments}_instance", root / f"{segments}_semantic",
-                                   root / f"{segments}_probabilities")
+        raise SceneFormatError(
+            f"{meta_path}: {len(c2w)} camera poses but {len(names)} images in {root / 'color'}; "
+            "each color image needs one pose (in sorted frame order)."
+        )
+    inst_dir, sem_dir, conf_dir = (
+        root / f"{segments}_instance",
+        root / f"{segments}_semantic",
+        root / f"{segments}_probabilities",
+    )
     for d in (inst_dir, sem_dir):
         if not d.is_dir():
-            raise SceneFormatError(f"{d}: missing. A release needs the 2D segmenter's {d.name}/<frame>.npy maps; "
-                                   "import other segments with `lift3d segments import`.")
+            raise SceneFormatError(
+                f"{d}: missing. A release needs the 2D segmenter's {d.name}/<frame>.npy maps; "
+                "import other segments with `lift3d segments import`."
+            )
 
     def all_present(folder: Path, ext: str) -> bool:
         return folder.is_dir() and all((folder / f"{n}{ext}").is_file() for n in names)
@@ -116,13 +141,23 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
     frames = []
     for i, n in enumerate(names):
         frame = Frame(
-            index=i, name=f"color/{_image_file(root / 'color', n).name}", image_path=_image_file(root / "color", n),
-            instance_path=inst_dir / f"{n}.npy", semantic_path=sem_dir / f"{n}.npy",
+            index=i,
+            name=f"color/{_image_file(root / 'color', n).name}",
+            image_path=_image_file(root / "color", n),
+            instance_path=inst_dir / f"{n}.npy",
+            semantic_path=sem_dir / f"{n}.npy",
             confidence_path=conf_dir / f"{n}.npy" if has_conf else None,
             depth_path=root / "depth" / f"{n}.png" if has_depth else None,
             gt_instance_path=root / "instance" / f"{n}.npy" if has_gt else None,
             gt_semantic_path=root / "semantic" / f"{n}.npy" if has_gt else None,
-            camera_to_world=c2w[i], fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
+            camera_to_world=c2w[i],
+            fx=fx,
+            fy=fy,
+            cx=cx,
+            cy=cy,
+            width=width,
+            height=height,
+        )
         if check_files:
             check_frame_files(frame, f"{root}, frame {i} ({frame.name})")
         frames.append(frame)
@@ -131,13 +166,24 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
     num_train = int(len(frames) * (1.0 - TEST_FRACTION))
     invalid_dir = root / "invalid"
     adapter = ReleaseFrameAdapter(
-        names, invalid_dir if invalid_dir.is_dir() else None,
-        ray_length_per_z(fx, fy, cx, cy, width, height) if depth_kind == "distance" else None)
-    scene = Scene(root=root, frames=frames, classes=classes, train_indices=list(range(num_train)),
-                  test_indices=list(range(num_train, len(frames))), depth_unit_scale_factor=0.001, aabb=None,
-                  has_depth=has_depth, has_confidence=True, has_ground_truth=has_gt,
-                  extras={"format": "messy_rooms_release", "depth_kind": depth_kind, "frame_stems": names},
-                  frame_adapter=adapter)
+        names,
+        invalid_dir if invalid_dir.is_dir() else None,
+        ray_length_per_z(fx, fy, cx, cy, width, height) if depth_kind == "distance" else None,
+    )
+    scene = Scene(
+        root=root,
+        frames=frames,
+        classes=classes,
+        train_indices=list(range(num_train)),
+        test_indices=list(range(num_train, len(frames))),
+        depth_unit_scale_factor=0.001,
+        aabb=None,
+        has_depth=has_depth,
+        has_confidence=True,
+        has_ground_truth=has_gt,
+        extras={"format": "messy_rooms_release", "depth_kind": depth_kind, "frame_stems": names},
+        frame_adapter=adapter,
+    )
     if check_files:
         ids = {c.id for c in classes}
         for f in frames[: min(FRAMES_CHECKED_UP_FRONT, len(frames))]:
@@ -172,6 +218,9 @@ class ReleaseFrameAdapter:
         return data
 
 
-READER = SceneReader(name="messy_rooms_release",
-                     description="a released Messy Rooms folder (metadata.json + color/ + detic_*/)",
-                     can_read=is_release_folder, load=load_release)
+READER = SceneReader(
+    name="messy_rooms_release",
+    description="a released Messy Rooms folder (metadata.json + color/ + detic_*/)",
+    can_read=is_release_folder,
+    load=load_release,
+)

@@ -41,8 +41,9 @@ def register_reader(reader: SceneReader, replace: bool = False) -> SceneReader:
         ValueError: a reader of that name is registered and ``replace`` is False.
     """
     if reader.name in _READERS and not replace:
-        raise ValueError(f"a scene reader named {reader.name!r} is already registered; pick another name or pass "
-                         "replace=True.")
+        raise ValueError(
+            f"a scene reader named {reader.name!r} is already registered; pick another name or pass replace=True."
+        )
     _READERS[reader.name] = reader
     return reader
 

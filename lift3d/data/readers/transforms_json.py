@@ -15,8 +15,15 @@ import numpy as np
 
 from lift3d.data.images import read_id_map
 from lift3d.data.readers.registry import SceneReader
-from lift3d.data.scene import (Frame, Scene, SceneClass, SceneFormatError, check_camera_to_world, check_frame_files,
-                               check_semantic_ids)
+from lift3d.data.scene import (
+    Frame,
+    Scene,
+    SceneClass,
+    SceneFormatError,
+    check_camera_to_world,
+    check_frame_files,
+    check_semantic_ids,
+)
 
 __all__ = ["READER", "can_read", "load_transforms_json"]
 
@@ -58,14 +65,15 @@ def _parse_classes(meta: dict, path: Path) -> list[SceneClass]:
             classes.append(SceneClass(int(c["id"]), str(c.get("name", f"class_{c['id']}")), bool(c["thing"])))
         except (KeyError, TypeError, ValueError):
             raise SceneFormatError(
-                f"{path}: classes[{i}] must be {{'id': int, 'name': str, 'thing': bool}}, got {c!r}.") from None
+                f"{path}: classes[{i}] must be {{'id': int, 'name': str, 'thing': bool}}, got {c!r}."
+            ) from None
     ids = [c.id for c in classes]
     if len(set(ids)) != len(ids):
         raise SceneFormatError(f"{path}: duplicate class ids in 'classes': {ids}.")
     if min(ids) < 0:
         raise SceneFormatError(f"{path}: class ids must be >= 0, got {ids}.")
     if not any(c.thing for c in classes):
-        raise SceneFormatError(f"{path}: no class has \"thing\": true; lift3d needs at least one thing class.")
+        raise SceneFormatError(f'{path}: no class has "thing": true; lift3d needs at least one thing class.')
     return classes
 
 
@@ -103,12 +111,22 @@ def _parse_frame(meta: dict, fr: dict, i: int, json_path: Path) -> Frame:
         return None if v is None else (root / v)
 
     return Frame(
-        index=i, name=str(fr["file_path"]), image_path=root / fr["file_path"],
-        instance_path=p("instance_file_path"), semantic_path=p("semantic_file_path"),
-        confidence_path=p("confidence_file_path"), depth_path=p("depth_file_path"),
-        gt_instance_path=p("gt_instance_file_path"), gt_semantic_path=p("gt_semantic_file_path"),
-        camera_to_world=c2w, fx=_intrinsic(meta, fr, "fl_x", where), fy=_intrinsic(meta, fr, "fl_y", where),
-        cx=_intrinsic(meta, fr, "cx", where), cy=_intrinsic(meta, fr, "cy", where), width=w, height=h,
+        index=i,
+        name=str(fr["file_path"]),
+        image_path=root / fr["file_path"],
+        instance_path=p("instance_file_path"),
+        semantic_path=p("semantic_file_path"),
+        confidence_path=p("confidence_file_path"),
+        depth_path=p("depth_file_path"),
+        gt_instance_path=p("gt_instance_file_path"),
+        gt_semantic_path=p("gt_semantic_file_path"),
+        camera_to_world=c2w,
+        fx=_intrinsic(meta, fr, "fl_x", where),
+        fy=_intrinsic(meta, fr, "fl_y", where),
+        cx=_intrinsic(meta, fr, "cx", where),
+        cy=_intrinsic(meta, fr, "cy", where),
+        width=w,
+        height=h,
     )
 
 
@@ -118,8 +136,9 @@ def _given_for_all(frames: List[Frame], attr: str, key: str, json_path: Path) ->
     if any(present) and not all(present):
         missing = [f for f, ok in zip(frames, present) if not ok]
         listed = ", ".join(f"frame {f.index} ({f.name})" for f in missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise SceneFormatError(f"{json_path}: '{key}' is given for some frames but not for {listed}; "
-                               "give it for all frames or none.")
+        raise SceneFormatError(
+            f"{json_path}: '{key}' is given for some frames but not for {listed}; give it for all frames or none."
+        )
     return all(present)
 
 
@@ -127,6 +146,7 @@ def _split(meta: dict, frames: List[Frame], json_path: Path) -> Tuple[List[int],
     """``(train, test)`` frame indices: ``train_filenames`` / ``test_filenames`` if given, else every 8th is test."""
     names = {f.name: f.index for f in frames}
     if "train_filenames" in meta or "test_filenames" in meta:
+
         def idx(key: str) -> list[int]:
             out = []
             for n in meta.get(key, []):
@@ -134,6 +154,7 @@ def _split(meta: dict, frames: List[Frame], json_path: Path) -> Tuple[List[int],
                     raise SceneFormatError(f"{json_path}: '{key}' lists {n!r}, which is no frame's file_path.")
                 out.append(names[n])
             return out
+
         test = idx("test_filenames")
         if "train_filenames" in meta:
             train = idx("train_filenames")
@@ -179,20 +200,36 @@ def load_transforms_json(path: str | Path, check_files: bool = True) -> Scene:
     has_gti = _given_for_all(frames, "gt_instance_path", "gt_instance_file_path", json_path)
     has_gts = _given_for_all(frames, "gt_semantic_path", "gt_semantic_file_path", json_path)
     if has_gti != has_gts:
-        raise SceneFormatError(f"{json_path}: give both 'gt_instance_file_path' and 'gt_semantic_file_path' "
-                               "(evaluation needs both) or neither.")
+        raise SceneFormatError(
+            f"{json_path}: give both 'gt_instance_file_path' and 'gt_semantic_file_path' "
+            "(evaluation needs both) or neither."
+        )
     train, test = _split(meta, frames, json_path)
-    scene = Scene(root=json_path.parent, frames=frames, classes=classes, train_indices=train, test_indices=test,
-                  depth_unit_scale_factor=scale, aabb=_parse_aabb(meta, json_path), has_depth=has_depth,
-                  has_confidence=has_conf, has_ground_truth=has_gti and has_gts)
+    scene = Scene(
+        root=json_path.parent,
+        frames=frames,
+        classes=classes,
+        train_indices=train,
+        test_indices=test,
+        depth_unit_scale_factor=scale,
+        aabb=_parse_aabb(meta, json_path),
+        has_depth=has_depth,
+        has_confidence=has_conf,
+        has_ground_truth=has_gti and has_gts,
+    )
     if check_files:
         # Semantic ids must be known classes: checked on a few frames up front (all frames are checked on load).
         class_ids = {c.id for c in classes}
         for f in frames[: min(FRAMES_CHECKED_UP_FRONT, len(frames))]:
-            check_semantic_ids(read_id_map(f.semantic_path), class_ids,
-                               f"{json_path}, frame {f.index} ({f.semantic_path.name})")
+            check_semantic_ids(
+                read_id_map(f.semantic_path), class_ids, f"{json_path}, frame {f.index} ({f.semantic_path.name})"
+            )
     return scene
 
 
-READER = SceneReader(name="transforms_json", description="a folder holding transforms.json (or that file)",
-                     can_read=can_read, load=load_transforms_json)
+READER = SceneReader(
+    name="transforms_json",
+    description="a folder holding transforms.json (or that file)",
+    can_read=can_read,
+    load=load_transforms_json,
+)

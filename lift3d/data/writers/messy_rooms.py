@@ -17,8 +17,13 @@ import numpy as np
 
 from lift3d.data.images import write_depth_png, write_rgb
 from lift3d.data.loading import load_frame, load_scene
-from lift3d.data.messy_rooms_format import CLASSES, DEFAULT_RELEASE_DEPTH, RELEASE_DIRS, DepthKind, \
-    release_camera_metadata
+from lift3d.data.messy_rooms_format import (
+    CLASSES,
+    DEFAULT_RELEASE_DEPTH,
+    RELEASE_DIRS,
+    DepthKind,
+    release_camera_metadata,
+)
 from lift3d.geometry.cameras import ray_length_per_z
 from lift3d.io import atomic_folder
 
@@ -30,9 +35,19 @@ def frame_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def write_release_frame(root: Path, index: int, rgb: np.ndarray, depth_z: Optional[np.ndarray],
-                        gt_instance: np.ndarray, gt_semantic: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
-                        confidence: np.ndarray, ray_factor: Optional[np.ndarray], depth_kind: DepthKind) -> None:
+def write_release_frame(
+    root: Path,
+    index: int,
+    rgb: np.ndarray,
+    depth_z: Optional[np.ndarray],
+    gt_instance: np.ndarray,
+    gt_semantic: np.ndarray,
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    confidence: np.ndarray,
+    ray_factor: Optional[np.ndarray],
+    depth_kind: DepthKind,
+) -> None:
     """Write one frame's files under ``root`` (folders must exist). ``depth_z`` is metres along the optical axis
     (``[H, W]``, 0 = unknown), stored as ``depth_kind`` in 16-bit millimetres (``ray_factor`` from
     :func:`~lift3d.geometry.cameras.ray_length_per_z` converts z to distance)."""
@@ -43,8 +58,12 @@ def write_release_frame(root: Path, index: int, rgb: np.ndarray, depth_z: Option
         if depth_kind == "distance":
             d = d * ray_factor
         write_depth_png(root / "depth" / f"{name}.png", d)
-    for folder, arr, dtype in (("instance", gt_instance, np.int32), ("semantic", gt_semantic, np.uint8),
-                               ("detic_instance", instance, np.int32), ("detic_semantic", semantic, np.uint8)):
+    for folder, arr, dtype in (
+        ("instance", gt_instance, np.int32),
+        ("semantic", gt_semantic, np.uint8),
+        ("detic_instance", instance, np.int32),
+        ("detic_semantic", semantic, np.uint8),
+    ):
         arr = np.asarray(arr)
         if arr.min(initial=0) < np.iinfo(dtype).min or arr.max(initial=0) > np.iinfo(dtype).max:
             raise ValueError(f"{root / folder / name}.npy: ids {arr.min()}..{arr.max()} do not fit {np.dtype(dtype)}.")
@@ -63,24 +82,43 @@ def release_folder(out_dir: Path, overwrite: bool, with_depth: bool) -> Iterator
         yield tmp
 
 
-def _metadata(camera: Dict, width: int, height: int, num_frames: int, depth_kind: DepthKind,
-              extra: Optional[Dict]) -> Dict:
+def _metadata(
+    camera: Dict, width: int, height: int, num_frames: int, depth_kind: DepthKind, extra: Optional[Dict]
+) -> Dict:
     meta = {
         "metadata": {"resolution": [width, height], "num_frames": num_frames},
         "camera": camera,
-        "lift3d": {"depth": depth_kind, "depth_unit": 0.001, "classes": CLASSES,
-                   "written_by": "lift3d.data.messy_rooms"},
+        "lift3d": {
+            "depth": depth_kind,
+            "depth_unit": 0.001,
+            "classes": CLASSES,
+            "written_by": "lift3d.data.messy_rooms",
+        },
     }
     if extra:
         meta.update(extra)
     return meta
 
 
-def write_release(out_dir: Path, *, rgb: np.ndarray, depth: Optional[np.ndarray], gt_instance: np.ndarray,
-                  gt_semantic: np.ndarray, instance: np.ndarray, semantic: np.ndarray, confidence: np.ndarray,
-                  camera_to_world: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                  depth_kind: DepthKind = DEFAULT_RELEASE_DEPTH, extra_metadata: Optional[Dict] = None,
-                  overwrite: bool = False) -> Path:
+def write_release(
+    out_dir: Path,
+    *,
+    rgb: np.ndarray,
+    depth: Optional[np.ndarray],
+    gt_instance: np.ndarray,
+    gt_semantic: np.ndarray,
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    confidence: np.ndarray,
+    camera_to_world: np.ndarray,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    depth_kind: DepthKind = DEFAULT_RELEASE_DEPTH,
+    extra_metadata: Optional[Dict] = None,
+    overwrite: bool = False,
+) -> Path:
     """Write ``[V, ...]`` stacks in the released Messy Rooms layout (see the module docstring), atomically.
 
     ``rgb [V, H, W, 3]`` uint8; ``depth [V, H, W]`` metres along the optical axis (or None); ground-truth
@@ -93,16 +131,28 @@ def write_release(out_dir: Path, *, rgb: np.ndarray, depth: Optional[np.ndarray]
     with release_folder(out_dir, overwrite, with_depth=depth is not None) as tmp:
         factor = ray_length_per_z(fx, fy, cx, cy, W, H)
         for v in range(V):
-            write_release_frame(tmp, v, rgb[v], None if depth is None else depth[v], gt_instance[v], gt_semantic[v],
-                                instance[v], semantic[v], confidence[v], factor, depth_kind)
+            write_release_frame(
+                tmp,
+                v,
+                rgb[v],
+                None if depth is None else depth[v],
+                gt_instance[v],
+                gt_semantic[v],
+                instance[v],
+                semantic[v],
+                confidence[v],
+                factor,
+                depth_kind,
+            )
         camera = release_camera_metadata(camera_to_world, fx, fy, cx, cy, W, H)
         meta = _metadata(camera, W, H, V, depth_kind, extra_metadata)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
     return out_dir
 
 
-def export_scene_to_release(scene_dir: Path, out_dir: Path, depth_kind: DepthKind = DEFAULT_RELEASE_DEPTH,
-                            overwrite: bool = False) -> Path:
+def export_scene_to_release(
+    scene_dir: Path, out_dir: Path, depth_kind: DepthKind = DEFAULT_RELEASE_DEPTH, overwrite: bool = False
+) -> Path:
     """Convert a lift3d scene (with ground truth; one shared set of intrinsics) into the release layout.
 
     Frames are written in ``transforms.json`` order as ``00000, 00001, ...``; note that the release's split rule
@@ -110,13 +160,17 @@ def export_scene_to_release(scene_dir: Path, out_dir: Path, depth_kind: DepthKin
     """
     scene = load_scene(scene_dir)
     if not scene.has_ground_truth:
-        raise ValueError(f"{scene.root}: the release layout needs ground truth (gt_instance_file_path and "
-                         "gt_semantic_file_path on every frame).")
+        raise ValueError(
+            f"{scene.root}: the release layout needs ground truth (gt_instance_file_path and "
+            "gt_semantic_file_path on every frame)."
+        )
     f0 = scene.frames[0]
     for f in scene.frames:
         if (f.width, f.height) != (f0.width, f0.height) or not np.allclose(f.intrinsics(), f0.intrinsics()):
-            raise ValueError(f"{scene.root}: frame {f.index} ({f.name}) has other intrinsics than frame 0; the "
-                             "release layout has one camera K for all frames.")
+            raise ValueError(
+                f"{scene.root}: frame {f.index} ({f.name}) has other intrinsics than frame 0; the "
+                "release layout has one camera K for all frames."
+            )
     out_dir = Path(out_dir)
     with release_folder(out_dir, overwrite, with_depth=scene.has_depth) as tmp:
         factor = ray_length_per_z(f0.fx, f0.fy, f0.cx, f0.cy, f0.width, f0.height)
@@ -124,12 +178,22 @@ def export_scene_to_release(scene_dir: Path, out_dir: Path, depth_kind: DepthKin
             d = load_frame(scene, f.index, with_ground_truth=True)
             rgb8 = np.round(d.rgb * 255.0).astype(np.uint8)
             conf = d.confidence if d.confidence is not None else np.ones(d.instance.shape, np.float32)
-            write_release_frame(tmp, f.index, rgb8, d.depth, d.gt_instance, d.gt_semantic, d.instance, d.semantic,
-                                conf, factor, depth_kind)
+            write_release_frame(
+                tmp,
+                f.index,
+                rgb8,
+                d.depth,
+                d.gt_instance,
+                d.gt_semantic,
+                d.instance,
+                d.semantic,
+                conf,
+                factor,
+                depth_kind,
+            )
         c2w = np.stack([f.camera_to_world for f in scene.frames])
         camera = release_camera_metadata(c2w, f0.fx, f0.fy, f0.cx, f0.cy, f0.width, f0.height)
-        meta = _metadata(camera, f0.width, f0.height, len(scene.frames), depth_kind,
-                         {"lift3d_source": str(scene.root)})
+        meta = _metadata(camera, f0.width, f0.height, len(scene.frames), depth_kind, {"lift3d_source": str(scene.root)})
         meta["lift3d"]["classes"] = [{"id": c.id, "name": c.name, "thing": c.thing} for c in scene.classes]
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
     return out_dir
