@@ -1,4 +1,4 @@
-"""Hand-made sequences for the 2D tracking baselines of paper 004 Table 4 (lift3d.baselines)."""
+"""Hand-made sequences for the 2D tracking baselines of Contrastive Lift Table 4 (lift3d.baselines)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Layout of Messy Rooms scenes: determinism, physics result, scaling with N (paper 004, section 4), cameras."""
+"""Layout of Messy Rooms scenes: determinism, physics result, scaling with N (Contrastive Lift, section 4), cameras."""
 
 import json
 
@@ -82,7 +82,7 @@ def test_look_at_hand_computed():
 
 
 def test_scaling_with_number_of_objects():
-    """Paper 004 section 4: floor area proportional to N, camera distance and focal length proportional to sqrt(N).
+    """Contrastive Lift section 4: floor area proportional to N, camera distance and focal length proportional to sqrt(N).
 
     (The objects-per-view half of the claim is measured on rendered scenes in test_generate_render.py.)"""
     small, large = MessyRoomsConfig(num_objects=25), MessyRoomsConfig(num_objects=100)

@@ -135,7 +135,7 @@ def test_gt_instance_ids_are_consistent_across_views(scene):
 
 
 def test_mean_visible_objects_per_view_is_stable_as_the_scene_grows():
-    """Paper 004 section 4 (issue: Messy Rooms generator): floor area and camera distance grow with N while the mean
+    """Contrastive Lift section 4 (issue: Messy Rooms generator): floor area and camera distance grow with N while the mean
     number of objects per view stays within +-30% between N = 25 and N = 500.
 
     Everything is measured on generated scenes (full pybullet settle, the generator's cameras, rendered GT ids), at

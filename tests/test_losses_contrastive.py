@@ -1,4 +1,4 @@
-"""Hand-computed checks of lift3d.losses.contrastive (paper 004 Eqs. 3-5)."""
+"""Hand-computed checks of lift3d.losses.contrastive (Contrastive Lift (Bhalgat et al. 2023), Eqs. 3-5)."""
 
 import math
 

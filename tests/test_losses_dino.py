@@ -1,4 +1,4 @@
-"""Checks of lift3d.losses.dino (paper 004 appendix E, DINO-style slow/fast baseline)."""
+"""Checks of lift3d.losses.dino (Contrastive Lift appendix E, DINO-style slow/fast baseline)."""
 
 import math
 

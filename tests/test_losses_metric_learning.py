@@ -1,4 +1,4 @@
-"""Hand-computed checks of lift3d.losses.metric_learning (paper 004 appendix E: AE and margin losses)."""
+"""Hand-computed checks of lift3d.losses.metric_learning (Contrastive Lift appendix E: AE and margin losses)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Experiment runner of paper 004 Sec. 5 on generated Messy Rooms scenes: lifted methods vs 2D tracking baselines.
+"""Experiment runner of Contrastive Lift Sec. 5 on generated Messy Rooms scenes: lifted methods vs 2D tracking baselines.
 
 For every scene size N: generate (or reuse) a scene with detic-like segmenter noise; fit the shared fields once
 (density, colour, semantics; no instance objective); for every method train only its instance field on top of the

@@ -1,4 +1,4 @@
-"""2D baselines of the study (paper 004 Table 4): the segmenter's own masks, raw or tracked through the sequence.
+"""2D baselines of the study (Contrastive Lift Table 4): the segmenter's own masks, raw or tracked through the sequence.
 
 Every tracker runs over ALL frames of the scene in frame-index order (train and test views interleaved as the
 camera sequence gives them), so a test frame is tracked from the frames before it; only the test frames are

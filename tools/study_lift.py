@@ -1,6 +1,6 @@
 """The lifted methods of the study: shared fields fitted once per scene, then one instance phase per method.
 
-Protocol of paper 004, Sec. 5 on Messy Rooms: density, colour and semantics are fitted ONCE per scene and shared;
+Protocol of Contrastive Lift, Sec. 5 on Messy Rooms: density, colour and semantics are fitted ONCE per scene and shared;
 every method then trains only its own instance field on top of the frozen shared fields (paper Table 6: "we only
 optimise the instance embedding field with associated losses, while the density/colour/semantic fields are
 frozen"), is decoded (clustering, or argmax for linear assignment) and scored on the test views.

@@ -25,9 +25,9 @@ PAPER_PQ = {
     "vanilla": (74.1, 71.2, 63.6, 49.7),
     "linear-assignment": (73.2, 69.9, 64.3, 51.0),
 }
-"""Paper 004 Table 2, old_room, N = 25, 50, 100, 500."""
+"""Contrastive Lift Table 2, old_room, N = 25, 50, 100, 500."""
 PAPER_IT_S = {"slow-fast": (16.06, 16.06, 16.06, 16.06), "linear-assignment": (13.01, 12.53, 12.10, 9.41)}
-"""Paper 004 Table 6 (A40): Contrastive Lift regardless of N; PanopLi for N = 25, 50, 100, 500."""
+"""Contrastive Lift Table 6 (A40): Contrastive Lift regardless of N; PanopLi for N = 25, 50, 100, 500."""
 
 
 def _ns(data: dict) -> list[int]:
@@ -228,7 +228,7 @@ def markdown_report(data: dict) -> str:
     if paper:
         cols = [25, 50, 100, 500]
         parts += [
-            "Paper 004 Table 2 (old_room) for reference:",
+            "Contrastive Lift Table 2 (old_room) for reference:",
             "",
             _table(["method"] + [f"N = {n}" for n in cols], [[m] + [f"{v:.1f}" for v in PAPER_PQ[m]] for m in paper]),
             "",

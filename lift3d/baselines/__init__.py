@@ -1,4 +1,4 @@
-"""Baselines that do not lift: 2D instance maps made consistent across views by tracking (paper 004 Table 4).
+"""Baselines that do not lift: 2D instance maps made consistent across views by tracking (Contrastive Lift Table 4).
 
 :mod:`.tracking` holds the three trackers (consecutive-frame IoU, IoU after depth warping, point-cloud
 fusion); :mod:`.warping` the id-map warping and voxel keys they share (cameras: :mod:`lift3d.geometry.cameras`).

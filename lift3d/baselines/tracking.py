@@ -1,7 +1,7 @@
-r"""2D tracking baselines of paper 004 Table 4: make a 2D segmenter's per-view instance ids consistent.
+r"""2D tracking baselines of Contrastive Lift Table 4: make a 2D segmenter's per-view instance ids consistent.
 
 A 2D instance segmenter labels every view independently, so the same object carries unrelated ids in
-different views. Paper 004 compares lifting against three ways of tracking the 2D segments through the
+different views. Contrastive Lift compares lifting against three ways of tracking the 2D segments through the
 sequence (frames in the given order), all by Hungarian matching (``scipy.optimize.linear_sum_assignment``):
 
 1. :func:`track_by_iou`: mask IoU between consecutive frames.
@@ -144,7 +144,7 @@ def _check_geometry(
 
 
 def track_by_iou(instance_maps: Sequence[np.ndarray], iou_threshold: float = 0.5) -> list[np.ndarray]:
-    r"""Tracking method (1) of paper 004 Table 4: Hungarian matching on consecutive-frame mask IoU.
+    r"""Tracking method (1) of Contrastive Lift Table 4: Hungarian matching on consecutive-frame mask IoU.
 
     For frame ``t >= 1``, with the tracked (global-id) map of frame ``t - 1`` and the input map of frame ``t``:
     :math:`\mathrm{IoU}_{gm} = |G_g \cap M_m| / |G_g \cup M_m|`; the assignment maximising :math:`\sum`IoU
@@ -185,7 +185,7 @@ def track_by_depth_warping(
     intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike],
     iou_threshold: float = 0.5,
 ) -> list[np.ndarray]:
-    r"""Tracking method (2) of paper 004 Table 4: IoU after depth-aware pose warping.
+    r"""Tracking method (2) of Contrastive Lift Table 4: IoU after depth-aware pose warping.
 
     For frame ``t >= 1`` the tracked map of frame ``t - 1`` is forward-warped into camera ``t`` with frame
     ``t - 1``'s depth and both poses (:func:`~lift3d.baselines.warping.warp_instance_map`: back-project,
@@ -270,7 +270,7 @@ def track_by_point_cloud_fusion(
     voxel_size: float = 0.02,
     overlap_threshold: float = 0.3,
 ) -> list[np.ndarray]:
-    r"""Tracking method (3) of paper 004 Table 4: incremental fusion of segments in a 3D voxel map.
+    r"""Tracking method (3) of Contrastive Lift Table 4: incremental fusion of segments in a 3D voxel map.
 
     A global map counts, for every voxel, how often each global id was observed in it; a voxel's label is
     its most observed id. Frame by frame:

@@ -1,6 +1,6 @@
 """Semantic field and the instance-embedding fields (fast, and the EMA-following slow copy).
 
-Both are shallow MLPs on the normalised position (paper 004, Sec. 3: no grid encoding), optionally with a
+Both are shallow MLPs on the normalised position (Contrastive Lift, Sec. 3: no grid encoding), optionally with a
 frequency encoding, or with a multiresolution hash-grid encoding in front (``HeadConfig.encoding = "hashgrid"``:
 the MLP then sees the grid features next to the frequency-encoded position, which lets a small head hold
 hundreds of small objects). They are rendered with the density field's *detached* weights, so their losses
@@ -29,7 +29,7 @@ class HeadConfig:
     hidden_dim: int = 256
     """Width of each hidden layer."""
     hidden_layers: int = 3
-    """Number of hidden layers (paper 004: 3 for the instance field, 4 for the semantic field)."""
+    """Number of hidden layers (Contrastive Lift: 3 for the instance field, 4 for the semantic field)."""
     position_frequencies: int = 0
     """Frequency-encoding octaves of xyz before the MLP; 0 = raw xyz as in the paper."""
     encoding: Literal["frequency", "hashgrid"] = "frequency"
@@ -104,7 +104,7 @@ def ema_update(slow: nn.Module, fast: nn.Module, momentum: float) -> None:
 class InstanceField(nn.Module):
     """Fast embedding field f(x) trained by gradient, and a slow copy that is never optimised.
 
-    The slow field starts as a copy of the fast one and follows it by :func:`ema_update` (paper 004, Sec. 3.2).
+    The slow field starts as a copy of the fast one and follows it by :func:`ema_update` (Contrastive Lift, Sec. 3.2).
     Its parameters have ``requires_grad = False`` so no loss can reach it.
     """
 

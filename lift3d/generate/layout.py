@@ -294,7 +294,7 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = np.array(
 
 
 def sample_cameras(rng: np.random.Generator, cfg: MessyRoomsConfig) -> np.ndarray:
-    """Inward-facing cameras on a dome-shaped shell (paper 004, section 4). Returns ``[V, 4, 4]`` camera-to-world.
+    """Inward-facing cameras on a dome-shaped shell (Contrastive Lift, section 4). Returns ``[V, 4, 4]`` camera-to-world.
 
     Per view: a look-at point uniform in the square of half side ``cfg.lookat_half_side`` (height
     ``lookat_height``), so that the views of large scenes cover their whole floor; a

@@ -1,7 +1,7 @@
 """Losses: pure functions on rendered tensors (no knowledge of fields or trainers).
 
-One module per family: :mod:`.photometric` (paper 004 Eq. 2), :mod:`.semantic` (cross-entropy and
-Panoptic Lifting's segment consistency), :mod:`.contrastive` (paper 004 Eqs. 3-5).
+One module per family: :mod:`.photometric` (Contrastive Lift (Bhalgat et al. 2023), Eq. 2), :mod:`.semantic` (cross-entropy and
+Panoptic Lifting's segment consistency), :mod:`.contrastive` (Contrastive Lift (Bhalgat et al. 2023), Eqs. 3-5).
 """
 
 from .contrastive import (
@@ -24,7 +24,7 @@ __all__ = [
     "vanilla_contrastive_loss",
 ]
 
-# Baseline objectives: Panoptic Lifting's linear assignment and paper 004 appendix E alternatives.
+# Baseline objectives: Panoptic Lifting's linear assignment and Contrastive Lift appendix E alternatives.
 from .assignment import linear_assignment_loss, select_segments
 from .dino import DinoHead, dino_loss
 from .metric_learning import associative_embedding_loss, margin_contrastive_loss

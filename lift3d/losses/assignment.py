@@ -1,7 +1,7 @@
-r"""Panoptic Lifting's linear-assignment instance loss (paper 004 ref. [49]; the "PanopLi" baseline).
+r"""Panoptic Lifting's linear-assignment instance loss (Siddiqui et al. 2023; the "PanopLi" baseline).
 
 The instance field outputs ``K`` logits per pixel: ``K`` is a fixed *upper bound on the number of objects*
-in the scene (paper 004: 25 on ScanNet, 500 on Messy Rooms), one "slot" per object. 2D segment ids are
+in the scene (Contrastive Lift: 25 on ScanNet, 500 on Messy Rooms), one "slot" per object. 2D segment ids are
 not consistent across images, so for every image the segments are matched one-to-one to slots by a linear
 assignment on the field's current predictions, and the matched slots become the pixels' classification
 targets. The matching is a discrete, non-differentiable step computed from *detached* probabilities; only

@@ -1,4 +1,4 @@
-r"""Contrastive losses for the instance embedding field (paper 004, section 3).
+r"""Contrastive losses for the instance embedding field (Contrastive Lift, section 3).
 
 Notation: ``f_i`` fast-field embedding of pixel ``i`` (rendered, ``[dim]``), ``s_j`` slow-field (EMA)
 embedding, ``y`` the 2D segment id of a pixel *within one image* (ids are not consistent across images,
@@ -59,7 +59,7 @@ def slow_fast_contrastive_loss(
     kernel: KernelName = "gaussian",
     bandwidth: float = 1.0,
 ) -> torch.Tensor:
-    r"""Slow-fast contrastive loss (paper 004 Eq. 4).
+    r"""Slow-fast contrastive loss (Contrastive Lift (Bhalgat et al. 2023), Eq. 4).
 
     Fast anchors ``i in F`` are contrasted against slow (EMA field) embeddings ``j in S`` of the same
     image; positives share the 2D segment id:
@@ -119,7 +119,7 @@ def concentration_loss(
     confidence: torch.Tensor | None = None,
     form: Literal["squared", "gaussian"] = "squared",
 ) -> torch.Tensor:
-    r"""Concentration loss (paper 004 Eq. 5): pull fast embeddings to their segment's slow centroid.
+    r"""Concentration loss (Contrastive Lift (Bhalgat et al. 2023), Eq. 5): pull fast embeddings to their segment's slow centroid.
 
     For every segment ``l`` present in both sets (``l > 0``), the centroid is the mean of the
     (detached) slow embeddings, :math:`c_l = \frac{1}{|S_l|}\sum_{j \in S_l} s_j`, and with
@@ -181,7 +181,7 @@ def concentration_loss(
 
 
 def split_fast_slow(num_pixels: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Randomly split one image's sampled pixels into the fast set F and the slow set S (paper 004 Eq. 4).
+    """Randomly split one image's sampled pixels into the fast set F and the slow set S (Contrastive Lift (Bhalgat et al. 2023), Eq. 4).
 
     A random permutation of ``range(num_pixels)``; the first ``num_pixels // 2`` indices form F, the rest
     S (so S gets the extra pixel when ``num_pixels`` is odd). The sets are disjoint and cover every pixel.
@@ -207,7 +207,7 @@ def vanilla_contrastive_loss(
     neg_temperature: float = 1.0,
     exclude_self_from_denominator: bool = True,
 ) -> torch.Tensor:
-    r"""Single-field contrastive loss (paper 004 Eq. 3), as the reference code computes it.
+    r"""Single-field contrastive loss (Contrastive Lift (Bhalgat et al. 2023), Eq. 3), as the reference code computes it.
 
     All pixels of one image come from the same (fast) field. With
     :math:`d^2_{ij} = \lVert f_i - f_j\rVert^2`, :math:`T_{ij} = T_+` (``pos_temperature``, 100) when

@@ -1,6 +1,6 @@
-r"""DINO-style slow/fast baseline for the instance embedding field (paper 004, appendix E).
+r"""DINO-style slow/fast baseline for the instance embedding field (Contrastive Lift, appendix E).
 
-Analogy with DINO (Caron et al. 2021, paper 004 ref. [4]): the fast field is the student, the slow (EMA)
+Analogy with DINO (Caron et al. 2021): the fast field is the student, the slow (EMA)
 field the teacher, and "two views of the same image" become two pixels of the same 2D segment, one rendered
 by each field. Both embeddings go through a projection head onto ``P`` prototype scores; the teacher's
 scores are centred (a running mean subtracted, against collapse onto one prototype) and sharpened by a
@@ -32,7 +32,7 @@ class DinoHead(nn.Module):
 
     A deliberately small version of DINO's head (which is a 3-layer MLP, an L2-normalised bottleneck and a
     weight-normalised prototype layer): the inputs here are low-dimensional rendered embeddings (D = 3 in
-    paper 004), not ViT features.
+    Contrastive Lift), not ViT features.
 
     The ``center`` buffer ``[num_prototypes]`` is the running mean of the *teacher* head's outputs; only the
     teacher's copy is used (:func:`dino_loss` reads ``head_slow.center``). It is a buffer, so
@@ -72,7 +72,7 @@ def dino_loss(
     t_student: float = 0.1,
     t_teacher: float = 0.04,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""DINO-style cross-entropy between same-segment fast and slow pixels (paper 004 appendix E).
+    r"""DINO-style cross-entropy between same-segment fast and slow pixels (Contrastive Lift appendix E).
 
     With student head :math:`h` (``head_fast``), teacher head :math:`\bar h` (``head_slow``), centre
     :math:`c` and temperatures :math:`\tau_s, \tau_t`:

@@ -1,16 +1,16 @@
-r"""Alternative metric-learning objectives for the instance embedding field (paper 004, appendix E).
+r"""Alternative metric-learning objectives for the instance embedding field (Contrastive Lift, appendix E).
 
 Both act on ONE field (no slow-fast split) and on the rendered embeddings of the pixels of ONE image:
 ``emb`` ``[num_pixels, dim]`` and their 2D segment ids ``ids`` ``[num_pixels]`` (ids are not consistent
 across images). As in :mod:`.contrastive`, ids ``<= 0`` mean "no thing segment" and those pixels are
 dropped entirely.
 
-* :func:`associative_embedding_loss`: Newell et al. 2017 (paper 004 ref. [45], its Eq. 6), a pull term to
+* :func:`associative_embedding_loss`: Newell et al. 2017 (Contrastive Lift appendix E, Eq. 6), a pull term to
   each segment's mean embedding and a Gaussian push term between segment means.
 * :func:`margin_contrastive_loss`: a margin-based pairwise contrastive loss in the family of Chopra,
-  Hadsell and LeCun 2005 (paper 004 ref. [10], its Eq. 7), with a margin on both sides.
+  Hadsell and LeCun 2005 (Contrastive Lift appendix E, Eq. 7), with a margin on both sides.
 
-(The equations of paper 004's appendix did not survive in our text copy; the forms below are re-derived
+(The equations of Contrastive Lift's appendix did not survive in our text copy; the forms below are re-derived
 from the cited papers and state every choice.)
 """
 
@@ -38,7 +38,7 @@ def associative_embedding_loss(
     sigma: float = 1.0,
     push_weight: float = 1.0,
 ) -> torch.Tensor:
-    r"""Associative Embedding grouping loss (Newell et al. 2017; paper 004 appendix E, Eq. 6).
+    r"""Associative Embedding grouping loss (Newell et al. 2017; Contrastive Lift appendix E, Eq. 6).
 
     With segments :math:`l = 1..L` of the image, pixels :math:`\mathcal{S}_l`, embeddings :math:`e_i` and
     segment means :math:`\mu_l = \frac{1}{|\mathcal{S}_l|}\sum_{i \in \mathcal{S}_l} e_i`:
@@ -91,7 +91,7 @@ def margin_contrastive_loss(
     pos_margin: float = 0.5,
     neg_margin: float = 1.5,
 ) -> torch.Tensor:
-    r"""Margin-based pairwise contrastive loss (Chopra et al. 2005 family; paper 004 appendix E, Eq. 7).
+    r"""Margin-based pairwise contrastive loss (Chopra et al. 2005 family; Contrastive Lift appendix E, Eq. 7).
 
     Over ordered pairs :math:`i \ne j` of segmented pixels with :math:`d_{ij} = \lVert e_i - e_j\rVert_2`
     (plain Euclidean distance), positives :math:`P = \{(i,j): y_i = y_j\}` and negatives
@@ -105,7 +105,7 @@ def margin_contrastive_loss(
     nothing. Positives and negatives are averaged separately (each term is skipped when its set is empty),
     so the far more numerous negative pairs do not drown the positives. Defaults
     :math:`m_+ = 0.5, m_- = 1.5` are the margins of the discriminative loss (De Brabandere et al. 2017),
-    used here as our choice: paper 004 does not state its values in our copy. Chopra et al. is the special
+    used here as our choice: Contrastive Lift does not state its values in our copy. Chopra et al. is the special
     case :math:`m_+ = 0`. A different-segment pair at exactly :math:`d = 0` gets no gradient (its direction
     is undefined); any non-zero distance is pushed apart.
 

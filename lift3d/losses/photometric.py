@@ -1,4 +1,4 @@
-"""Photometric reconstruction loss (paper 004 Eq. 2)."""
+"""Photometric reconstruction loss (Contrastive Lift (Bhalgat et al. 2023), Eq. 2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 
 def photometric_loss(rgb_pred: torch.Tensor, rgb_gt: torch.Tensor) -> torch.Tensor:
-    r"""Mean squared colour error over rays and channels (paper 004 Eq. 2).
+    r"""Mean squared colour error over rays and channels (Contrastive Lift (Bhalgat et al. 2023), Eq. 2).
 
     .. math::
         L_{rgb} = \frac{1}{3R} \sum_{r=1}^{R} \sum_{c=1}^{3} (\hat C_{rc} - C_{rc})^2

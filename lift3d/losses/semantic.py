@@ -1,6 +1,6 @@
 """Semantic losses on rendered class distributions: confidence-weighted cross-entropy
-(Semantic-NeRF style, used by paper 004 section 3 "Semantic segmentation") and the segment
-consistency loss of Panoptic Lifting (paper 004 ref. [49])."""
+(Semantic-NeRF style, used by Contrastive Lift section 3 "Semantic segmentation") and the segment
+consistency loss of Panoptic Lifting (Siddiqui et al. 2023)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def segment_consistency_targets(log_probs: torch.Tensor, segment_ids: torch.Tens
 
 
 def segment_consistency_loss(log_probs: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
-    r"""Segment consistency loss of Panoptic Lifting (used by paper 004, section 3).
+    r"""Segment consistency loss of Panoptic Lifting (used by Contrastive Lift, section 3).
 
     Every ray of a 2D segment is pulled towards the class that the field currently predicts for the
     segment as a whole (see :func:`segment_consistency_targets`; the target carries no gradient):

@@ -1,6 +1,6 @@
 """Panoptic quality: scene-level PQ (PQ^scene) and per-frame PQ over integer id maps.
 
-PQ^scene (Panoptic Lifting, used by Contrastive Lift, paper 004 Sec. 5) treats a whole scene as
+PQ^scene (Panoptic Lifting, used by Contrastive Lift, Contrastive Lift Sec. 5) treats a whole scene as
 one big image: a *segment* is every pixel of every frame that carries one ``(class, id)`` pair,
 so an object whose predicted id changes between views is split into several segments and is
 penalised. Per-frame PQ (Kirillov et al.) scores each frame on its own and ignores whether ids
@@ -662,7 +662,7 @@ def scene_pq(
     void_gt_mode: Literal["drop", "keep"] = "drop",
     merge_things: bool = False,
 ) -> PanopticResult:
-    """Scene-level panoptic quality PQ^scene (Panoptic Lifting's metric, paper 004 Sec. 5).
+    """Scene-level panoptic quality PQ^scene (Panoptic Lifting's metric, Contrastive Lift Sec. 5).
 
     All pixels of all frames are pooled; a segment is every pixel with one ``(class, id)`` pair, so
     ids must be consistent across views to score well. See the module docstring for the exact

@@ -32,9 +32,9 @@ class ModelConfig:
     radiance: RadianceFieldConfig = field(default_factory=RadianceFieldConfig)
     """Density + colour field."""
     semantic: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, hidden_layers=4))
-    """Semantic MLP on xyz (paper 004: 4 hidden layers of 256)."""
+    """Semantic MLP on xyz (Contrastive Lift: 4 hidden layers of 256)."""
     instance: HeadConfig = field(default_factory=lambda: HeadConfig(hidden_dim=256, hidden_layers=3))
-    """Instance-embedding MLP on xyz (paper 004: 3 hidden layers of 256, raw xyz)."""
+    """Instance-embedding MLP on xyz (Contrastive Lift: 3 hidden layers of 256, raw xyz)."""
     embedding_dim: int = 3
     """Instance embedding dimension D of the embedding objectives (Contrastive Lift: 3 is nearly optimal). An
     objective may declare another output width (linear assignment: ``losses.num_slots``)."""
