@@ -153,7 +153,7 @@ def test_model_renders_bit_identically_with_nerfacc_and_torch_on_cpu(monkeypatch
     outputs = []
     for vr in ("torch", "nerfacc"):
         model = _model(Backends(volume_rendering=vr, hash_grid="torch"), backbone)
-        samples = model.sample_rays(origins, dirs, None, train=False, with_color=True)
+        samples = model.sample_rays(origins, dirs, None, jitter=False, with_color=True)
         loss = samples.rgb.square().sum() + samples.depth.sum()
         loss.backward()
         grads = [p.grad.clone() for p in model.radiance.parameters() if p.grad is not None]

@@ -93,7 +93,7 @@ def test_instance_loss_never_reaches_density_or_colour(tiny_scene_dir, tmp_path)
     pixels, model = trainer.train_pixels, trainer.model
     rows = trainer.view_segment_rows[trainer.instance_views[0]][:64]
     origins, dirs = pixels.rays(rows)
-    samples = model.sample_rays(origins, dirs, None, train=True, with_color=False)  # density WITH graph
+    samples = model.sample_rays(origins, dirs, None, jitter=True, with_color=False)  # density WITH graph
     logs = {}
     batch = InstanceBatch(samples, torch.arange(rows.numel()), pixels.instance[rows], pixels.confidence[rows])
     loss = trainer.instance_loss(batch, logs)

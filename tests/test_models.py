@@ -97,20 +97,20 @@ def test_to_cube_and_from_cube_are_inverse():
 
 
 # ------------------------------------------------------------------------------------------------ depth
-@pytest.mark.parametrize("train", [False, True], ids=["stratified", "jittered"])
-def test_expected_depth_is_the_slab_entry_depth_within_a_sample_step(train):
+@pytest.mark.parametrize("jitter", [False, True], ids=["stratified", "jittered"])
+def test_expected_depth_is_the_slab_entry_depth_within_a_sample_step(jitter):
     model = cube_model()
     z_e = set_slab(model)
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=train, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=jitter, with_color=False)
     assert isinstance(s, RaySamples) and s.weights.shape == s.t.shape == (4, 64) and s.points.shape == (4, 64, 3)
     # All rays enter the box at z = 1 (t = 2) and leave at z = -1 (t = 4): step (4 - 2) / 64.
     step = 2.0 / 64
     t_entry = 3.0 - z_e  # optical-axis depth of the slab's top face, the same for every pixel
     torch.testing.assert_close(s.opacity, torch.ones(4), atol=1e-3, rtol=0)
     # Stratified: samples one step apart. Jittered: one sample per bin, so neighbours are up to two bins apart.
-    spacing = 2 * step if train else step
+    spacing = 2 * step if jitter else step
     assert (s.depth - t_entry).abs().max() <= spacing, (s.depth, t_entry)
     # Weight sits on the first sample past the face.
     first = s.weights.argmax(-1)
@@ -125,7 +125,7 @@ def test_depth_of_a_slab_seen_through_a_scaled_box():
     z_e = set_slab(model)
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
     step = 0.5 / 64  # world z from 0.5 to 0 = t from 2.5 to 3
     assert (s.depth - (3.0 - (0.25 + z_e / 4))).abs().max() <= step
     torch.testing.assert_close(s.opacity, torch.ones(4), atol=1e-3, rtol=0)
@@ -137,11 +137,11 @@ def test_occupancy_grid_culls_empty_space_without_changing_the_depth():
     o, d = down_rays(SLOPES)
     torch.manual_seed(0)
     with torch.no_grad():
-        dense = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        dense = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
         # One random point per cell per update: the cell holding the face (20% dense) needs a few updates to be seen.
         for _ in range(30):
             model.update_occupancy()
-        culled = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        culled = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
     occ = model.occupancy
     # The grid keeps the slab (cells below z = 0.25) and drops the empty space above the face's cell.
     centres = occ.cell_centres(jitter=False)
@@ -156,7 +156,7 @@ def test_depth_guided_samples_lie_in_the_band_and_keep_the_depth():
     o, d = down_rays(SLOPES)
     depth = torch.tensor([3.0 - z_e, 3.0 - z_e, 0.0, 3.0 - z_e])  # ray 2: unknown depth
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=depth, train=True, with_color=False)
+        s = model.sample_rays(o, d, depth=depth, jitter=True, with_color=False)
     assert s.t.shape == (4, 72)
     assert (s.t[:, 1:] >= s.t[:, :-1] - 1e-6).all()
     # Each ray with depth has 8 extra samples within 0.05 / |d| (+ half an interval) of it.
@@ -166,8 +166,8 @@ def test_depth_guided_samples_lie_in_the_band_and_keep_the_depth():
     assert (s.depth - (3.0 - z_e)).abs().max() <= 2.0 / 64
 
 
-@pytest.mark.parametrize("train", [False, True], ids=["stratified", "jittered"])
-def test_opacity_of_a_homogeneous_medium(train):
+@pytest.mark.parametrize("jitter", [False, True], ids=["stratified", "jittered"])
+def test_opacity_of_a_homogeneous_medium(jitter):
     # sigma = 0.02 everywhere; opacity = 1 - exp(-sigma * distance_scale * covered length / scene_scale) where the
     # intervals cover [t_0, far]: 2 - step / 2 on average for both stratified and jittered samples.
     model = cube_model()
@@ -181,7 +181,7 @@ def test_opacity_of_a_homogeneous_medium(train):
     o, d = down_rays([(0.0, 0.0)] * 500)
     with torch.no_grad():
         torch.testing.assert_close(model.radiance.density(torch.zeros(1, 3)), torch.tensor([0.02]))
-        s = model.sample_rays(o, d, depth=None, train=train, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=jitter, with_color=False)
     expected = 1.0 - math.exp(-0.02 * 25.0 * (2.0 - 1.0 / 64))
     assert abs(float(s.opacity.mean()) - expected) < 0.005, (float(s.opacity.mean()), expected)
 
@@ -191,7 +191,7 @@ def test_rgb_of_an_empty_field_is_the_background_colour():
     set_slab(model, value=0.0)  # G = 0: sigma = softplus(-10) ~ 4.5e-5 everywhere
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=False, with_color=True, background=torch.ones(3))
+        s = model.sample_rays(o, d, depth=None, jitter=False, with_color=True, background=torch.ones(3))
     assert s.opacity.max() < 0.01
     torch.testing.assert_close(s.rgb, torch.ones(4, 3), atol=0.01, rtol=0)
 
@@ -200,9 +200,9 @@ def test_density_grad_false_gives_weights_without_graph():
     model = cube_model()
     set_slab(model)
     o, d = down_rays(SLOPES)
-    s = model.sample_rays(o, d, depth=None, train=True, with_color=False, density_grad=False)
+    s = model.sample_rays(o, d, depth=None, jitter=True, with_color=False, density_grad=False)
     assert not s.weights.requires_grad
-    s = model.sample_rays(o, d, depth=None, train=True, with_color=False, density_grad=True)
+    s = model.sample_rays(o, d, depth=None, jitter=True, with_color=False, density_grad=True)
     assert s.weights.requires_grad
 
 
@@ -215,7 +215,7 @@ def test_render_embedding_uses_detached_weights():
     model = cube_model()
     set_slab(model, value=12.0)  # a soft slab: weights have non-trivial gradients w.r.t. density
     o, d = down_rays(SLOPES)
-    s = model.sample_rays(o, d, depth=None, train=False, with_color=False, density_grad=True)
+    s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False, density_grad=True)
     assert s.weights.requires_grad
     emb = model.render_embedding(s)
     assert emb.shape == (4, 3)
@@ -232,7 +232,7 @@ def test_render_semantic_uses_detached_weights():
     model = cube_model()
     set_slab(model, value=12.0)
     o, d = down_rays(SLOPES)
-    s = model.sample_rays(o, d, depth=None, train=False, with_color=False, density_grad=True)
+    s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False, density_grad=True)
     logp = model.render_semantic(s)
     torch.nn.functional.nll_loss(logp, torch.tensor([1, 2, 1, 2])).backward()
     assert _radiance_grad_norm(model) == 0.0
@@ -244,7 +244,7 @@ def test_render_head_equals_the_weighted_sum_of_the_head():
     set_slab(model, value=12.0)
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
         head = lambda x: torch.stack([x[:, 2], torch.ones_like(x[:, 2])], -1)  # noqa: E731 - (z, 1)
         out = model.render_head(head, s)
         # sum_i w_i z_i and sum_i w_i (the opacity), computed directly.
@@ -281,7 +281,7 @@ def test_empty_and_missing_rays_render_the_background_class():
     o = torch.tensor([[0.0, 0.0, 3.0], [0.0, 5.0, 3.0]])  # ray 1 passes beside the box
     d = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
         logp = model.render_semantic(s)
     assert float(s.weights[1].abs().max()) == 0.0
     assert logp.shape == (2, 3)
@@ -294,7 +294,7 @@ def test_without_background_class_an_empty_ray_is_uniform():
     model = cube_model(background_class=None)
     o, d = torch.tensor([[0.0, 5.0, 3.0]]), torch.tensor([[0.0, 0.0, -1.0]])  # misses the box
     with torch.no_grad():
-        logp = model.render_semantic(model.sample_rays(o, d, depth=None, train=False, with_color=False))
+        logp = model.render_semantic(model.sample_rays(o, d, depth=None, jitter=False, with_color=False))
     torch.testing.assert_close(logp, torch.full((1, 3), math.log(1 / 3)), atol=1e-5, rtol=0)
 
 
@@ -303,7 +303,7 @@ def test_an_opaque_ray_renders_the_semantic_field_at_the_surface():
     set_slab(model)
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, depth=None, train=False, with_color=False)
+        s = model.sample_rays(o, d, depth=None, jitter=False, with_color=False)
         logp = model.render_semantic(s)
         first = s.weights.argmax(-1)
         surface = s.points[torch.arange(4), first]
@@ -320,7 +320,7 @@ def test_sparse_semantic_rendering_equals_the_dense_reference():
     set_slab(model)
     o, d = down_rays(SLOPES)
     with torch.no_grad():
-        s = model.sample_rays(o, d, None, train=False, with_color=False)
+        s = model.sample_rays(o, d, None, jitter=False, with_color=False)
         sparse = model.render_semantic(s)
         dense = render_semantic_log_probs(
             s.weights, model.semantic(s.points.reshape(-1, 3)).reshape(*s.weights.shape, -1)

@@ -37,7 +37,7 @@ def split_step(trainer) -> tuple[float, float, int, int]:
     o2, d2 = tr.rays(pick)
     dp = tr.depth[pick] if tr.depth is not None else None
     with torch.no_grad():
-        samples = model.sample_rays(o2, d2, dp, train=True, with_color=False, density_grad=False)
+        samples = model.sample_rays(o2, d2, dp, jitter=True, with_color=False, density_grad=False)
     t1 = time.perf_counter()
     thing_rows = torch.isin(tr.semantic[pick], trainer.thing_ids).nonzero().squeeze(-1)
     batch = InstanceBatch(samples, thing_rows, tr.instance[pick][thing_rows], tr.confidence[pick][thing_rows])

@@ -47,7 +47,7 @@ def render_pixel_set(model: LiftModel, pixels: PixelSet, chunk: int = 4096, prog
         for i in range(0, rows.numel(), chunk):
             r = rows[i : i + chunk]
             o, d = pixels.rays(r)
-            s = model.sample_rays(o, d, None, train=False, with_color=True, background=torch.zeros(3))
+            s = model.sample_rays(o, d, None, jitter=False, with_color=True, background=torch.zeros(3))
             rgb.append(s.rgb)
             dep.append(s.depth)
             sem.append(model.render_semantic(s).argmax(-1))

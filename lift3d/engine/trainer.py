@@ -228,7 +228,7 @@ class Trainer:
         origins, dirs = pixels.rays(rows)
         depth = pixels.depth[rows] if pixels.depth is not None else None
         bg = self._background(rows.shape[0])
-        samples = model.sample_rays(origins, dirs, depth, train=True, with_color=True, background=bg)
+        samples = model.sample_rays(origins, dirs, depth, jitter=True, with_color=True, background=bg)
         loss = photometric_loss(samples.rgb, pixels.rgb[rows])
         logs["rgb"] = float(loss.detach())
         if depth is not None and weights.depth_weight > 0:
@@ -277,7 +277,7 @@ class Trainer:
         img_depth = pixels.depth[pick] if pixels.depth is not None else None
         with torch.no_grad():
             img_samples = model.sample_rays(
-                img_origins, img_dirs, img_depth, train=True, with_color=False, density_grad=False
+                img_origins, img_dirs, img_depth, jitter=True, with_color=False, density_grad=False
             )
         if seg_on:
             log_probs = model.render_semantic(img_samples)

@@ -166,7 +166,7 @@ class LiftModel(nn.Module):
         origins: torch.Tensor,
         dirs: torch.Tensor,
         depth: Optional[torch.Tensor],
-        train: bool,
+        jitter: bool,
         with_color: bool,
         density_grad: bool = True,
         num_samples: Optional[int] = None,
@@ -177,18 +177,19 @@ class LiftModel(nn.Module):
         Args:
             origins, dirs: [R, 3] world rays (``dirs`` with camera-space z = -1).
             depth: [R] optical-axis depth (0 = unknown) for depth-guided samples, or None.
-            train: jitter samples.
+            jitter: jitter the stratified sample positions (training). It also picks the default sample count:
+                ``cfg.num_samples`` with jitter, ``cfg.num_samples_render`` without, unless ``num_samples`` is given.
             with_color: also evaluate colour and composite ``rgb`` (over ``background`` [3] or [R, 3]).
             density_grad: keep the autograd graph of density (False for instance/semantic-only batches).
         """
         cfg = self.cfg
-        n = num_samples or (cfg.num_samples if train else cfg.num_samples_render)
+        n = num_samples or (cfg.num_samples if jitter else cfg.num_samples_render)
         o_c = self.to_cube(origins)
         d_c = dirs / self.half_size
         near, far = ray_aabb(o_c, d_c)
         hit = far > near
         far = torch.where(hit, far, near + 1e-3)
-        t = stratified_t(near, far, n, jitter=train)
+        t = stratified_t(near, far, n, jitter=jitter)
         forced = torch.zeros_like(t, dtype=torch.bool)
         if depth is not None and cfg.depth_guided_samples > 0:
             valid = depth > 0

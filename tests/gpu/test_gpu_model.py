@@ -49,7 +49,7 @@ def _rays(num_rays: int = 256):
 
 def _render(model: LiftModel, device: str):
     origins, dirs = (t.to(device) for t in _rays())
-    samples = model.sample_rays(origins, dirs, None, train=False, with_color=True)
+    samples = model.sample_rays(origins, dirs, None, jitter=False, with_color=True)
     semantic = model.render_semantic(samples)
     embedding = model.render_embedding(samples)
     loss = samples.rgb.square().sum() + samples.depth.sum() + semantic.exp().square().sum() + embedding.sum()
@@ -96,7 +96,7 @@ def test_model_with_tinycudann_renders_a_sub_distribution_and_trains_its_grid(tc
     backends = resolve_backends(CUDA, "torch", "tcnn")
     model = LiftModel(_config("hashgrid"), 4, AABB, CUDA, backends=backends).to(CUDA)
     origins, dirs = (t.to(CUDA) for t in _rays())
-    samples = model.sample_rays(origins, dirs, None, train=True, with_color=True)
+    samples = model.sample_rays(origins, dirs, None, jitter=True, with_color=True)
     w = samples.weights
     assert torch.isfinite(w).all() and (w >= 0).all() and (w.sum(-1) <= 1 + 1e-5).all()
     samples.rgb.square().sum().backward()
