@@ -112,3 +112,7 @@ class FitConfig:
     """'auto' (CUDA when available), 'cpu' or 'cuda'."""
     threads: Optional[int] = None
     """torch CPU threads (None: torch's default)."""
+    deterministic: bool = True
+    """Use torch's deterministic algorithms (``torch.use_deterministic_algorithms``, process-wide, warnings only
+    where an op has none): with several CPU threads, scatter-style backward passes otherwise add duplicates in a
+    thread-dependent order and two fits with the same seed drift apart. False trades that for speed."""

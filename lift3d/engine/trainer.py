@@ -87,6 +87,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
