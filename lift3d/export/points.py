@@ -28,22 +28,31 @@ class LabelledPoints:
     """int32 [N] semantic class id."""
     view: np.ndarray
     """int32 [N] index (into ``scene.frames``) of the training view whose pixel gave the point."""
+    embedding: np.ndarray
+    """float32 [N, D] rendered instance embedding (kept in memory so a new labeler can relabel the points)."""
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
 
     def subset(self, mask: np.ndarray) -> "LabelledPoints":
-        return LabelledPoints(self.xyz[mask], self.rgb[mask], self.instance[mask], self.semantic[mask], self.view[mask])
+        return LabelledPoints(*(getattr(self, k)[mask] for k in LABELLED_FIELDS))
 
     @staticmethod
     def concat(parts: Sequence["LabelledPoints"]) -> "LabelledPoints":
         if not parts:
             z = np.zeros(0, np.int32)
-            return LabelledPoints(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), z, z.copy(), z.copy())
+            return LabelledPoints(
+                np.zeros((0, 3), np.float32),
+                np.zeros((0, 3), np.uint8),
+                z,
+                z.copy(),
+                z.copy(),
+                np.zeros((0, 1), np.float32),
+            )
         return LabelledPoints(*(np.concatenate([getattr(p, k) for p in parts]) for k in LABELLED_FIELDS))
 
 
-LABELLED_FIELDS = ("xyz", "rgb", "instance", "semantic", "view")
+LABELLED_FIELDS = ("xyz", "rgb", "instance", "semantic", "view", "embedding")
 
 
 def view_pixels(width: int, height: int, stride: int) -> torch.Tensor:
@@ -86,6 +95,7 @@ def surface_points(
                 instance=inst[keep].astype(np.int32),
                 semantic=r.semantic[keep].astype(np.int32),
                 view=np.full(int(keep.sum()), idx, np.int32),
+                embedding=r.embedding[keep],
             )
         )
         if progress is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -56,7 +56,6 @@ class ExportedRun:
     """Surface points, once computed (:meth:`ensure_points`)."""
     mesh: Optional[LabelledMesh] = None
     """Labelled mesh, once computed (:meth:`ensure_mesh`)."""
-    extras: dict = field(default_factory=dict)
 
     @property
     def instance_ids(self) -> list[int]:
@@ -78,10 +77,14 @@ class ExportedRun:
         return -1
 
     def relabel(self, labeler) -> None:
-        """Swap in another labeler (the viewer's re-clustering): points and mesh faces are labelled again."""
+        """Swap in another labeler (the viewer's re-clustering): the cached points are labelled again from their
+        rendered class and embedding; the mesh is dropped (re-extracted by the next mesh export)."""
         self.labeler = labeler
-        self.extras.pop("point_embedding", None)
-        self.points = None
+        if self.points is not None:
+            p = self.points
+            p.instance = (
+                np.asarray(labeler.label(p.semantic.astype(np.int64), p.embedding)).reshape(-1).astype(np.int32)
+            )
         self.mesh = None
 
     def ensure_points(self, cfg: ExportConfig, progress: bool = False, log=print) -> LabelledPoints:
