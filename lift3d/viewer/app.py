@@ -176,6 +176,8 @@ class RunViewer:
         self._build_gui()
         self.redraw_points()
         self.server.on_client_connect(self._on_connect)
+        for client in self.server.get_clients().values():  # browsers already open (lift3d fit --view)
+            self._on_connect(client)
         self.server.scene.on_click()(self._on_click)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._render_loop, daemon=True, name="lift3d-viewer-render")

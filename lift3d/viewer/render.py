@@ -72,6 +72,15 @@ def depth_colours(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class LiveModel:
+    """What :func:`render_camera` needs from a fit in progress: its model (no labeler yet)."""
+
+    model: object
+    """The trainer's :class:`lift3d.models.LiftModel`."""
+    labeler: None = None
+
+
+@dataclass
 class CameraView:
     """A pinhole camera: OpenGL camera-to-world and intrinsics of a ``width`` x ``height`` image."""
 
@@ -104,7 +113,7 @@ class Frame2D:
 
 
 def render_camera(
-    opened: ExportedRun,
+    opened: "ExportedRun | LiveModel",
     cam: CameraView,
     mode: RenderMode,
     pca: Optional[EmbeddingPCA] = None,
@@ -119,8 +128,10 @@ def render_camera(
     o, d = cam.rays()
     r = render_rays(opened.model, o, d, chunk, num_samples)
     h, w = cam.height, cam.width
-    inst = np.asarray(opened.labeler.label(r.semantic, r.embedding)).reshape(-1)
-    inst = np.where(r.opacity > 0.5, inst, 0)
+    labeler = getattr(opened, "labeler", None)  # None while a fit runs: no instances yet
+    inst = np.zeros(len(r.opacity), np.int64)
+    if labeler is not None:
+        inst = np.where(r.opacity > 0.5, np.asarray(labeler.label(r.semantic, r.embedding)).reshape(-1), 0)
     if mode == "rgb":
         img = (r.rgb * 255).round().astype(np.uint8)
     elif mode == "depth":
