@@ -14,6 +14,9 @@ class ExportConfig:
     min_opacity: float = 0.5
     """A pixel gives a point only when its ray's rendered opacity ``sum_i w_i`` reaches this (rays that leave the
     box through empty space carry no surface)."""
+    min_class_confidence: float = 0.9
+    """A point whose rendered class probability is below this gets no instance (id 0, kept in the scene PLY only):
+    at a fit's uncertain places (floor next to thin objects) the class, and so the object, is a guess."""
     mesh_resolution: int = 96
     """Grid cells per axis of the box on which marching cubes samples the density."""
     surface_opacity: float = 0.5

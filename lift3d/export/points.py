@@ -30,6 +30,8 @@ class LabelledPoints:
     """int32 [N] index (into ``scene.frames``) of the training view whose pixel gave the point."""
     embedding: np.ndarray
     """float32 [N, D] rendered instance embedding (kept in memory so a new labeler can relabel the points)."""
+    confidence: np.ndarray
+    """float32 [N] rendered probability of the point's class."""
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -52,7 +54,7 @@ class LabelledPoints:
         return LabelledPoints(*(np.concatenate([getattr(p, k) for p in parts]) for k in LABELLED_FIELDS))
 
 
-LABELLED_FIELDS = ("xyz", "rgb", "instance", "semantic", "view", "embedding")
+LABELLED_FIELDS = ("xyz", "rgb", "instance", "semantic", "view", "embedding", "confidence")
 
 
 def view_pixels(width: int, height: int, stride: int) -> torch.Tensor:
@@ -68,13 +70,15 @@ def surface_points(
     views: Sequence[int],
     pixel_stride: int = 1,
     min_opacity: float = 0.5,
+    min_class_confidence: float = 0.0,
     chunk: int = 8192,
     progress: Optional[Callable[[], None]] = None,
 ) -> LabelledPoints:
     """Render every ``pixel_stride``-th pixel of each view in ``views``, keep the rays whose opacity reaches
     ``min_opacity`` and whose surface lies inside the model's box, and place a point at the rendered depth:
     ``x = o + z d`` with ``z = sum_i w_i t_i / sum_i w_i`` (``d`` has camera-space z = -1). Each point is labelled
-    with the rendered class and the instance ``labeler.label(class, embedding)``.
+    with the rendered class and the instance ``labeler.label(class, embedding)`` (0 where the class probability is
+    below ``min_class_confidence``).
 
     Returns :class:`LabelledPoints` in world coordinates (the model's box normalisation is internal to it)."""
     parts = []
@@ -88,6 +92,7 @@ def surface_points(
         xyz = (o.numpy() + r.depth[:, None] * d.numpy()).astype(np.float32)
         keep = (r.opacity >= min_opacity) & np.all((xyz >= lo) & (xyz <= hi), axis=1)
         inst = np.asarray(labeler.label(r.semantic, r.embedding)).reshape(-1)
+        inst = np.where(r.semantic_confidence >= min_class_confidence, inst, 0)
         parts.append(
             LabelledPoints(
                 xyz=xyz[keep],
@@ -96,6 +101,7 @@ def surface_points(
                 semantic=r.semantic[keep].astype(np.int32),
                 view=np.full(int(keep.sum()), idx, np.int32),
                 embedding=r.embedding[keep],
+                confidence=r.semantic_confidence[keep],
             )
         )
         if progress is not None:

@@ -17,13 +17,25 @@ class RayRender:
     rgb: np.ndarray
     """float32 [R, 3] in [0, 1] (over a black background where the model has no background model)."""
     depth: np.ndarray
-    """float32 [R] optical-axis depth of the surface, ``sum_i w_i t_i / sum_i w_i`` (0 where the opacity is 0)."""
+    """float32 [R] optical-axis depth of the surface: the median of the ray's weight distribution, the first sample
+    ``t_k`` with ``sum_{i<=k} w_i >= sum_i w_i / 2`` (0 where the opacity is 0). Unlike the mean
+    ``sum_i w_i t_i / sum_i w_i`` it never places a point between a foreground edge and the background."""
     opacity: np.ndarray
     """float32 [R] ``sum_i w_i``."""
     semantic: np.ndarray
     """int64 [R] argmax of the rendered class distribution."""
+    semantic_confidence: np.ndarray
+    """float32 [R] probability of that class."""
     embedding: np.ndarray
     """float32 [R, D] rendered fast instance embedding."""
+
+
+def median_depth(weights: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """weights, t [R, S] (samples in increasing t) -> [R] the first ``t_k`` whose cumulative weight reaches half
+    of the ray's total weight."""
+    cum = weights.cumsum(-1)
+    k = (cum < 0.5 * cum[:, -1:]).sum(-1).clamp(max=t.shape[-1] - 1)
+    return t.gather(1, k[:, None])[:, 0]
 
 
 @torch.no_grad()
@@ -36,7 +48,7 @@ def render_rays(
     was_training = model.training
     model.eval()
     dev = model.aabb.device
-    rgb, dep, opa, sem, emb = [], [], [], [], []
+    rgb, dep, opa, sem, conf, emb = [], [], [], [], [], []
     try:
         for i in range(0, origins.shape[0], chunk):
             o, d = origins[i : i + chunk].to(dev), dirs[i : i + chunk].to(dev)
@@ -45,9 +57,11 @@ def render_rays(
             )
             op = s.opacity
             rgb.append(s.rgb.clamp(0, 1).cpu())
-            dep.append(torch.where(op > 1e-6, s.depth / op.clamp_min(1e-6), torch.zeros_like(op)).cpu())
+            dep.append(torch.where(op > 1e-6, median_depth(s.weights, s.t), torch.zeros_like(op)).cpu())
             opa.append(op.cpu())
-            sem.append(model.render_semantic(s).argmax(-1).cpu())
+            logp_max, arg = model.render_semantic(s).max(-1)
+            sem.append(arg.cpu())
+            conf.append(logp_max.exp().cpu())
             emb.append(model.render_embedding(s).cpu())
     finally:
         model.train(was_training)
@@ -57,5 +71,6 @@ def render_rays(
         depth=cat(dep).astype(np.float32),
         opacity=cat(opa).astype(np.float32),
         semantic=cat(sem).astype(np.int64),
+        semantic_confidence=cat(conf).astype(np.float32),
         embedding=cat(emb).astype(np.float32),
     )

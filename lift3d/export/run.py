@@ -56,6 +56,8 @@ class ExportedRun:
     """Surface points, once computed (:meth:`ensure_points`)."""
     mesh: Optional[LabelledMesh] = None
     """Labelled mesh, once computed (:meth:`ensure_mesh`)."""
+    min_class_confidence: float = 0.0
+    """The class confidence the points were labelled with (re-used by :meth:`relabel`)."""
 
     @property
     def instance_ids(self) -> list[int]:
@@ -95,16 +97,18 @@ class ExportedRun:
             t0 = time.perf_counter()
             with Progress(disable=not progress) as bar:
                 task = bar.add_task("surface points (render training views)", total=len(views))
-                self.points = surface_points(
-                    self.model,
-                    self.scene,
-                    self.labeler,
-                    views,
-                    cfg.pixel_stride,
-                    cfg.min_opacity,
-                    cfg.chunk,
-                    progress=lambda: bar.advance(task),
-                )
+                self.min_class_confidence = cfg.min_class_confidence
+            self.points = surface_points(
+                self.model,
+                self.scene,
+                self.labeler,
+                views,
+                cfg.pixel_stride,
+                cfg.min_opacity,
+                cfg.min_class_confidence,
+                cfg.chunk,
+                progress=lambda: bar.advance(task),
+            )
             log(
                 f"{len(self.points)} surface points from {len(views)} training views in {time.perf_counter() - t0:.1f} s"
             )
