@@ -154,3 +154,27 @@ def test_viewer_in_headless_chromium_shows_the_scene_lists_instances_and_selects
             assert clicked >= 1
     finally:
         viewer.close()
+
+
+def test_fit_view_follows_the_trainer_through_its_step_callback_then_serves_the_run(tiny_scene_dir, tmp_path):
+    from lift3d.config_io import apply_overrides
+    from lift3d.pipeline import fit_scene
+    from lift3d.presets import get_preset
+    from lift3d.viewer.app import ViewerConfig
+    from lift3d.viewer.live import FitViewer
+    from tools.headless_chromium import free_port
+
+    live = FitViewer(load_scene(tiny_scene_dir), ViewerConfig(port=free_port()), every_seconds=0.0, log=lambda *_: None)
+    cfg = apply_overrides(get_preset("tiny"), ["optim.iterations=12"])
+    fit_scene(tiny_scene_dir, tmp_path / "run", cfg, progress=False, log=lambda *_: None, callbacks=(live,))
+    assert live.steps_shown == list(range(1, 13))  # every step reached the viewer, in order
+    assert live.status.content.startswith("step 12 / 12")
+    viewer = live.finish(tmp_path / "run", log=lambda *_: None)
+    try:
+        assert viewer.server is live.server
+        assert viewer.opened.instance_ids == list(
+            range(1, load_labeler(tmp_path / "run" / "clusters.json").num_instances + 1)
+        )
+        assert len(viewer.instances_md.content.splitlines()) == 2 + len(viewer.opened.instance_ids)  # header + rows
+    finally:
+        viewer.close()

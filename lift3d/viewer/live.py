@@ -12,7 +12,7 @@ from lift3d.data.scene import Scene
 from lift3d.engine.trainer import StepInfo
 from lift3d.viewer.app import ViewerConfig, add_training_cameras, scene_up
 from lift3d.viewer.camera import pinhole_from_fov, render_size, viser_to_c2w
-from lift3d.viewer.render import CameraView, EmbeddingPCA, LiveModel, render_camera
+from lift3d.viewer.render import CameraView, LiveModel, render_camera
 
 LIVE_MODES = ("rgb", "depth", "semantic", "embedding")
 
@@ -36,6 +36,7 @@ class FitViewer:
             self.mode = self.server.gui.add_dropdown("Live render", LIVE_MODES, initial_value="rgb")
         self.last = 0.0
         self.frames_drawn = 0
+        self.steps_shown: list[int] = []
         log(f"live viewer: http://localhost:{self.server.get_port()}")
 
     def __call__(self, info: StepInfo) -> None:
@@ -45,6 +46,7 @@ class FitViewer:
         self.last = now
         losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(info.logs.items()) if isinstance(v, float))
         self.status.content = f"step {info.step} / {info.total} ({info.stage})  \n{losses}"
+        self.steps_shown.append(info.step)
         live = LiveModel(info.trainer.model)
         for client in self.server.get_clients().values():
             cam = client.camera
@@ -52,10 +54,6 @@ class FitViewer:
             fx, fy, cx, cy = pinhole_from_fov(cam.fov, w, h)
             view = CameraView(viser_to_c2w(cam.wxyz, cam.position), fx, fy, cx, cy, w, h)
             frame = render_camera(live, view, self.mode.value, num_samples=self.cfg.preview_samples)
-            if self.mode.value == "embedding":
-                frame.image[:] = EmbeddingPCA.fit(frame.render.embedding).colours(frame.render.embedding).reshape(
-                    frame.image.shape
-                ) * (frame.render.opacity > 0.5).reshape(h, w, 1)
             client.scene.set_background_image(np.ascontiguousarray(frame.image), format="jpeg")
             self.frames_drawn += 1
 
