@@ -41,6 +41,12 @@ class Fit:
     (kept for scripts; the typed options below are checked and documented, prefer them)."""
     resume: bool = False
     """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps)."""
+    view: bool = False
+    """Show the fit live in the browser viewer (lift3d[viewer]) and keep serving the finished run's viewer."""
+    view_host: str = "127.0.0.1"
+    """Address of the --view viewer (see `lift3d view --help`)."""
+    view_port: int = 7007
+    """Port of the --view viewer."""
     config: Annotated[FitConfig, tyro.conf.arg(name="")] = field(default_factory=lambda: get_preset("cpu-small"))
     """The fit's configuration (defaults: the preset's)."""
 
@@ -54,11 +60,27 @@ class Fit:
     def run_command(self) -> None:
         from lift3d.pipeline import fit_scene
 
-        summary = fit_scene(self.data, self.out, self.resolved_config(), resume=self.resume, preset=self.preset)
+        live = None
+        if self.view:
+            from lift3d.data.loading import load_scene
+            from lift3d.viewer.app import ViewerConfig
+            from lift3d.viewer.live import FitViewer
+
+            live = FitViewer(load_scene(self.data), ViewerConfig(host=self.view_host, port=self.view_port))
+        summary = fit_scene(
+            self.data,
+            self.out,
+            self.resolved_config(),
+            resume=self.resume,
+            preset=self.preset,
+            callbacks=(live,) if live is not None else (),
+        )
         print(
             f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
             f"({summary['iterations_per_second']} it/s), clustering {summary['clustering_seconds']} s -> {self.out}"
         )
+        if live is not None:
+            live.finish(self.out).serve_forever()
 
 
 def parse_fit(args: list[str]) -> Fit:
@@ -121,6 +143,68 @@ class Eval:
 
 
 @dataclass
+class View:
+    """Open a fitted run in the browser (viser): training cameras, labelled surface points, live renders of the
+    field, click an object to select it, hide / recolour instances, re-cluster and save clusters.json, export.
+    Listens on localhost; on a headless server forward the port: ssh -L 7007:localhost:7007 SERVER."""
+
+    run: tyro.conf.Positional[Path]
+    """Run folder written by `lift3d fit`."""
+    data: Optional[Path] = None
+    """Scene folder (default: the one the run was fitted on)."""
+    host: str = "127.0.0.1"
+    """Address to listen on; 0.0.0.0 exposes the viewer to the network (a warning is printed)."""
+    port: int = 7007
+    """Port of the web page."""
+    render_height: int = 128
+    """Height of the refined live render (raise it on a GPU)."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+
+    def run_command(self) -> None:
+        from lift3d.export.run import load_export_inputs
+        from lift3d.viewer.app import RunViewer, ViewerConfig
+
+        cfg = ViewerConfig(host=self.host, port=self.port, render_height=self.render_height)
+        RunViewer(load_export_inputs(self.run, self.data, self.device), cfg).serve_forever()
+
+
+@dataclass
+class Export:
+    """Write a fitted run's instances to files other tools read (docs/export-format.md): per-instance PLY point
+    clouds with colour, instance and class per vertex, a labelled scene PLY, marching-cubes meshes (PLY / OBJ /
+    GLB) labelled per face, instances.json (class, centroid, boxes, point count, views) and .npy label arrays,
+    all in the scene's world frame and units."""
+
+    run: tyro.conf.Positional[Path]
+    """Run folder written by `lift3d fit` (it must have clusters.json)."""
+    out: Path
+    """Export folder to write."""
+    what: Literal["points", "mesh", "both"] = "both"
+    """Point clouds, meshes or both."""
+    instances: str = "all"
+    """`all` or comma-separated instance ids, e.g. 3,7."""
+    format: Literal["ply", "obj", "glb"] = "ply"
+    """Mesh file format."""
+    data: Optional[Path] = None
+    """Scene folder (default: the one the run was fitted on)."""
+    pixel_stride: int = 1
+    """Every n-th pixel of the training views gives a surface point."""
+    mesh_resolution: int = 96
+    """Marching-cubes grid cells per axis of the field's box."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+
+    def run_command(self) -> None:
+        from lift3d.export import ExportConfig, export_run, load_export_inputs, parse_instance_ids
+
+        opened = load_export_inputs(self.run, self.data, self.device)
+        ids = parse_instance_ids(self.instances, opened.instance_ids)
+        cfg = ExportConfig(pixel_stride=self.pixel_stride, mesh_resolution=self.mesh_resolution)
+        export_run(opened, self.out, self.what, ids, self.format, cfg, progress=True)
+
+
+@dataclass
 class Demo:
     """Generate a small built-in scene, fit it with cpu-small, render and evaluate the held-out views, and write
     OUT/metrics.json (lifted vs the simulated 2D segmenter's raw masks) and OUT/contact_sheet.png."""
@@ -161,6 +245,8 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "fit": Fit,
             "render": Render,
             "eval": Eval,
+            "view": View,
+            "export": Export,
             "demo": Demo,
             "generate-messy-rooms": GenerateMessyRooms,
             "segments-import": SegmentsImport,

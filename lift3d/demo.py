@@ -108,4 +108,8 @@ def run_demo(opts, log=print) -> dict:
         )
     )
     log(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'} (rows: RGB, GT instances, 2D input, lifted)")
+    log(
+        f"look at it in the browser: lift3d view {run_dir}   (then open http://localhost:7007; over SSH: ssh -L 7007:localhost:7007 HOST)"
+    )
+    log(f"export its objects:        lift3d export {run_dir} --out {out / 'export'}")
     return result

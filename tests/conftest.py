@@ -130,3 +130,50 @@ def make_mini_scene(
         meta["test_filenames"] = [frames[-1]["file_path"]]
     write_meta(root, meta)
     return meta
+
+
+# ---------------------------------------------------------------------------------------------- a fitted run
+FITTED_RUN_OVERRIDES = [
+    "optim.iterations=300",
+    "losses.semantic_start=30",
+    "losses.instance_start=80",
+    "losses.segment_consistency_start=100000",
+    "cluster_views=4",
+]
+"""A shortened cpu-small schedule: enough for separate objects on the scene of :func:`fitted_run`."""
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(scene_dir, run_dir): a generated scene (4 objects, 10 views of 48x48, clean but view-inconsistent 2D labels)
+    fitted and clustered with :data:`FITTED_RUN_OVERRIDES` (about a minute on 2 cores, once per session; shared
+    by the export and viewer tests, which must not modify it: copy it first)."""
+    from lift3d.config_io import apply_overrides
+    from lift3d.generate import MessyRoomsConfig, generate_scene
+    from lift3d.pipeline import fit_scene
+    from lift3d.presets import get_preset
+
+    root = tmp_path_factory.mktemp("fitted")
+    scene = generate_scene(
+        MessyRoomsConfig(num_objects=4, num_views=10, resolution=48, segmenter_noise="clean", seed=0),
+        root / "scene",
+        progress=False,
+    )
+    cfg = apply_overrides(get_preset("cpu-small"), FITTED_RUN_OVERRIDES)
+    fit_scene(scene, root / "run", cfg, preset="cpu-small", progress=False, log=lambda *_: None)
+    return Path(scene), root / "run"
+
+
+def gt_object_surfaces(scene_dir: Path, samples: int = 4000) -> dict[int, np.ndarray]:
+    """Ground-truth instance id -> [samples, 3] points spread evenly over that object's surface (world frame), from
+    the generator's layout.json."""
+    import trimesh
+
+    from lift3d.generate.layout import SceneLayout
+
+    layout = SceneLayout.from_dict(json.loads((Path(scene_dir) / "layout.json").read_text()))
+    out = {}
+    for o in layout.objects:
+        mesh = trimesh.Trimesh(o.world_vertices(), o.mesh().triangles, process=False)
+        out[o.instance_id] = np.asarray(trimesh.sample.sample_surface_even(mesh, samples, seed=0)[0])
+    return out
