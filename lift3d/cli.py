@@ -40,7 +40,10 @@ class Fit:
     """Overrides as dotted key=value, applied last, e.g. --set losses.kernel=exp_distance model.embedding_dim=8
     (kept for scripts; the typed options below are checked and documented, prefer them)."""
     resume: bool = False
-    """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps)."""
+    """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps; the
+    previous one is kept as previous.pt). The run's configuration must be the one asked for (only optim.iterations,
+    device, threads, checkpoint_every, render_chunk and clustering settings may change): a mismatch is refused
+    before any file is touched. A finished run is left as it was."""
     config: Annotated[FitConfig, tyro.conf.arg(name="")] = field(default_factory=lambda: get_preset("cpu-small"))
     """The fit's configuration (defaults: the preset's)."""
 

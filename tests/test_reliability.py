@@ -469,7 +469,9 @@ def test_corrupt_run_records_name_the_file(finished_run, tmp_path):
         render_run(run, "test", **QUIET)
     run = _copy(finished_run, tmp_path / "b")
     (run / "clusters.json").write_text('{"format": "lift3d-clu')
-    with pytest.raises(ValueError, match=re.escape(str(run / "clusters.json")) + r": cannot read the instance labeler"):
+    with pytest.raises(
+        RunFileError, match=re.escape(str(run / "clusters.json")) + r": cannot read the instance labeler"
+    ):
         render_run(run, "test", **QUIET)
     assert not (run / ".lock").exists()  # released on the error
 

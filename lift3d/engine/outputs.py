@@ -15,6 +15,7 @@ import numpy as np
 
 from lift3d.data.images import atomic_write_bytes, read_id_map, read_rgb, write_depth_png, write_id_map, write_rgb
 from lift3d.engine.inference import ViewRender
+from lift3d.engine.run_dir import RunFileError
 
 __all__ = ["write_renders", "read_renders", "read_renders_record", "embedding_to_rgb", "instance_to_rgb", "frame_stem"]
 
@@ -80,9 +81,9 @@ def read_renders_record(out_dir: Path) -> dict:
     try:
         return json.loads(meta_path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{meta_path}: no renders here; run `lift3d render` first.") from None
+        raise RunFileError(f"{meta_path}: no renders here; run `lift3d render` first.") from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{meta_path}: cannot be read ({err}); delete {Path(out_dir)} and render again.") from None
+        raise RunFileError(f"{meta_path}: cannot be read ({err}); delete {Path(out_dir)} and render again.") from None
 
 
 def read_renders(out_dir: Path) -> list[dict]:

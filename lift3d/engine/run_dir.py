@@ -17,11 +17,15 @@ from typing import Any
 
 from lift3d.io.atomic import atomic_write_json
 
-__all__ = ["RunDir", "RunFileError"]
+__all__ = ["RunDir", "RunFileError", "RunExistsError"]
 
 
 class RunFileError(ValueError):
     """A file of a run folder is missing its content or damaged; the message names the file and what to do."""
+
+
+class RunExistsError(RunFileError, FileExistsError):
+    """A fit without ``--resume`` into a folder that already holds a run."""
 
 
 @dataclass(frozen=True)

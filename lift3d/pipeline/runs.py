@@ -17,12 +17,12 @@ from lift3d.config_io import config_to_dict
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.sanity import scene_warnings
-from lift3d.data.scene import Scene
+from lift3d.data.scene import Scene, SceneFormatError
 from lift3d.engine.checkpoint import checkpoint_made_from, load_checkpoint, load_model, made_from
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
 from lift3d.engine.outputs import read_renders, read_renders_record, write_renders
-from lift3d.engine.run_dir import RunDir, RunFileError
+from lift3d.engine.run_dir import RunDir, RunExistsError, RunFileError
 from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
@@ -132,7 +132,7 @@ def fit_scene(
     out = run.root
     with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):
         if run.latest_checkpoint.exists() and not resume:
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+            raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
         done = _check_resume(run, scene, cfg, preset) if resume else None
         if (
             done is not None
@@ -210,8 +210,9 @@ def render_run(
         source = made_from(ckpt)
         clusters_path = run_dir.clusters
         if not clusters_path.exists():
-            raise FileNotFoundError(
-                f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit --resume`."
+            raise RunFileError(
+                f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit DATA --out "
+                f"{run_dir.root} --resume`."
             )
         decoded_from = _clustered_from(run_dir)
         if decoded_from is not None and decoded_from != source:
@@ -220,10 +221,16 @@ def render_run(
                 f"{run_dir.latest_checkpoint} is at step {source['checkpoint_step']}; the labels would not match the "
                 f"model. Re-run `lift3d fit DATA --out {run_dir.root} --resume` (it finishes the fit and clusters again)."
             )
-        clusters = load_labeler(clusters_path)
+        try:
+            clusters = load_labeler(clusters_path)
+        except (ValueError, KeyError, TypeError) as err:
+            raise RunFileError(
+                f"{clusters_path}: cannot read the instance labeler ({type(err).__name__}: {str(err)[:200]}); it is "
+                f"damaged. Re-run `lift3d fit DATA --out {run_dir.root} --resume`, which clusters again."
+            ) from None
         views = split_indices(scene, split)
         if not views:
-            raise ValueError(
+            raise SceneFormatError(
                 f"{scene.root / 'transforms.json'}: the {split} split is empty; list frames in test_filenames "
                 "(or render --split train)."
             )
