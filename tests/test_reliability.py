@@ -513,6 +513,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130_in_one_line(tiny_scene_dir, tmp
         text=True,
         cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell job ignores SIGINT
     )
     deadline = time.time() + 60
     while time.time() < deadline and not (run / "checkpoints" / "latest.pt").exists():

@@ -254,6 +254,10 @@ class _Hostile:
         return (os.system, (f"touch {os.environ.get('HOSTILE_DIR', '/tmp')}/{HOSTILE_MARKER}",))
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _fit(tree: Path, scene: Path, run: Path, *extra: str) -> dict:
     return _cli(tree, ["fit", str(scene), "--preset", "tiny", "--out", str(run), *extra])
 
@@ -401,7 +405,10 @@ def run_faults(tree: Path, base: Path, work: Path) -> list[dict]:
         "--iterations",
         "100000",
     ]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tree)
+    # A shell's background job inherits SIGINT ignored, and Python then installs no Ctrl-C handler: restore it.
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tree, preexec_fn=_default_sigint
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "checkpoints" / "latest.pt").exists():
         time.sleep(0.2)
