@@ -38,7 +38,6 @@ from lift3d.geometry.cameras import ray_length_per_z
 __all__ = ["READER", "is_release_folder", "release_frame_names", "load_release", "ReleaseFrameAdapter"]
 
 
-
 def is_release_folder(path: Path) -> bool:
     """True for a folder holding ``metadata.json`` and a ``color/`` folder (and no ``transforms.json``)."""
     path = Path(path)
