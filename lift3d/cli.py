@@ -40,7 +40,10 @@ class Fit:
     """Overrides as dotted key=value, applied last, e.g. --set losses.kernel=exp_distance model.embedding_dim=8
     (kept for scripts; the typed options below are checked and documented, prefer them)."""
     resume: bool = False
-    """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps)."""
+    """Continue from RUN/checkpoints/latest.pt (atomic checkpoints are written every checkpoint_every steps; the
+    previous one is kept as previous.pt). The run's configuration must be the one asked for (only optim.iterations,
+    device, threads, checkpoint_every, render_chunk and clustering settings may change): a mismatch is refused
+    before any file is touched. A finished run is left as it was."""
     view: bool = False
     """Show the fit live in the browser viewer (lift3d[viewer]) and keep serving the finished run's viewer."""
     view_host: str = "127.0.0.1"
@@ -238,7 +241,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "fit":
-        parse_fit(args[1:]).run_command()
+        _run_reporting_errors(parse_fit(args[1:]).run_command)
         return
     sub = tyro.extras.subcommand_cli_from_dict(
         {
@@ -254,7 +257,42 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
         args=args,
     )
-    sub.run_command()
+    _run_reporting_errors(sub.run_command)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message already names the file, the frame and the fix: printed as one line, no traceback."""
+    from lift3d.data.scene import SceneFormatError
+    from lift3d.data.segments_import import SegmentsImportError
+    from lift3d.engine.run_dir import RunFileError
+    from lift3d.engine.run_lock import RunLockedError
+    from lift3d.io.atomic import DiskFullError
+    from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
+
+    return (
+        SceneFormatError,
+        SegmentsImportError,
+        RunFileError,
+        RunLockedError,
+        DiskFullError,
+        ResumeMismatchError,
+        StaleResultsError,
+    )
+
+
+def _run_reporting_errors(command) -> None:
+    """Run a subcommand: Ctrl-C exits 130 with one line (a fit saves a checkpoint first); the reliability errors of
+    :func:`_user_errors` print their message and exit 2."""
+    import sys
+
+    try:
+        command()
+    except KeyboardInterrupt:
+        print("lift3d: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except _user_errors() as err:
+        print(f"lift3d: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _alias_generate(argv: list[str]) -> list[str]:

@@ -247,12 +247,14 @@ def test_error_semantic_id_not_in_classes(tmp_path):
     assert "[7]" in msg and "f1.png" in msg
 
 
-def test_semantic_id_not_in_classes_in_a_late_frame_is_caught_by_load_frame(tmp_path):
+def test_semantic_id_not_in_classes_in_a_late_frame_is_caught_up_front_and_by_load_frame(tmp_path):
     make_mini_scene(tmp_path, num_frames=5, split=False)
     sem = mini_semantic(4)
     sem[1, 1] = 9
     write_id_map(tmp_path / "sem/f4.png", sem, bits=8)
-    scene = load_scene(tmp_path)  # only the first frames are read in full up front
+    with pytest.raises(SceneFormatError, match=r"frame 4\b.*\[9\]"):
+        load_scene(tmp_path)  # every frame's ids are read up front
+    scene = load_scene(tmp_path, check_files=False)
     with pytest.raises(SceneFormatError, match=r"frame 4\b.*\[9\]"):
         load_frame(scene, 4)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -161,13 +162,16 @@ def test_cli_fit_render_eval(tiny_scene_dir, tmp_path, capsys):
     assert json.loads((run / "metrics.json").read_text())["num_frames"] == len(load_scene(tiny_scene_dir).test_indices)
 
 
-def test_cli_reports_a_broken_scene_before_any_work(tmp_path):
+def test_cli_reports_a_broken_scene_before_any_work(tmp_path, capsys):
     from lift3d.cli import entrypoint
-    from lift3d.data.scene import SceneFormatError
 
     (tmp_path / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "images/a.png"}]}))
-    with pytest.raises(SceneFormatError, match=r"frame 0 \(images/a.png\).*transform_matrix"):
+    with pytest.raises(SystemExit) as exit_:
         entrypoint(["fit", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2
+    # one line naming the file, the frame and the problem; no traceback
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.search(r"^lift3d: error: .*transforms.json, frame 0 \(images/a.png\).*transform_matrix", line)
     assert not (tmp_path / "run").exists()  # nothing written
 
 

@@ -31,6 +31,7 @@ import torch
 from lift3d.config_io import config_to_dict
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.scene import Scene
+from lift3d.engine.checkpoint import load_checkpoint
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
 from lift3d.engine.run_dir import RunDir
@@ -175,7 +176,7 @@ def stored_shared_fit_key(path: Path) -> list:
 def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:
     """Copy every field of the base run except the instance field (and training-only heads) into ``trainer``."""
     ckpt_path = RunDir(base_run).latest_checkpoint
-    ckpt = torch.load(ckpt_path, map_location=trainer.device, weights_only=False)
+    ckpt = load_checkpoint(ckpt_path, trainer.device)  # plain data only (weights_only): no code from the file
     state = ckpt["model"]
     if not np.allclose(np.asarray(ckpt["aabb"]), trainer.aabb, atol=1e-5):
         raise ValueError(

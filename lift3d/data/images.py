@@ -19,6 +19,7 @@ __all__ = [
     "read_depth",
     "read_confidence",
     "read_image_size",
+    "verify_image",
     "write_rgb",
     "write_id_map",
     "write_depth_png",
@@ -44,9 +45,27 @@ def read_image_size(path: Path) -> tuple[tuple[int, int], int, np.dtype | None]:
     return (h, w), bands, dtype
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """RGB image as float32 [H, W, 3] in [0, 1] (alpha dropped, grey expanded)."""
+def verify_image(path: Path) -> None:
+    """Decode the whole file once (PNG chunk CRCs and pixel data; ``.npy``: its full length) and raise on a
+    truncated or corrupt file."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        np.load(path, mmap_mode="r").sum()  # reads every byte; a short file fails to map
+        return
     with Image.open(path) as im:
+        im.verify()  # chunk checksums (PNG), without decoding
+    with Image.open(path) as im:
+        im.load()  # the pixel data, to its end
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """RGB image as float32 [H, W, 3] in [0, 1] (alpha dropped, grey expanded). 16-bit images (grey ``I;16`` or
+    ``I``) are scaled by 1/65535, 8-bit ones by 1/255."""
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            grey = np.asarray(im).astype(np.float32)
+            scale = 65535.0 if im.mode != "I" or grey.max(initial=0) > 255 else 255.0
+            return np.repeat((grey / np.float32(scale))[..., None], 3, axis=-1)
         arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return arr
 

@@ -17,7 +17,7 @@ from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from lift3d.data.images import read_image_size
+from lift3d.data.images import read_id_map, read_image_size, verify_image
 from lift3d.geometry.cameras import Intrinsics
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "check_camera_to_world",
     "check_frame_files",
     "check_semantic_ids",
+    "check_frame_ids",
 ]
 
 
@@ -184,13 +185,14 @@ def check_camera_to_world(matrix, where: str) -> np.ndarray:
 
 
 def check_frame_files(frame: Frame, where: str) -> None:
-    """Every file of ``frame`` exists, is readable, has the frame's size; id maps are single-channel integers."""
+    """Every file of ``frame`` exists, decodes completely (a truncated or corrupt file is reported here, not
+    mid-fit), has the frame's size; id maps are single-channel integers, depth single-channel."""
     checks = [
         ("file_path", frame.image_path, "rgb"),
         ("instance_file_path", frame.instance_path, "id"),
         ("semantic_file_path", frame.semantic_path, "id"),
-        ("confidence_file_path", frame.confidence_path, "any"),
-        ("depth_file_path", frame.depth_path, "any"),
+        ("confidence_file_path", frame.confidence_path, "grey"),
+        ("depth_file_path", frame.depth_path, "grey"),
         ("gt_instance_file_path", frame.gt_instance_path, "id"),
         ("gt_semantic_file_path", frame.gt_semantic_path, "id"),
     ]
@@ -201,8 +203,12 @@ def check_frame_files(frame: Frame, where: str) -> None:
             raise SceneFormatError(f"{where}: {key} {path} does not exist.")
         try:
             size, channels, dtype = read_image_size(path)
-        except Exception as e:  # unreadable / corrupt
-            raise SceneFormatError(f"{where}: {key} {path} cannot be read ({e}).") from None
+            verify_image(path)
+        except Exception as e:  # unreadable / truncated / corrupt
+            raise SceneFormatError(
+                f"{where}: {key} {path} cannot be read ({type(e).__name__}: {e}); the file is damaged or truncated. "
+                "Write it again (or remove the frame)."
+            ) from None
         if size != (frame.height, frame.width):
             raise SceneFormatError(
                 f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
@@ -215,10 +221,42 @@ def check_frame_files(frame: Frame, where: str) -> None:
                 )
             if dtype is not None and not np.issubdtype(dtype, np.integer):
                 raise SceneFormatError(f"{where}: {key} {path.name} must hold integer ids, it holds {dtype}.")
+        if kind == "grey" and channels != 1:
+            raise SceneFormatError(
+                f"{where}: {key} {path.name} must be a single-channel image, it has {channels} channels (write depth "
+                "as a 16-bit grey PNG or a float .npy, confidence as a grey PNG)."
+            )
 
 
 def check_semantic_ids(sem: np.ndarray, class_ids: set[int], where: str) -> None:
     """Every id of the semantic map ``sem`` ``[H, W]`` is one of ``class_ids``."""
     unknown = sorted(set(np.unique(sem).tolist()) - class_ids)
     if unknown:
-        raise SceneFormatError(f"{where}: semantic ids {unknown[:10]} are not in 'classes' ({sorted(class_ids)}).")
+        raise SceneFormatError(
+            f"{where}: semantic ids {unknown[:10]} are not in 'classes' ({sorted(class_ids)}); add them to 'classes' "
+            "in transforms.json or fix the map."
+        )
+
+
+def check_frame_ids(scene: Scene, where: str | Path) -> None:
+    """On every frame, train and test: the 2D segmenter's and the ground truth's semantic ids are classes of the
+    scene and instance ids are >= 0 (each id map is decoded once). ``where`` names the scene file in messages."""
+    class_ids = {c.id for c in scene.classes}
+    for f in scene.frames:
+        at = f"{where}, frame {f.index} ({f.name})"
+        for key, path, semantic in (
+            ("semantic_file_path", f.semantic_path, True),
+            ("gt_semantic_file_path", f.gt_semantic_path, True),
+            ("instance_file_path", f.instance_path, False),
+            ("gt_instance_file_path", f.gt_instance_path, False),
+        ):
+            if path is None:
+                continue
+            ids = read_id_map(path)
+            if semantic:
+                check_semantic_ids(ids, class_ids, f"{at} {key} {path.name}")
+            elif ids.size and ids.min() < 0:
+                raise SceneFormatError(
+                    f"{at}: {key} {path.name} holds negative instance ids (min {int(ids.min())}); ids are >= 0 with "
+                    "0 = no segment. Relabel the map."
+                )

@@ -132,22 +132,43 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def read_detectron2_predictions(path: Path) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def read_detectron2_predictions(
+    path: Path, trust_pickle: bool = False
+) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """``(masks [N, H, W] bool, scores [N], classes [N] or None)`` from a saved prediction file (see the module
-    docstring for the accepted containers). ``.pkl`` files are unpickled: import only files you trust."""
+    docstring for the accepted containers).
+
+    No code from a data file runs unless asked: ``.npz`` is read without pickles, ``.pt``/``.pth`` only with
+    ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts; a file that needs more is refused,
+    never unpickled in full), and ``.pkl`` (a full unpickle, which can run any code the file carries) only when
+    ``trust_pickle`` is True."""
     path = Path(path)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             fields = {k: z[k] for k in z.files}
     elif path.suffix in (".pt", ".pth"):
+        import pickle
+
         import torch
 
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # detectron2 Instances objects need a full unpickle (and detectron2 installed)
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SegmentsImportError(
+                f"{path}: refused: it holds more than tensors, numbers, strings, lists and dicts (e.g. a detectron2 "
+                f"Instances object), and loading that would run code from the file ({first[:200]}). Save plain "
+                "tensors instead: torch.save({k: v.cpu() for k, v in outputs['instances'].get_fields().items() "
+                "if k in ('pred_masks', 'scores', 'pred_classes')}, path), or np.savez to a .npz."
+            ) from None
         fields = _fields(obj, path)
     elif path.suffix == ".pkl":
+        if not trust_pickle:
+            raise SegmentsImportError(
+                f"{path}: refused: unpickling a .pkl runs whatever code the file carries. Convert it to .npz "
+                "(np.savez(path, pred_masks=..., scores=..., pred_classes=...)), or pass --trust-pickle if you "
+                "made the file yourself and trust it."
+            )
         import pickle
 
         with open(path, "rb") as fh:
@@ -264,6 +285,7 @@ class _ImportOptions:
     score_threshold: float
     background_confidence: float
     resize: bool
+    trust_pickle: bool = False
 
 
 def _check_arguments(scene_dir: Path, source: Path, kind: str, name: str) -> Path:
@@ -325,7 +347,7 @@ def _segments_from_predictions(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(instance, semantic, confidence)`` ``[H, W]`` of one frame from its detectron2 prediction file."""
     try:
-        masks, scores, classes = read_detectron2_predictions(path)
+        masks, scores, classes = read_detectron2_predictions(path, opts.trust_pickle)
     except SegmentsImportError:
         raise
     except Exception as err:
@@ -379,16 +401,18 @@ def import_segments(
     background_confidence: float = 1.0,
     resize: bool = False,
     overwrite: bool = False,
+    trust_pickle: bool = False,
 ) -> Path:
     """Write a segmenter's output into ``scene_dir`` as ``segments/<name>/...`` and point ``transforms.json``
     at it (see the module docstring). Returns the folder written. Every problem raises
-    :class:`SegmentsImportError` naming the file and frame before anything in the scene changes."""
+    :class:`SegmentsImportError` naming the file and frame before anything in the scene changes. ``.pkl``
+    predictions are refused unless ``trust_pickle`` (unpickling runs any code the file carries)."""
     scene_dir, source = Path(scene_dir), Path(source)
     json_path = _check_arguments(scene_dir, source, kind, name)
     scene = load_transforms_json(scene_dir, check_files=False)
     class_ids = {c.id for c in scene.classes}
     thing, class_map = _resolve_classes(scene, thing_class, class_map, json_path)
-    opts = _ImportOptions(kind, thing, class_map, score_threshold, background_confidence, resize)
+    opts = _ImportOptions(kind, thing, class_map, score_threshold, background_confidence, resize, trust_pickle)
     stems = [Path(f.name).stem for f in scene.frames]
     if len(set(stems)) != len(stems):
         raise SegmentsImportError(f"{json_path}: frame image stems are not unique; use match='order'.")
@@ -453,6 +477,10 @@ class SegmentsImport:
     """Resample maps whose size differs from the frame's (nearest for ids) instead of failing."""
     overwrite: bool = False
     """Replace an existing SCENE/segments/NAME."""
+    trust_pickle: bool = False
+    """WARNING: unpickling runs any code a file carries. detectron2: read .pkl predictions (a full unpickle); only
+    for files you made yourself. Without it .pkl is refused; .pt/.pth are always read as plain tensors only
+    (torch.load weights_only) and .npz without pickles."""
 
     def run_command(self) -> None:
         cmap = None
@@ -475,5 +503,6 @@ class SegmentsImport:
             background_confidence=self.background_confidence,
             resize=self.resize,
             overwrite=self.overwrite,
+            trust_pickle=self.trust_pickle,
         )
         print(f"imported {self.kind} segments from {self.source} into {out}; {self.scene / 'transforms.json'} updated")

@@ -4,10 +4,19 @@ A checkpoint (``RunDir.latest_checkpoint``) holds the step, the resolved config,
 grid's state, both optimisers, the RNG states (the trainer's generator and torch's global one), the loss
 history, the scene's class count, box and path. Resuming restores all of it, so a resumed fit takes the same
 steps as an uninterrupted one.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: a checkpoint holds only tensors, numbers, strings,
+lists and dicts, so no code in a (tampered) file ever runs. Saving keeps the last two (``latest.pt`` and
+``previous.pt``), so a damaged latest one still leaves a run to resume from. Results computed from a checkpoint
+record :func:`made_from` (its step and config hash), so stale results can be told from fresh ones.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +25,16 @@ import torch
 
 from lift3d.config_io import config_from_dict, config_to_dict
 from lift3d.engine.config import FitConfig
-from lift3d.engine.run_dir import RunDir
+from lift3d.engine.run_dir import RunDir, RunFileError
 from lift3d.io.atomic import atomic_torch_save
 from lift3d.models import LiftModel
 from lift3d.objectives import OBJECTIVES, build_objective
 
 __all__ = [
+    "CheckpointError",
+    "config_hash",
+    "made_from",
+    "checkpoint_made_from",
     "save_checkpoint",
     "load_checkpoint",
     "fit_config_from_dict",
@@ -32,14 +45,79 @@ __all__ = [
 ]
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary file, then rename: a checkpoint is never half-written."""
-    atomic_torch_save(Path(path), payload)
+class CheckpointError(RunFileError):
+    """A checkpoint file is damaged or not a lift3d checkpoint; the message names it and says how to recover."""
+
+
+def config_hash(config: dict) -> str:
+    """First 12 hex digits of the SHA-256 of a stored FitConfig dict (keys sorted): equal configs, equal hashes."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def made_from(ckpt: dict) -> dict:
+    """``{"checkpoint_step", "config_hash"}`` of a checkpoint payload: what renders, clusters and metrics record."""
+    return {"checkpoint_step": int(ckpt["step"]), "config_hash": config_hash(ckpt["config"])}
+
+
+def save_checkpoint(path: Path, payload: dict, previous: Path | None = None) -> None:
+    """``torch.save`` to a temporary file, then rename: a checkpoint is never half-written. With ``previous``, the
+    checkpoint ``path`` held until now is kept there (hard-linked, so ``path`` exists at every moment)."""
+    path = Path(path)
+    if previous is not None and path.exists():
+        previous = Path(previous)
+        tmp = previous.with_name(f".{previous.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, tmp)
+        os.replace(tmp, previous)
+    atomic_torch_save(path, payload)
+
+
+def _recovery_hint(path: Path) -> str:
+    previous = path.with_name("previous.pt")
+    run = path.parent.parent
+    if path.name != "previous.pt" and previous.exists():
+        return (
+            f"The checkpoint before it is kept: `mv {previous} {path}` then `lift3d fit DATA --out {run} --resume` "
+            "continues from there (or refit into a new folder)."
+        )
+    return f"Refit: `lift3d fit DATA --out NEW_FOLDER` (or delete {run} and fit it again)."
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> dict:
-    """The payload of a checkpoint file, tensors mapped to ``device``."""
-    return torch.load(Path(path), map_location=device, weights_only=False)
+    """The payload of a checkpoint file, tensors mapped to ``device``; read as plain data (``weights_only``).
+
+    Raises:
+        CheckpointError: the file is missing, truncated, corrupt or holds something else than a lift3d checkpoint
+            (naming the file and the way back: the previous checkpoint kept beside it, or a refit).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint; run `lift3d fit DATA --out {path.parent.parent}` first.")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... on a damaged file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(
+            f"{path}: the checkpoint is damaged or not a lift3d checkpoint ({type(err).__name__}: {first[:160]}). "
+            + _recovery_hint(path)
+        ) from None
+    missing = [k for k in ("step", "config", "model") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{path}: not a lift3d checkpoint (missing {', '.join(missing)}). " + _recovery_hint(path)
+        )
+    return ckpt
+
+
+def checkpoint_made_from(run_dir: Path) -> dict | None:
+    """:func:`made_from` of a run's latest checkpoint, or None when the run has none."""
+    path = RunDir(run_dir).latest_checkpoint
+    if not path.exists():
+        return None
+    return made_from(load_checkpoint(path))
 
 
 def fit_config_from_dict(d: dict) -> FitConfig:
@@ -87,10 +165,7 @@ def restore_training_state(trainer: Any, ckpt: dict) -> None:
 def load_model(run_dir: Path, device: str = "cpu") -> tuple[LiftModel, FitConfig, dict]:
     """The fitted model of a run folder (its latest checkpoint), its config and the checkpoint payload."""
     run = RunDir(run_dir)
-    ckpt_path = run.latest_checkpoint
-    if not ckpt_path.exists():
-        raise FileNotFoundError(f"{ckpt_path}: no checkpoint; run `lift3d fit DATA --out {run.root}` first.")
-    ckpt = load_checkpoint(ckpt_path, device)
+    ckpt = load_checkpoint(run.latest_checkpoint, device)
     cfg = fit_config_from_dict(ckpt["config"])
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
     model = LiftModel(

@@ -15,8 +15,9 @@ import numpy as np
 
 from lift3d.data.images import atomic_write_bytes, read_id_map, read_rgb, write_depth_png, write_id_map, write_rgb
 from lift3d.engine.inference import ViewRender
+from lift3d.engine.run_dir import RunFileError
 
-__all__ = ["write_renders", "read_renders", "embedding_to_rgb", "instance_to_rgb", "frame_stem"]
+__all__ = ["write_renders", "read_renders", "read_renders_record", "embedding_to_rgb", "instance_to_rgb", "frame_stem"]
 
 
 def frame_stem(name: str) -> str:
@@ -43,8 +44,19 @@ def instance_to_rgb(ids: np.ndarray) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def write_renders(out_dir: Path, renders: list[ViewRender], names: list[str]) -> None:
+def write_renders(out_dir: Path, renders: list[ViewRender], names: list[str], made_from: dict | None = None) -> None:
+    """Write every view's PNGs and ``frames.json`` (last, so a half-written folder has none); ``made_from`` (the
+    checkpoint step and config hash the renders came from) is recorded in ``frames.json``. Names whose stems clash
+    are refused before anything is written (one render would overwrite the other)."""
     out_dir = Path(out_dir)
+    stems = [frame_stem(n) for n in names]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise ValueError(
+            f"{out_dir}: frames {[n for n in names if frame_stem(n) in clashes][:6]} share the file stem(s) "
+            f"{clashes[:3]}; their renders would overwrite each other. Give the frames' images distinct names."
+        )
+    (out_dir / "frames.json").unlink(missing_ok=True)
     all_emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1])[:, :3] for r in renders])
     lo, hi = np.percentile(all_emb, 1, axis=0), np.percentile(all_emb, 99, axis=0)
     if lo.shape[0] < 3:
@@ -59,17 +71,26 @@ def write_renders(out_dir: Path, renders: list[ViewRender], names: list[str]) ->
         write_rgb(out_dir / "embedding" / f"{stem}.png", embedding_to_rgb(r.embedding, lo, hi))
         write_depth_png(out_dir / "depth" / f"{stem}.png", r.depth)
         frames.append({"frame_index": r.frame_index, "name": name, "stem": stem})
-    atomic_write_bytes(out_dir / "frames.json", json.dumps({"frames": frames}, indent=2).encode())
+    record = {"frames": frames, **({"made_from": made_from} if made_from is not None else {})}
+    atomic_write_bytes(out_dir / "frames.json", json.dumps(record, indent=2).encode())
+
+
+def read_renders_record(out_dir: Path) -> dict:
+    """The content of ``frames.json`` of a renders folder (``frames``, and ``made_from`` when recorded)."""
+    meta_path = Path(out_dir) / "frames.json"
+    try:
+        return json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise RunFileError(f"{meta_path}: no renders here; run `lift3d render` first.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunFileError(f"{meta_path}: cannot be read ({err}); delete {Path(out_dir)} and render again.") from None
 
 
 def read_renders(out_dir: Path) -> list[dict]:
     """Per view: ``frame_index``, ``name``, ``rgb``, ``semantic``, ``instance`` arrays."""
     out_dir = Path(out_dir)
-    meta_path = out_dir / "frames.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{meta_path}: no renders here; run `lift3d render` first.")
     views = []
-    for f in json.loads(meta_path.read_text())["frames"]:
+    for f in read_renders_record(out_dir)["frames"]:
         stem = f["stem"]
         views.append(
             {

@@ -1,7 +1,8 @@
 """The layout of a run folder, named once.
 
 A run folder holds ``config.json`` (the scene, the preset name if any and the resolved FitConfig),
-``checkpoints/latest.pt`` (atomic, resumable), ``fit.json`` (timings, final losses), ``clusters.json`` (the
+``checkpoints/latest.pt`` (atomic, resumable) and ``checkpoints/previous.pt`` (the one before it, kept in case the
+latest is damaged), ``.lock`` (the process writing the folder, :mod:`lift3d.engine.run_lock`), ``fit.json`` (timings, final losses), ``clusters.json`` (the
 instance labeler: cached centroids or argmax slots), ``clustering.json`` (how it was chosen: the
 min_cluster_size sweep), ``renders/<split>/`` (see :mod:`lift3d.engine.outputs`) and ``metrics.json``. Every JSON
 of a run is written atomically (:meth:`RunDir.write_json`).
@@ -16,7 +17,15 @@ from typing import Any
 
 from lift3d.io.atomic import atomic_write_json
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "RunFileError", "RunExistsError"]
+
+
+class RunFileError(ValueError):
+    """A file of a run folder is missing its content or damaged; the message names the file and what to do."""
+
+
+class RunExistsError(RunFileError, FileExistsError):
+    """A fit without ``--resume`` into a folder that already holds a run."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,16 @@ class RunDir:
     def latest_checkpoint(self) -> Path:
         """``checkpoints/latest.pt``: model, optimisers, RNG states and history at the last saved step."""
         return self.checkpoints / "latest.pt"
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        """``checkpoints/previous.pt``: the checkpoint saved before ``latest.pt`` (the last two are kept)."""
+        return self.checkpoints / "previous.pt"
+
+    @property
+    def lock(self) -> Path:
+        """``.lock``: pid, host and command of the process writing this folder (see :mod:`lift3d.engine.run_lock`)."""
+        return self.root / ".lock"
 
     @property
     def fit_summary(self) -> Path:
@@ -84,4 +103,14 @@ class RunDir:
                 f"{self.config}: not a lift3d run folder (no config.json); pass the folder that "
                 "`lift3d fit --out` wrote."
             )
-        return json.loads(self.config.read_text())
+        try:
+            record = json.loads(self.config.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise RunFileError(
+                f"{self.config}: cannot be read ({type(err).__name__}: {str(err)[:200]}); the run's record is "
+                "damaged. Refit into a new folder (`lift3d fit DATA --out NEW`), or, if you know the scene, pass "
+                "--data SCENE to render / eval."
+            ) from None
+        if not isinstance(record, dict) or "config" not in record:
+            raise RunFileError(f"{self.config}: not a lift3d run record (no 'config'); refit into a new folder.")
+        return record

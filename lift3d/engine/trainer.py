@@ -115,12 +115,37 @@ class Trainer:
             for rows in (self.train_pixels.view_rows(p) for p in range(self.train_pixels.num_views))
         ]
         self.instance_views = [p for p, rows in enumerate(self.view_segment_rows) if rows.numel() >= 8]
+        is_thing = torch.isin(self.train_pixels.semantic, self.thing_ids)
+        self.thing_views = [p for p in self.instance_views if int(is_thing[self.view_segment_rows[p]].sum()) >= 4]
+        self._warn_missing_segments()
         self.objective.check_segments(
             [int(torch.unique(self.train_pixels.instance[rows]).numel()) for rows in self.view_segment_rows], log
         )
         self.make_optimisers()
         self.step = 0
         self.history: list[dict] = []
+
+    def _warn_missing_segments(self) -> None:
+        """Say so when the training frames' 2D segments cannot drive the instance (or segment) losses."""
+        losses = self.cfg.losses
+        wants_inst = losses.instance_weight > 0 and losses.instance_start < self.cfg.optim.iterations
+        wants_seg = (
+            losses.segment_consistency_weight > 0 and losses.segment_consistency_start < self.cfg.optim.iterations
+        )
+        if not self.instance_views and (wants_inst or wants_seg):
+            self.log(
+                f"WARNING: {self.scene.root}: no training frame carries 2D segments (instance ids > 0 on at least 8 "
+                "pixels of a frame); the instance and segment-consistency losses cannot run, only rgb/depth/semantics "
+                "are fitted and every pixel will get instance 0. Check the frames' instance_file_path maps "
+                "(or import a segmenter's output with `lift3d segments import`)."
+            )
+        elif not self.thing_views and wants_inst:
+            names = ", ".join(c.name for c in self.scene.classes if c.thing)
+            self.log(
+                f"WARNING: {self.scene.root}: the 2D segments of the training frames lie only on stuff classes "
+                f"(no segment on a thing class: {names}); the instance loss cannot run. Check the frames' "
+                "semantic_file_path maps and the 'thing' flags of 'classes' in transforms.json."
+            )
 
     def add_callback(self, callback: StepCallback) -> None:
         """Call ``callback(StepInfo)`` after every step from now on."""
@@ -191,8 +216,8 @@ class Trainer:
         return self.run.latest_checkpoint
 
     def save(self) -> None:
-        """Write the checkpoint atomically (see :mod:`lift3d.engine.checkpoint`)."""
-        save_checkpoint(self.ckpt_path, training_state(self))
+        """Write the checkpoint atomically, keeping the one before it (see :mod:`lift3d.engine.checkpoint`)."""
+        save_checkpoint(self.ckpt_path, training_state(self), previous=self.run.previous_checkpoint)
 
     def resume(self) -> bool:
         """Continue from the run's checkpoint, if there is one; True when resumed."""
@@ -328,15 +353,16 @@ class Trainer:
         return (samples.weights[valid] * (dist > band)).sum(-1).mean()
 
     def stage(self) -> str:
-        """Names of the losses active at the current step, e.g. ``rgb+sem+inst``."""
+        """Names of the losses active at the current step, e.g. ``rgb+sem+inst``: only those that actually run (no
+        ``inst`` when no training frame has a segment on a thing class, no ``seg`` when none has a segment)."""
         losses = self.cfg.losses
         parts = ["rgb"]
-        for name, start, weight in (
-            ("sem", losses.semantic_start, losses.semantic_weight),
-            ("inst", losses.instance_start, losses.instance_weight),
-            ("seg", losses.segment_consistency_start, losses.segment_consistency_weight),
+        for name, start, weight, possible in (
+            ("sem", losses.semantic_start, losses.semantic_weight, True),
+            ("inst", losses.instance_start, losses.instance_weight, bool(self.thing_views)),
+            ("seg", losses.segment_consistency_start, losses.segment_consistency_weight, bool(self.instance_views)),
         ):
-            if self.step >= start and weight > 0:
+            if self.step >= start and weight > 0 and possible:
                 parts.append(name)
         return "+".join(parts)
 
@@ -346,6 +372,19 @@ class Trainer:
         if resume and self.resume():
             self.log(f"resumed from {self.ckpt_path} at iteration {self.step}")
         total = self.cfg.optim.iterations
+        try:
+            return self._fit_loop(total)
+        except KeyboardInterrupt:
+            if self.step > 0:
+                self.save()
+                self.log(
+                    f"interrupted at iteration {self.step}/{total}: checkpoint saved to {self.ckpt_path}; "
+                    "continue with `lift3d fit ... --resume`"
+                )
+            raise
+
+    def _fit_loop(self, total: int) -> dict:
+        """Train from ``self.step`` to ``total``, saving checkpoints; returns the fit summary."""
         t0 = time.perf_counter()
         start_step = self.step
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -360,7 +399,8 @@ class Trainer:
             TimeRemainingColumn(),
             TextColumn("{task.fields[losses]}"),
         ]
-        running: dict[str, float] = {}
+        # Resumed: the displayed losses continue from the last recorded ones (a finished run keeps its history).
+        running: dict[str, float] = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "step"}
         import sys
 
         live = self.progress and sys.stdout.isatty()

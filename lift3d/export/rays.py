@@ -53,7 +53,13 @@ def render_rays(
         for i in range(0, origins.shape[0], chunk):
             o, d = origins[i : i + chunk].to(dev), dirs[i : i + chunk].to(dev)
             s = model.sample_rays(
-                o, d, None, jitter=False, with_color=True, num_samples=num_samples, background=torch.zeros(3, device=dev)
+                o,
+                d,
+                None,
+                jitter=False,
+                with_color=True,
+                num_samples=num_samples,
+                background=torch.zeros(3, device=dev),
             )
             op = s.opacity
             rgb.append(s.rgb.clamp(0, 1).cpu())

@@ -9,6 +9,8 @@ This module is a leaf: it imports nothing from lift3d, so any layer may use it.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -18,20 +20,54 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "atomic_folder"]
+__all__ = [
+    "DiskFullError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "atomic_folder",
+]
+
+
+_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class DiskFullError(OSError):
+    """The file system holding a destination is full (or over quota). The message names the path; the partial
+    temporary file has been removed and the previous destination, if any, is untouched."""
+
+
+def _disk_full(path: Path, err: OSError) -> DiskFullError:
+    return DiskFullError(
+        err.errno,
+        f"no space left on device while writing {path} ({os.strerror(err.errno)}); the partial file was removed "
+        "and the previous one, if any, is kept. Free some space (or choose another output folder) and run the "
+        "command again (a fit continues with --resume).",
+    )
 
 
 def _atomic_file(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a fresh temporary file beside ``path``, then rename it to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if err.errno in _NO_SPACE:
+            raise _disk_full(path, err) from None
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         os.chmod(tmp, _default_file_mode())  # mkstemp makes 0o600; give the file the mode open() would
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in _NO_SPACE and not isinstance(err, DiskFullError):
+            raise _disk_full(path, err) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -60,11 +96,44 @@ def atomic_write_json(path: Path, obj: Any, indent: int | None = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
+class _RecordingWriter(io.RawIOBase):
+    """A write-only file that remembers the ``OSError`` of a failed write: ``torch.save`` reports a full disk as a
+    bare ``RuntimeError('[enforce fail ...] unexpected pos')``; this keeps the real cause."""
+
+    def __init__(self, fh):
+        super().__init__()
+        self.fh, self.error = fh, None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        try:
+            return self.fh.write(b)
+        except OSError as err:
+            self.error = err
+            raise
+
+
 def atomic_torch_save(path: Path, obj: Any) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (torch is imported only when called). Returns ``path``."""
+    """``torch.save(obj)`` to ``path`` atomically (torch is imported only when called). Returns ``path``.
+
+    Raises:
+        DiskFullError: the file system is full; no partial file is left and the previous ``path`` is kept.
+    """
     import torch
 
-    return _atomic_file(path, lambda tmp: torch.save(obj, tmp))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb", buffering=0) as fh:
+            writer = _RecordingWriter(fh)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
+
+    return _atomic_file(path, write)
 
 
 def _check_output_folder(out_dir: Path, overwrite: bool) -> None:

@@ -13,7 +13,7 @@ centroid of its predicted class, or its argmax slot).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -38,10 +38,12 @@ def _evenly_spaced(items: Sequence[int], k: int) -> list[int]:
 
 
 def cluster_from_training_views(
-    model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path, log=print
+    model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path, log=print, made_from: Optional[dict] = None
 ) -> tuple[Any, dict]:
     """Render ``cfg.cluster_views`` training views, decode them with the objective of ``cfg`` (clustering with the
-    ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run."""
+    ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run. ``made_from``
+    (the checkpoint step and config hash of ``model``) is recorded in ``clustering.json``, so a render can tell
+    clusters of another checkpoint."""
     views = _evenly_spaced(scene.train_indices, cfg.cluster_views)
     pixels = load_pixel_set(scene, views)
     renders = render_pixel_set(model, pixels, cfg.render_chunk)
@@ -75,6 +77,8 @@ def cluster_from_training_views(
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
     decoding = decode_instance_field(objective, emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views)
     info.update(decoding.info)
+    if made_from is not None:
+        info["made_from"] = made_from
     run = RunDir(run_dir)
     decoding.labeler.save(run.clusters)
     run.write_json(run.clustering, info)

@@ -16,17 +16,102 @@ from lift3d.cluster.slots import load_labeler
 from lift3d.config_io import config_to_dict
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.rays import load_pixel_set
-from lift3d.data.scene import Scene
-from lift3d.engine.checkpoint import load_model
+from lift3d.data.sanity import scene_warnings
+from lift3d.data.scene import Scene, SceneFormatError
+from lift3d.engine.checkpoint import checkpoint_made_from, load_checkpoint, load_model, made_from
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
-from lift3d.engine.outputs import read_renders, write_renders
-from lift3d.engine.run_dir import RunDir
+from lift3d.engine.outputs import read_renders, read_renders_record, write_renders
+from lift3d.engine.run_dir import RunDir, RunExistsError, RunFileError
+from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
 from lift3d.pipeline.decoding import cluster_from_training_views
 
-__all__ = ["fit_scene", "render_run", "evaluate_run", "score_segments", "split_indices", "format_metrics_table"]
+__all__ = [
+    "ResumeMismatchError",
+    "StaleResultsError",
+    "RESUMABLE_KEYS",
+    "config_differences",
+    "fit_scene",
+    "render_run",
+    "evaluate_run",
+    "score_segments",
+    "split_indices",
+    "format_metrics_table",
+]
+
+RESUMABLE_KEYS = ("optim.iterations", "device", "threads", "checkpoint_every", "render_chunk")
+"""Dotted config keys ``--resume`` may change: run length and where/how fast it runs, not what is trained
+(clustering settings, ``cluster.*``, ``cluster_views`` and ``sweep_sizes``, are applied after training and may change
+too)."""
+_RESUMABLE_PREFIXES = ("cluster.", "cluster_views", "sweep_sizes")
+
+
+class ResumeMismatchError(ValueError):
+    """``--resume`` asked for another configuration (or scene) than the run was fitted with; nothing was written."""
+
+
+class StaleResultsError(RuntimeError):
+    """Results of a run (renders, clusters) were computed from another checkpoint than the run's current one, or
+    the checkpoint they came from is gone; the message says which and what to run."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(stored: dict, requested: dict) -> list[tuple[str, object, object]]:
+    """``(dotted key, stored value, requested value)`` for every key of two stored FitConfig dicts that differs and
+    that ``--resume`` may not change (see :data:`RESUMABLE_KEYS`)."""
+    a, b = _flatten(stored), _flatten(requested)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUMABLE_KEYS or key.startswith(_RESUMABLE_PREFIXES):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            out.append((key, a.get(key, "<absent>"), b.get(key, "<absent>")))
+    return out
+
+
+def _check_resume(run: RunDir, scene: Scene, cfg: FitConfig, preset: Optional[str]) -> Optional[dict]:
+    """Before anything is written: the run's stored configuration (its checkpoint's, else ``config.json``) must be
+    the requested one up to :data:`RESUMABLE_KEYS`, and the scene the same. Returns the checkpoint's
+    :func:`made_from` (None without a checkpoint)."""
+    ckpt = load_checkpoint(run.latest_checkpoint) if run.latest_checkpoint.exists() else None
+    stored = ckpt["config"] if ckpt is not None else (run.read_record()["config"] if run.config.exists() else None)
+    if stored is None:
+        return None
+    diffs = config_differences(stored, config_to_dict(cfg))
+    if diffs:
+        listed = "; ".join(f"{k}: run has {a!r}, asked {b!r}" for k, a, b in diffs[:12])
+        more = f" (and {len(diffs) - 12} more)" if len(diffs) > 12 else ""
+        label = ""
+        if run.config.exists():
+            try:
+                label = f" (fitted with --preset {run.read_record().get('preset')})"
+            except RunFileError:
+                pass
+        raise ResumeMismatchError(
+            f"{run.root}: --resume asks for another configuration than the run was fitted with{label}; "
+            f"{len(diffs)} keys differ: {listed}{more}. Nothing was changed. Resume with the run's own preset and "
+            "options (only optim.iterations, device, threads, checkpoint_every, render_chunk and the clustering "
+            "settings may change), or fit into another --out."
+        )
+    stored_scene = ckpt.get("scene") if ckpt is not None else None
+    if stored_scene is not None and Path(stored_scene).resolve() != Path(scene.root).resolve():
+        raise ResumeMismatchError(
+            f"{run.root}: --resume on scene {scene.root}, but the run was fitted on {stored_scene}. Nothing was "
+            "changed. Pass the run's scene, or fit into another --out."
+        )
+    return made_from(ckpt) if ckpt is not None else None
 
 
 def fit_scene(
@@ -45,25 +130,54 @@ def fit_scene(
     scene = load_scene(data)  # validates every frame before any work
     run = RunDir(out)
     out = run.root
-    if run.latest_checkpoint.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
-    log(
-        f"scene {scene.root}: {len(scene.frames)} frames ({len(scene.train_indices)} train, "
-        f"{len(scene.test_indices)} test), {len(scene.classes)} classes, depth: {'yes' if scene.has_depth else 'no'}"
-    )
-    # reads (and checks) every training frame
-    trainer = Trainer(scene, cfg, out, progress=progress, log=log, callbacks=callbacks)
-    out.mkdir(parents=True, exist_ok=True)
-    run.write_json(run.config, {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)})
-    summary = trainer.fit(resume=resume)
-    t0 = time.perf_counter()
-    _, info = cluster_from_training_views(trainer.model, scene, cfg, out, log=log)
-    summary["clustering_seconds"] = round(time.perf_counter() - t0, 2)
-    summary["min_cluster_size"] = info["min_cluster_size"]
-    summary["num_clusters"] = info["num_clusters"]
-    summary["device"] = trainer.device
-    run.write_json(run.fit_summary, summary)
+    with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):
+        if run.latest_checkpoint.exists() and not resume:
+            raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+        done = _check_resume(run, scene, cfg, preset) if resume else None
+        if (
+            done is not None
+            and done["checkpoint_step"] >= cfg.optim.iterations
+            and run.fit_summary.exists()
+            and run.clusters.exists()
+        ):
+            log(
+                f"{out}: the run already finished ({done['checkpoint_step']} iterations); nothing to do (raise "
+                "--iterations to train on)."
+            )
+            return _read_json(run.fit_summary)
+        log(
+            f"scene {scene.root}: {len(scene.frames)} frames ({len(scene.train_indices)} train, "
+            f"{len(scene.test_indices)} test), {len(scene.classes)} classes, depth: {'yes' if scene.has_depth else 'no'}"
+        )
+        for warning in scene_warnings(scene):
+            log(f"WARNING: {warning}")
+        # reads (and checks) every training frame
+        trainer = Trainer(scene, cfg, out, progress=progress, log=log, callbacks=callbacks)
+        out.mkdir(parents=True, exist_ok=True)
+        run.write_json(
+            run.config, {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)}
+        )
+        summary = trainer.fit(resume=resume)
+        summary["made_from"] = made_from({"step": trainer.step, "config": config_to_dict(cfg)})
+        t0 = time.perf_counter()
+        _, info = cluster_from_training_views(trainer.model, scene, cfg, out, log=log, made_from=summary["made_from"])
+        summary["clustering_seconds"] = round(time.perf_counter() - t0, 2)
+        summary["min_cluster_size"] = info["min_cluster_size"]
+        summary["num_clusters"] = info["num_clusters"]
+        summary["device"] = trainer.device
+        run.write_json(run.fit_summary, summary)
     return summary
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunFileError(
+            f"{path}: cannot be read ({type(err).__name__}: {str(err)[:160]}); delete it and run the command again."
+        ) from None
 
 
 def _run_scene(run: Path, data: Optional[Path]) -> Scene:
@@ -85,34 +199,63 @@ def split_indices(scene: Scene, split: str) -> list[int]:
 def render_run(
     run: Path, split: str = "test", data: Optional[Path] = None, device: str = "auto", progress: bool = True, log=print
 ) -> Path:
-    """Render the views of ``split`` with the fitted run, label instances with the cached centroids, write PNGs."""
-    run_dir = RunDir(run)
-    scene = _run_scene(run, data)
-    model, cfg, _ = load_model(run, resolve_device(device))
-    clusters_path = run_dir.clusters
-    if not clusters_path.exists():
-        raise FileNotFoundError(
-            f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit --resume`."
-        )
-    clusters = load_labeler(clusters_path)
-    views = split_indices(scene, split)
-    if not views:
-        raise ValueError(f"{scene.root}: the {split} split is empty.")
-    pixels = load_pixel_set(scene, views)
-    from rich.progress import Progress
+    """Render the views of ``split`` with the fitted run, label instances with the cached centroids, write PNGs.
 
-    t0 = time.perf_counter()
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task(f"render {split}", total=len(views))
-        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=lambda: bar.advance(task))
-    for r in renders:
-        r.instance = np.asarray(
-            clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))
-        ).reshape(r.semantic.shape)
-    out_dir = run_dir.renders(split)
-    write_renders(out_dir, renders, [scene.frames[i].name for i in views])
-    log(f"rendered {len(views)} {split} views in {time.perf_counter() - t0:.1f} s -> {out_dir}")
+    Holds the run's lock; refuses (:class:`StaleResultsError`) when ``clusters.json`` was decoded from another
+    checkpoint than the current one. The renders record the checkpoint step and config hash they came from."""
+    run_dir = RunDir(run)
+    with run_lock(run_dir.lock, f"lift3d render {run_dir.root} --split {split}", log=log):
+        scene = _run_scene(run, data)
+        model, cfg, ckpt = load_model(run, resolve_device(device))
+        source = made_from(ckpt)
+        clusters_path = run_dir.clusters
+        if not clusters_path.exists():
+            raise RunFileError(
+                f"{clusters_path}: missing; the fit did not finish clustering. Re-run `lift3d fit DATA --out "
+                f"{run_dir.root} --resume`."
+            )
+        decoded_from = _clustered_from(run_dir)
+        if decoded_from is not None and decoded_from != source:
+            raise StaleResultsError(
+                f"{clusters_path}: decoded from checkpoint step {decoded_from.get('checkpoint_step')} but "
+                f"{run_dir.latest_checkpoint} is at step {source['checkpoint_step']}; the labels would not match the "
+                f"model. Re-run `lift3d fit DATA --out {run_dir.root} --resume` (it finishes the fit and clusters again)."
+            )
+        try:
+            clusters = load_labeler(clusters_path)
+        except (ValueError, KeyError, TypeError) as err:
+            raise RunFileError(
+                f"{clusters_path}: cannot read the instance labeler ({type(err).__name__}: {str(err)[:200]}); it is "
+                f"damaged. Re-run `lift3d fit DATA --out {run_dir.root} --resume`, which clusters again."
+            ) from None
+        views = split_indices(scene, split)
+        if not views:
+            raise SceneFormatError(
+                f"{scene.root / 'transforms.json'}: the {split} split is empty; list frames in test_filenames "
+                "(or render --split train)."
+            )
+        pixels = load_pixel_set(scene, views)
+        from rich.progress import Progress
+
+        t0 = time.perf_counter()
+        with Progress(disable=not progress) as bar:
+            task = bar.add_task(f"render {split}", total=len(views))
+            renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=lambda: bar.advance(task))
+        for r in renders:
+            r.instance = np.asarray(
+                clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))
+            ).reshape(r.semantic.shape)
+        out_dir = run_dir.renders(split)
+        write_renders(out_dir, renders, [scene.frames[i].name for i in views], made_from=source)
+        log(f"rendered {len(views)} {split} views in {time.perf_counter() - t0:.1f} s -> {out_dir}")
     return out_dir
+
+
+def _clustered_from(run_dir: RunDir) -> Optional[dict]:
+    """The ``made_from`` recorded in ``clustering.json`` (None for runs written before it was recorded)."""
+    if not run_dir.clustering.exists():
+        return None
+    return _read_json(run_dir.clustering).get("made_from")
 
 
 def score_segments(
@@ -141,26 +284,70 @@ def score_segments(
         "pq_frame": round(float(fpq.pq), 4),
         "miou": round(float(m_iou), 4),
         "per_class": {str(k): v.to_dict() for k, v in spq.per_class.items()},
+        "classes_left_out": _classes_left_out(scene, spq),
     }
     if pred_rgb is not None:
         out["psnr"] = round(float(np.mean([psnr(p, g.rgb) for p, g in zip(pred_rgb, gts)])), 3)
     return out
 
 
+def _classes_left_out(scene: Scene, spq) -> list[dict]:
+    """The scene's classes not in PQ^scene's mean, each with the reason (``{"id", "name", "reason"}``)."""
+    names = {c.id: c.name for c in scene.classes}
+    fraction = spq.metadata.get("min_class_fraction")
+    out = []
+    for c in sorted(names):
+        if c in spq.per_class:
+            continue
+        if c in spq.dropped_classes:
+            reason = (
+                f"covers less than min_class_fraction={fraction} of the pixels in the prediction or the ground truth "
+                "(the small-class rule of Panoptic Lifting's evaluation); its pixels were scored as void"
+            )
+        else:
+            reason = "absent from both the prediction and the ground truth of these frames"
+        out.append({"id": int(c), "name": names[c], "reason": reason})
+    return out
+
+
 def evaluate_run(run: Path, split: str = "test", data: Optional[Path] = None, log=print) -> dict:
-    """Score ``renders/<split>`` (rendering first when missing) and write ``metrics.json``."""
+    """Score ``renders/<split>`` and write ``metrics.json``; renders first when they are missing or were made from
+    another checkpoint than the run's current one (a resumed fit). Refuses (:class:`StaleResultsError`) when the
+    run has no checkpoint: the renders could not be told fresh. ``metrics.json`` records the checkpoint step and
+    config hash it was computed from, and which classes were left out of the mean and why."""
     run_dir = RunDir(run)
-    scene = _run_scene(run, data)
-    render_dir = run_dir.renders(split)
-    if not (render_dir / "frames.json").exists():
-        render_run(run, split, data, log=log)
-    views = read_renders(render_dir)
-    idx = [v["frame_index"] for v in views]
-    metrics = score_segments(
-        scene, idx, [v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views]
-    )
-    metrics = {"split": split, "num_frames": len(idx), **metrics}
-    run_dir.write_json(run_dir.metrics, metrics)
+    with run_lock(run_dir.lock, f"lift3d eval {run_dir.root} --split {split}", log=log):
+        scene = _run_scene(run, data)
+        current = checkpoint_made_from(run)
+        render_dir = run_dir.renders(split)
+        if current is None:
+            raise StaleResultsError(
+                f"{run_dir.latest_checkpoint}: missing, so the renders in {render_dir} cannot be checked against the "
+                f"model they came from; nothing was scored. Refit (`lift3d fit DATA --out {run_dir.root}`)."
+            )
+        rendered_from = (
+            read_renders_record(render_dir).get("made_from") if (render_dir / "frames.json").exists() else None
+        )
+        if not (render_dir / "frames.json").exists():
+            render_run(run, split, data, log=log)
+        elif rendered_from != current:
+            was = (
+                "an unknown checkpoint"
+                if rendered_from is None
+                else f"checkpoint step {rendered_from['checkpoint_step']}"
+            )
+            log(
+                f"{render_dir}: rendered from {was}, the run is now at step {current['checkpoint_step']}; "
+                "rendering again"
+            )
+            render_run(run, split, data, log=log)
+        views = read_renders(render_dir)
+        idx = [v["frame_index"] for v in views]
+        metrics = score_segments(
+            scene, idx, [v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views]
+        )
+        metrics = {"split": split, "num_frames": len(idx), **metrics, "made_from": current}
+        run_dir.write_json(run_dir.metrics, metrics)
     log(format_metrics_table(metrics))
     return metrics
 

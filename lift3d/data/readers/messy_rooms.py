@@ -37,9 +37,6 @@ from lift3d.geometry.cameras import ray_length_per_z
 
 __all__ = ["READER", "is_release_folder", "release_frame_names", "load_release", "ReleaseFrameAdapter"]
 
-FRAMES_CHECKED_UP_FRONT = 3
-"""Semantic ids are checked on this many first frames when the scene is loaded (all frames when each is read)."""
-
 
 def is_release_folder(path: Path) -> bool:
     """True for a folder holding ``metadata.json`` and a ``color/`` folder (and no ``transforms.json``)."""
@@ -186,7 +183,7 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
     )
     if check_files:
         ids = {c.id for c in classes}
-        for f in frames[: min(FRAMES_CHECKED_UP_FRONT, len(frames))]:
+        for f in frames:  # every frame, train and test, before any work
             check_semantic_ids(read_id_map(f.semantic_path), ids, f"{root}, frame {f.index} ({f.semantic_path.name})")
     return scene
 

@@ -13,7 +13,6 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from lift3d.data.images import read_id_map
 from lift3d.data.readers.registry import SceneReader
 from lift3d.data.scene import (
     Frame,
@@ -22,7 +21,7 @@ from lift3d.data.scene import (
     SceneFormatError,
     check_camera_to_world,
     check_frame_files,
-    check_semantic_ids,
+    check_frame_ids,
 )
 
 __all__ = ["READER", "can_read", "load_transforms_json"]
@@ -31,8 +30,8 @@ DEFAULT_DEPTH_UNIT = 0.001
 """Metres per unit of a 16-bit depth PNG when ``depth_unit_scale_factor`` is not given (millimetres)."""
 TEST_EVERY = 8
 """Without split lists, every 8th frame (7, 15, 23, ...) is a test frame (nerfstudio's habit)."""
-FRAMES_CHECKED_UP_FRONT = 3
-"""Semantic ids are checked on this many first frames when the scene is loaded (all frames when each is read)."""
+POSITIVE_INTRINSICS = ("fl_x", "fl_y", "w", "h")
+"""Intrinsics that must be > 0."""
 
 
 def can_read(path: Path) -> bool:
@@ -51,6 +50,13 @@ def _intrinsic(meta: dict, frame: dict, key: str, where: str) -> float:
         raise SceneFormatError(f"{where}: intrinsic '{key}' is not a number: {value!r}.") from None
     if not math.isfinite(value):
         raise SceneFormatError(f"{where}: intrinsic '{key}' is not finite: {value!r}.")
+    if key in POSITIVE_INTRINSICS and value <= 0:
+        raise SceneFormatError(
+            f"{where}: intrinsic '{key}' must be positive, got {value!r} (focal lengths in pixels, image size in "
+            "pixels); a focal length of 0 gives NaN rays and a negative one mirrors the image."
+        )
+    if key in ("w", "h") and value != int(value):
+        raise SceneFormatError(f"{where}: intrinsic '{key}' must be a whole number of pixels, got {value!r}.")
     return value
 
 
@@ -61,12 +67,18 @@ def _parse_classes(meta: dict, path: Path) -> list[SceneClass]:
         return [SceneClass(0, "background", False), SceneClass(1, "object", True)]
     classes = []
     for i, c in enumerate(raw):
-        try:
-            classes.append(SceneClass(int(c["id"]), str(c.get("name", f"class_{c['id']}")), bool(c["thing"])))
-        except (KeyError, TypeError, ValueError):
+        ok = (
+            isinstance(c, dict)
+            and isinstance(c.get("id"), int)
+            and not isinstance(c.get("id"), bool)
+            and isinstance(c.get("thing"), bool)
+        )
+        if not ok:
             raise SceneFormatError(
-                f"{path}: classes[{i}] must be {{'id': int, 'name': str, 'thing': bool}}, got {c!r}."
-            ) from None
+                f"{path}: classes[{i}] must be {{'id': int, 'name': str, 'thing': true|false}} with a JSON integer "
+                f'id and a JSON boolean thing (not a string: "false" would read as true), got {c!r}.'
+            )
+        classes.append(SceneClass(c["id"], str(c.get("name", f"class_{c['id']}")), c["thing"]))
     ids = [c.id for c in classes]
     if len(set(ids)) != len(ids):
         raise SceneFormatError(f"{path}: duplicate class ids in 'classes': {ids}.")
@@ -165,7 +177,40 @@ def _split(meta: dict, frames: List[Frame], json_path: Path) -> Tuple[List[int],
         train = [i for i in range(len(frames)) if i not in set(test)]
     if not train:
         raise SceneFormatError(f"{json_path}: the train split is empty.")
+    both = sorted(set(train) & set(test))
+    if both:
+        listed = ", ".join(f"frame {i} ({frames[i].name})" for i in both[:4])
+        raise SceneFormatError(
+            f"{json_path}: {listed} {'is' if len(both) == 1 else 'are'} in both train_filenames and test_filenames; "
+            "a test frame must be held out of training. Remove it from one list."
+        )
+    for key, idx in (("train_filenames", train), ("test_filenames", test)):
+        if len(set(idx)) != len(idx):
+            dup = sorted({frames[i].name for i in idx if idx.count(i) > 1})
+            raise SceneFormatError(f"{json_path}: '{key}' lists {dup[:4]} more than once; list each frame once.")
     return train, test
+
+
+def _check_unique_names(frames: List[Frame], json_path: Path) -> None:
+    """Distinct ``file_path``s (frames are matched by them) and distinct file stems (renders are named by them)."""
+    seen: dict[str, Frame] = {}
+    for f in frames:
+        if f.name in seen:
+            raise SceneFormatError(
+                f"{json_path}, frame {f.index} ({f.name}): the same file_path as frame {seen[f.name].index}; every "
+                "frame needs its own image (the split lists and segment imports match frames by file_path)."
+            )
+        seen[f.name] = f
+    stems: dict[str, Frame] = {}
+    for f in frames:
+        stem = Path(f.name).stem
+        if stem in stems:
+            raise SceneFormatError(
+                f"{json_path}, frame {f.index} ({f.name}): the same file stem {stem!r} as frame {stems[stem].index} "
+                f"({stems[stem].name}); renders and imported segments are named by the stem, so one would overwrite "
+                "the other. Rename one of the images."
+            )
+        stems[stem] = f
 
 
 def _parse_aabb(meta: dict, json_path: Path) -> Optional[np.ndarray]:
@@ -180,21 +225,22 @@ def _parse_aabb(meta: dict, json_path: Path) -> Optional[np.ndarray]:
 def load_transforms_json(path: str | Path, check_files: bool = True) -> Scene:
     """Read and validate a scene folder (or a ``transforms.json`` path).
 
-    Checks, before any work: the JSON parses; each frame has the required keys; every referenced file exists;
-    each image's size equals the frame's ``w x h``; poses are finite 4x4 matrices with a rotation part;
-    instance/semantic maps are single-channel integer images; semantic ids are known classes (on the first
-    frames read in full). Raises :class:`SceneFormatError` naming the file and the frame.
+    Checks, before any work, on every frame (train and test): the JSON parses; each frame has the required keys;
+    intrinsics are finite and focal lengths and sizes positive; class ids are JSON integers and ``thing`` a JSON
+    boolean; ``file_path``s and their stems are distinct; no frame is in both splits; every referenced file exists,
+    decodes completely (a truncated file is found here, not mid-fit) and has the frame's ``w x h``; poses are finite
+    4x4 matrices with a rotation part; instance/semantic maps are single-channel integer images, depth maps
+    single-channel; semantic and ground-truth semantic ids are known classes and instance ids are >= 0. Raises
+    :class:`SceneFormatError` naming the file and the frame.
     """
     json_path, meta = _read_meta(Path(path))
     classes = _parse_classes(meta, json_path)
     scale = float(meta.get("depth_unit_scale_factor", DEFAULT_DEPTH_UNIT))
-    frames: list[Frame] = []
-    for i, fr in enumerate(meta["frames"]):
-        frame = _parse_frame(meta, fr, i, json_path)
-        if check_files:
-            check_frame_files(frame, f"{json_path}, frame {i} ({fr['file_path']})")
-        frames.append(frame)
-
+    frames = [_parse_frame(meta, fr, i, json_path) for i, fr in enumerate(meta["frames"])]
+    _check_unique_names(frames, json_path)
+    if check_files:
+        for f in frames:
+            check_frame_files(f, f"{json_path}, frame {f.index} ({f.name})")
     has_depth = _given_for_all(frames, "depth_path", "depth_file_path", json_path)
     has_conf = _given_for_all(frames, "confidence_path", "confidence_file_path", json_path)
     has_gti = _given_for_all(frames, "gt_instance_path", "gt_instance_file_path", json_path)
@@ -218,12 +264,7 @@ def load_transforms_json(path: str | Path, check_files: bool = True) -> Scene:
         has_ground_truth=has_gti and has_gts,
     )
     if check_files:
-        # Semantic ids must be known classes: checked on a few frames up front (all frames are checked on load).
-        class_ids = {c.id for c in classes}
-        for f in frames[: min(FRAMES_CHECKED_UP_FRONT, len(frames))]:
-            check_semantic_ids(
-                read_id_map(f.semantic_path), class_ids, f"{json_path}, frame {f.index} ({f.semantic_path.name})"
-            )
+        check_frame_ids(scene, json_path)
     return scene
 
 

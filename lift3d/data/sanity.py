@@ -1,0 +1,104 @@
+"""Physical plausibility of a validated scene: what may be intended but usually is a mistake, said before any work.
+
+:func:`scene_warnings` returns one sentence per problem, each naming the frame and file and how to fix it; ``lift3d
+fit`` prints them as ``WARNING:`` lines before training. Checked on every frame, train and test:
+
+* a camera far outside the others: its distance to the median camera position is more than
+  :data:`POSE_OUTLIER_FACTOR` times the median such distance (the box around the cameras grows with it);
+* depth in the wrong unit: the median depth of the scene is more than :data:`DEPTH_SCALE_FACTOR` times smaller or
+  larger than the cameras' median distance to the point nearest all camera axes (e.g. metres written into a
+  millimetre PNG), or one frame's median depth is that far from the scene's;
+* an empty test split (``lift3d eval`` will have nothing to score).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lift3d.data.images import read_depth
+from lift3d.data.scene import Scene
+
+__all__ = ["scene_warnings", "POSE_OUTLIER_FACTOR", "DEPTH_SCALE_FACTOR"]
+
+POSE_OUTLIER_FACTOR = 20.0
+"""A camera whose distance to the median camera position exceeds this many times the median distance is flagged."""
+DEPTH_SCALE_FACTOR = 20.0
+"""Median depth more than this factor away from the camera-to-scene distance (either way) is flagged."""
+
+
+def _where(scene: Scene, i: int) -> str:
+    return f"{scene.root / 'transforms.json'}, frame {i} ({scene.frames[i].name})"
+
+
+def _pose_warnings(scene: Scene, centres: np.ndarray) -> list[str]:
+    """``centres`` [N, 3] camera positions."""
+    if len(centres) < 3:
+        return []
+    dist = np.linalg.norm(centres - np.median(centres, axis=0), axis=1)
+    typical = float(np.median(dist))
+    if typical <= 0:
+        return []
+    far = [i for i in range(len(centres)) if dist[i] > POSE_OUTLIER_FACTOR * typical]
+    return [
+        f"{_where(scene, i)}: the camera is {dist[i]:.3g} from the median camera position while the cameras are "
+        f"typically {typical:.3g} from it ({dist[i] / typical:.0f}x); the modelled box grows to contain it. Check "
+        "its transform_matrix (units, a missing inverse), or remove the frame."
+        for i in far
+    ]
+
+
+def _focus_distance(scene: Scene, centres: np.ndarray) -> float:
+    """Median distance of the cameras to the point nearest all their optical axes (least squares)."""
+    axes = np.stack([-f.camera_to_world[:3, 2] for f in scene.frames])
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    a_mat, b_vec = np.zeros((3, 3)), np.zeros(3)
+    for c, a in zip(centres, axes):
+        proj = np.eye(3) - np.outer(a, a)
+        a_mat += proj
+        b_vec += proj @ c
+    focus = np.linalg.lstsq(a_mat, b_vec, rcond=None)[0]
+    return float(np.median(np.linalg.norm(centres - focus, axis=1)))
+
+
+def _depth_warnings(scene: Scene, centres: np.ndarray) -> list[str]:
+    if not scene.has_depth:
+        return []
+    medians = []
+    for f in scene.frames:
+        d = read_depth(f.depth_path, scene.depth_unit_scale_factor)
+        valid = d[d > 0]
+        medians.append(float(np.median(valid)) if valid.size else np.nan)
+    medians = np.asarray(medians)
+    if not np.isfinite(medians).any():
+        return [f"{scene.root / 'transforms.json'}: every depth map is empty (all 0 = unknown); depth is not used."]
+    scene_median = float(np.nanmedian(medians))
+    out = []
+    reference = _focus_distance(scene, centres) if len(centres) >= 2 else 0.0
+    if reference > 0 and not (1 / DEPTH_SCALE_FACTOR <= scene_median / reference <= DEPTH_SCALE_FACTOR):
+        out.append(
+            f"{scene.root / 'transforms.json'}: the median depth is {scene_median:.4g} m but the cameras are about "
+            f"{reference:.3g} from what they look at ({reference / scene_median:.3g}x); the depth unit looks wrong "
+            f"(depth_unit_scale_factor = {scene.depth_unit_scale_factor} m per PNG unit, e.g. "
+            f"{scene.frames[0].depth_path.name} of frame 0). Set depth_unit_scale_factor to the metres per unit "
+            "of the depth PNGs."
+        )
+    for i, m in enumerate(medians):
+        if np.isfinite(m) and not (1 / DEPTH_SCALE_FACTOR <= m / scene_median <= DEPTH_SCALE_FACTOR):
+            out.append(
+                f"{_where(scene, i)}: depth {scene.frames[i].depth_path.name} has median {m:.4g} m, "
+                f"{max(m / scene_median, scene_median / m):.0f}x away from the scene's {scene_median:.4g} m; check "
+                "its unit."
+            )
+    return out
+
+
+def scene_warnings(scene: Scene) -> list[str]:
+    """Plausibility warnings of ``scene`` (module docstring), each naming the file, the frame and the fix."""
+    centres = np.stack([f.camera_to_world[:3, 3] for f in scene.frames])
+    out = _pose_warnings(scene, centres) + _depth_warnings(scene, centres)
+    if not scene.test_indices:
+        out.append(
+            f"{scene.root / 'transforms.json'}: the test split is empty (test_filenames); every frame is trained on "
+            "and `lift3d eval` will have no held-out view to score."
+        )
+    return out
