@@ -24,15 +24,15 @@ import torch
 __all__ = ["jaccard_loss_increments", "lovasz_hinge"]
 
 
-def jaccard_loss_increments(gt_sorted: torch.Tensor) -> torch.Tensor:
+def jaccard_loss_increments(gt_sorted: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Increments ``Δ_J({π1..πi}) - Δ_J({π1..π(i-1)})`` of the Jaccard loss along a pixel order.
 
     ``gt_sorted [P]`` (bool or 0/1) is the ground truth of the pixels in the order ``π``. With ``g = |G|``,
     ``c_i`` = ground-truth pixels among the first ``i`` and ``n_i = i - c_i`` the others, the set of the first ``i``
     pixels has ``|G \\ M| = g - c_i`` and ``|G ∪ M| = g + n_i``, so ``Δ_J(i) = 1 - (g - c_i) / (g + n_i)``.
-    Returns ``[P]`` float (the first entry is ``Δ_J`` of the first pixel alone).
+    Returns ``[P]`` of ``dtype`` (the first entry is ``Δ_J`` of the first pixel alone).
     """
-    gt = gt_sorted.float()
+    gt = gt_sorted.to(dtype)
     g = gt.sum()
     intersection = g - gt.cumsum(0)
     union = g + (1.0 - gt).cumsum(0)
@@ -52,11 +52,11 @@ def lovasz_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     error. An empty input gives 0 (with a gradient path).
     """
     logits = logits.reshape(-1)
-    labels = labels.reshape(-1).float()
+    labels = labels.reshape(-1).to(logits.dtype if logits.is_floating_point() else torch.float32)
     if logits.numel() == 0:
         return logits.sum() * 0.0
     signs = 2.0 * labels - 1.0
     errors = 1.0 - logits * signs
     errors_sorted, order = torch.sort(errors, descending=True)
-    increments = jaccard_loss_increments(labels[order])
+    increments = jaccard_loss_increments(labels[order], errors.dtype)
     return torch.dot(torch.relu(errors_sorted), increments)

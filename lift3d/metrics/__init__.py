@@ -7,4 +7,12 @@ from lift3d.metrics.semantic import confusion_matrix, miou
 
 __all__ = [
     "mask_ap",
-    "scene_pq", "frame_pq", "miou", "confusion_matrix", "psnr", "mean_psnr", "PanopticResult", "ClassStats"]
+    "scene_pq",
+    "frame_pq",
+    "miou",
+    "confusion_matrix",
+    "psnr",
+    "mean_psnr",
+    "PanopticResult",
+    "ClassStats",
+]

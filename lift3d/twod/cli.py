@@ -89,7 +89,12 @@ class TwodPredict:
         from lift3d.twod.predict import predict_scene_segments
 
         out = predict_scene_segments(
-            self.data, self.model, out=self.out, name=self.name, force=self.force, device=self.device,
+            self.data,
+            self.model,
+            out=self.out,
+            name=self.name,
+            force=self.force,
+            device=self.device,
             threads=self.threads,
         )
         print(f"wrote the network's masks into {out}; lift3d fit {out.parent.parent} uses them")

@@ -11,7 +11,6 @@ float tolerance. Rank 0 writes the run folder: ``config.json``, ``checkpoints/st
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
