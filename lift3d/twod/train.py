@@ -78,14 +78,15 @@ def _dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """The global batch of ``step``: consecutive items of per-epoch permutations seeded by ``(seed, epoch)``."""
+def _batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[tuple[int, int]]:
+    """The global batch of ``step`` as ``(epoch, item)`` pairs: consecutive items of per-epoch permutations seeded
+    by ``(seed, epoch)``."""
     out = []
     for j in range(batch_size):
         pos = step * batch_size + j
         epoch, k = divmod(pos, n_items)
         perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        out.append(int(perm[k]))
+        out.append((epoch, int(perm[k])))
     return out
 
 
@@ -149,7 +150,7 @@ def train_twod(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
             idx = _batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
-            batch = collate([data[i] for i in idx])
+            batch = collate([_sample(data, epoch, i) for epoch, i in idx])
             images = batch["images"].float().to(device) / 255.0
             o = net(images)
             loss, parts = spatial_embedding_loss(
@@ -185,6 +186,11 @@ def train_twod(
 
             dist.barrier()
     return out
+
+
+def _sample(data: FrameDataset, epoch: int, index: int):
+    data.set_epoch(epoch)
+    return data[index]
 
 
 def _checkpoint(out: Path, model: TwodModel, opt, step: int, history: list, keep: int, seconds: float) -> None:
