@@ -14,7 +14,12 @@ import torch
 from lift3d.io import atomic_torch_save
 from lift3d.twod.dataset import ClassSpace
 from lift3d.twod.network import BranchedERFNet, NetworkConfig
-from lift3d.twod.spatial_embeddings import ClusteringConfig, Instance, cluster_spatial_embeddings
+from lift3d.twod.spatial_embeddings import (
+    ClusteringConfig,
+    Instance,
+    cluster_spatial_embeddings,
+    sigma_for_bandwidth,
+)
 
 __all__ = ["TwodModel", "Prediction", "save_twod_checkpoint", "load_twod_model", "latest_twod_checkpoint"]
 
@@ -48,11 +53,13 @@ class TwodModel:
         pixels_per_unit: float,
         clustering: ClusteringConfig,
         device: str = "cpu",
+        initial_bandwidth_pixels: float = 5.0,
     ):
         self.network_cfg, self.classes = network_cfg, classes
         self.pixels_per_unit, self.clustering = pixels_per_unit, clustering
         n_seed = max(1, len(classes.thing_ids))
-        self.net = BranchedERFNet(network_cfg, n_seed, len(classes.classes)).to(device)
+        sigma_init = sigma_for_bandwidth(initial_bandwidth_pixels, pixels_per_unit)
+        self.net = BranchedERFNet(network_cfg, n_seed, len(classes.classes), sigma_init).to(device)
         self.device = device
 
     def meta(self) -> dict:

@@ -148,10 +148,12 @@ class BranchedERFNet(nn.Module):
     """Shared ERFNet encoder, decoder A -> (offsets, sigma), decoder B -> (seeds, class logits).
 
     ``forward(images [B, 3, H, W] float in [0, 1]) -> NetworkOutput``; ``H`` and ``W`` must be divisible by 8.
-    The offset and sigma outputs start at 0 and 1 (zero weights, bias 0 / 1) as in Neven et al. 2019.
+    The offset and sigma outputs start at 0 and ``sigma_init`` (zero weights, bias 0 / ``sigma_init``); Neven et al.
+    2019 start sigma at 1, a Gaussian of about 5 px at their 1024 pixels per unit (see
+    :func:`lift3d.twod.spatial_embeddings.sigma_for_bandwidth`).
     """
 
-    def __init__(self, cfg: NetworkConfig, n_seed: int, n_classes: int):
+    def __init__(self, cfg: NetworkConfig, n_seed: int, n_classes: int, sigma_init: float = 1.0):
         super().__init__()
         self.cfg, self.n_seed, self.n_classes = cfg, n_seed, n_classes
         self.encoder = Encoder(cfg)
@@ -161,7 +163,7 @@ class BranchedERFNet(nn.Module):
         with torch.no_grad():
             last.weight.zero_()
             last.bias.zero_()
-            last.bias[2:] = 1.0
+            last.bias[2:] = sigma_init
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
 

@@ -17,6 +17,7 @@ instances and to 0 elsewhere; at inference the highest seed is an instance centr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,6 +30,7 @@ __all__ = [
     "ClusteringConfig",
     "coordinate_map",
     "spatial_embedding",
+    "sigma_for_bandwidth",
     "gaussian_instance_score",
     "sigma_smoothness",
     "instance_loss_terms",
@@ -80,6 +82,12 @@ def coordinate_map(height: int, width: int, pixels_per_unit: float, device=None)
     ys = torch.arange(height, dtype=torch.float32, device=device) / pixels_per_unit
     xs = torch.arange(width, dtype=torch.float32, device=device) / pixels_per_unit
     return torch.stack([xs[None, :].expand(height, width), ys[:, None].expand(height, width)])
+
+
+def sigma_for_bandwidth(bandwidth_pixels: float, pixels_per_unit: float) -> float:
+    """The ``σ`` whose Gaussian score ``exp(-exp(10 σ) d²)`` has standard deviation ``bandwidth_pixels`` pixels:
+    ``exp(10 σ) = 1 / (2 (b / ppu)²)``. Neven et al.'s initial ``σ = 1`` at 1024 pixels per unit is ~4.9 px."""
+    return math.log(pixels_per_unit**2 / (2.0 * bandwidth_pixels**2)) / 10.0
 
 
 def spatial_embedding(offsets: torch.Tensor, pixels_per_unit: float) -> torch.Tensor:

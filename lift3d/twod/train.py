@@ -48,8 +48,13 @@ class TwodTrainConfig:
     """Adam learning rate at step 0; decays as ``(1 - step / steps)^0.9`` (the paper's poly schedule)."""
     weight_decay: float = 1e-4
     """Adam weight decay."""
-    pixels_per_unit: float = 1024.0
-    """Pixels per unit of the coordinate map (the paper's 2048x1024 images span [0, 2] x [0, 1])."""
+    pixels_per_unit: float = 64.0
+    """Pixels per unit of the coordinate map; the ``tanh`` offsets reach this many pixels. The paper uses 1024 at
+    2048x1024 (half the width); 64 suits the 96-128 px images lift3d trains on (1024 there makes the offsets'
+    targets ~0.01 and Adam's steps noisy)."""
+    initial_bandwidth_pixels: float = 5.0
+    """Standard deviation of the initial Gaussian in pixels (sets the sigma bias; the paper's σ = 1 at 1024 px/unit
+    is ~5 px)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentations."""
     loss: SpatialEmbeddingLossConfig = field(default_factory=SpatialEmbeddingLossConfig)
@@ -119,7 +124,14 @@ def train_twod(
             device = f"cuda:{local_rank}"
     data = FrameDataset(scenes, augment=cfg.augment, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = TwodModel(cfg.network(), data.classes, cfg.pixels_per_unit, cfg.clustering, device=device)
+    model = TwodModel(
+        cfg.network(),
+        data.classes,
+        cfg.pixels_per_unit,
+        cfg.clustering,
+        device=device,
+        initial_bandwidth_pixels=cfg.initial_bandwidth_pixels,
+    )
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume and latest_twod_checkpoint(out) is not None:
