@@ -155,3 +155,35 @@ def test_ddp_two_processes_match_one_process(scene64, tmp_path):
     for k, v in a["optimizer"]["state"].items():
         moved += float(v["exp_avg"].abs().sum())
     assert moved > 0  # the three steps did update the weights
+
+
+def test_twod_eval_cli_writes_scores_and_contact_sheet(scene64, trained, capsys):
+    from PIL import Image
+
+    from lift3d.cli import entrypoint
+
+    run, _ = trained
+    entrypoint(["twod", "eval", str(run), "--data", str(scene64), "--name", "cli"])
+    result = json.loads((run / "eval" / "cli.json").read_text())
+    model, _ = load_twod_model(run)
+    expected = _scores(model, scene64)
+    assert result["AP"] == pytest.approx(expected["AP"]) and result["frame_pq"] == pytest.approx(expected["frame_pq"])
+    assert result["num_frames"] == 3 and f"AP {result['AP']:.3f}" in capsys.readouterr().out
+    with Image.open(run / "eval" / "cli.png") as im:  # 3 rows (frames) x 3 tiles (image, gt, prediction), x2
+        assert im.size == (3 * 64 * 2, 3 * 64 * 2)
+
+
+def test_training_without_ground_truth_fails_with_the_file(tiny_scene_dir, tmp_path):
+    import shutil
+
+    from lift3d.twod.dataset import MissingGroundTruthError
+
+    copy = tmp_path / "nogt"
+    shutil.copytree(tiny_scene_dir, copy)
+    meta = json.loads((copy / "transforms.json").read_text())
+    for fr in meta["frames"]:
+        fr.pop("gt_instance_file_path", None)
+        fr.pop("gt_semantic_file_path", None)
+    (copy / "transforms.json").write_text(json.dumps(meta))
+    with pytest.raises(MissingGroundTruthError, match="nogt/transforms.json, frame 0 .*lift3d generate"):
+        train_twod([copy], tmp_path / "run", _config(steps=1), progress=False)
