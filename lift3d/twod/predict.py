@@ -68,9 +68,9 @@ def predict_scene_segments(
         )
     scene = load_scene(data)
     net, state = load_twod_model(model, device=device)
-    scene_classes = {c.id: c.thing for c in scene.classes}
+    scene_classes = {c.id for c in scene.classes}
     for c in net.classes.classes:
-        if scene_classes.get(c.id) is None and c.id not in scene_classes:
+        if c.id not in scene_classes:
             raise PredictError(
                 f"{data / 'transforms.json'}: the network predicts class {c.id} ({c.name}), which the scene does not "
                 f"list in 'classes' ({sorted(scene_classes)}); use a network trained on scenes with these classes."
