@@ -238,6 +238,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
 
     from lift3d.data.segments_import import SegmentsImport
     from lift3d.generate.cli import GenerateMessyRooms
+    from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "fit":
@@ -253,6 +254,10 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "demo": Demo,
             "generate-messy-rooms": GenerateMessyRooms,
             "segments-import": SegmentsImport,
+            "segments-predict": TwodPredict,
+            "twod-train": TwodTrain,
+            "twod-eval": TwodEval,
+            "twod-predict": TwodPredict,
         },
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
         args=args,
@@ -296,8 +301,9 @@ def _run_reporting_errors(command) -> None:
 
 
 def _alias_generate(argv: list[str]) -> list[str]:
-    """Accept ``lift3d generate messy-rooms ...`` / ``lift3d segments import ...`` as the hyphenated commands."""
-    if len(argv) >= 2 and argv[0] in ("generate", "segments") and not argv[1].startswith("-"):
+    """Accept ``lift3d generate messy-rooms ...`` / ``lift3d segments import ...`` / ``lift3d twod train ...`` as the
+    hyphenated commands."""
+    if len(argv) >= 2 and argv[0] in ("generate", "segments", "twod") and not argv[1].startswith("-"):
         return [f"{argv[0]}-{argv[1]}"] + argv[2:]
     return argv
 

@@ -118,6 +118,12 @@ class StudyConfig:
     """Seed of the fits; scene N uses generator seed ``seed * 1000 + N``."""
     device: str = "auto"
     """Device of the fits (auto: CUDA when available)."""
+    two_d_input: str = "simulated"
+    """The lift's 2D input: ``simulated`` (the generator's simulated segmenter, ``segmenter_noise``) or ``network``
+    (a trained 2D network, ``two_d_model``, segments every view: ``lift3d segments predict``). Use a separate
+    ``--work`` per input: runs are not told apart by their 2D input."""
+    two_d_model: Optional[str] = None
+    """2D run folder (``lift3d twod train --out``) when ``two_d_input`` is ``network``."""
     threads: Optional[int] = None
     """torch CPU threads (None: torch's default). On a shared 2-core machine 1 thread is far faster than 2: with
     another process busy, two torch threads wait on each other (measured 7.5 vs 1.1 shared-fit it/s)."""
@@ -421,6 +427,44 @@ def run_study(
         torch.set_num_threads(threads)
 
 
+def network_input_scene(
+    cfg: StudyConfig, n: int, scene_dir: Path, work: Path, stats: dict, generated: bool, log=print
+) -> Path:
+    """A copy of scene ``n`` whose 2D segments come from the trained 2D network ``cfg.two_d_model``
+    (``work/scenes-twod/N###``, predicted again when the scene was ``generated`` anew or the network changed);
+    updates ``stats``."""
+    import numpy as np
+
+    from lift3d.data.loading import load_frame, load_scene
+    from lift3d.twod.predict import predict_scene_segments
+
+    if cfg.two_d_input != "network" or not cfg.two_d_model:
+        raise ValueError("two_d_input=network needs two_d_model (a folder written by lift3d twod train --out)")
+    model = Path(cfg.two_d_model)
+    predicted = work / "scenes-twod" / f"N{n:03d}"
+    record = predicted / "segments" / "twod" / "model.json"
+    latest = sorted((model / "checkpoints").glob("step_*.pt")) if model.is_dir() else [model]
+    wanted = {"model": str(model.resolve()), "checkpoint": latest[-1].name if latest else None}
+    current = json.loads(record.read_text()) if record.exists() else {}
+    fresh = generated or {k: current.get(k) for k in wanted} != wanted
+    if fresh:
+        log(f"scene N={n}: segmenting every view with the 2D network {model} into {predicted}")
+        seg = predict_scene_segments(scene_dir, model, out=predicted, force=True, threads=cfg.threads or 1)
+        write_json_atomic(seg / "model.json", {**json.loads((seg / "model.json").read_text()), **wanted})
+        stale_runs = work / "runs" / f"N{n:03d}"
+        if stale_runs.exists():
+            log(f"[N={n}] removing {stale_runs}: fitted on other 2D masks")
+            shutil.rmtree(stale_runs)
+    scene = load_scene(predicted)
+    segs = []
+    for i in scene.train_indices:
+        inst = load_frame(scene, i).instance
+        segs.append(len(np.unique(inst)) - (1 if (inst == 0).any() else 0))
+    stats["max_segments_per_train_view"] = int(max(segs))
+    stats["two_d_input"] = {"kind": "network", **wanted, "scene": str(predicted)}
+    return predicted
+
+
 def _run_study(
     cfg: StudyConfig,
     out: Path,
@@ -453,11 +497,14 @@ def _run_study(
     for n in objects:
         scene_dir = (Path(reuse_scenes) if reuse_scenes else work / "scenes") / f"N{n:03d}"
         stats = prepare_scene(cfg, n, scene_dir, log, regenerate_stale=reuse_scenes is None)
-        if stats.pop("generated"):
+        generated = stats.pop("generated")
+        if generated:
             stale_runs = work / "runs" / f"N{n:03d}"
             if stale_runs.exists():  # fitted on a scene that no longer exists
                 log(f"[N={n}] removing {stale_runs}: fitted on the previous scene")
                 shutil.rmtree(stale_runs)
+        if cfg.two_d_input == "network":
+            scene_dir = network_input_scene(cfg, n, scene_dir, work, stats, generated, log)
         scene = load_scene(scene_dir)
         fit = fit_config_for(cfg, n, len(scene.train_indices))
         shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))

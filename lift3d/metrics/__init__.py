@@ -1,7 +1,18 @@
-"""Evaluation metrics: scene-level and per-frame panoptic quality, mIoU, PSNR (numpy, CPU)."""
+"""Evaluation metrics: scene-level and per-frame panoptic quality, COCO mask AP, mIoU, PSNR (numpy, CPU)."""
 
 from lift3d.metrics.image import mean_psnr, psnr
+from lift3d.metrics.mask_ap import mask_ap
 from lift3d.metrics.panoptic import ClassStats, PanopticResult, frame_pq, scene_pq
 from lift3d.metrics.semantic import confusion_matrix, miou
 
-__all__ = ["scene_pq", "frame_pq", "miou", "confusion_matrix", "psnr", "mean_psnr", "PanopticResult", "ClassStats"]
+__all__ = [
+    "mask_ap",
+    "scene_pq",
+    "frame_pq",
+    "miou",
+    "confusion_matrix",
+    "psnr",
+    "mean_psnr",
+    "PanopticResult",
+    "ClassStats",
+]

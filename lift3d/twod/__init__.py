@@ -1,0 +1,11 @@
+"""The 2D side: networks that segment single images into instances, trained on scenes with ground truth.
+
+Their per-view masks are what the lift consumes (``lift3d segments predict --model RUN2D``). First method:
+spatial embeddings with a learned clustering bandwidth (Neven et al., CVPR 2019) on a branched ERFNet.
+Modules: :mod:`.dataset` (frames from scenes, augmentations, split by scene), :mod:`.network` (ERFNet-style
+encoder-decoder), :mod:`.spatial_embeddings` (loss and clustering), :mod:`.model` (checkpoint + inference),
+:mod:`.train` (single-process or DDP), :mod:`.evaluate` (AP, per-frame PQ, contact sheet), :mod:`.predict`
+(a scene's segments from a trained network).
+
+This package imports data, geometry, io, losses and metrics, never the 3D engine.
+"""

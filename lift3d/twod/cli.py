@@ -1,0 +1,100 @@
+"""``lift3d twod train / eval / predict``: the CLI faces of :mod:`lift3d.twod`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import tyro
+
+from lift3d.twod.train import TwodTrainConfig
+
+__all__ = ["TwodTrain", "TwodEval", "TwodPredict"]
+
+
+@dataclass
+class TwodTrain(TwodTrainConfig):
+    """Train a 2D instance network (spatial embeddings, Neven et al. 2019) on scenes with ground truth. Start it with
+    torchrun --nproc_per_node N -m lift3d.cli twod train ... for DDP (gloo on CPU, nccl on CUDA)."""
+
+    data: list[Path] = field(default_factory=list)
+    """Scene folders with ground-truth instance and class maps (every frame of each is a training frame)."""
+    out: Path = Path("runs/twod")
+    """Run folder: config.json, checkpoints/, train.json."""
+    resume: bool = False
+    """Continue from the run folder's latest checkpoint."""
+
+    def run_command(self) -> None:
+        from lift3d.twod.train import train_twod
+
+        if not self.data:
+            raise SystemExit("lift3d twod train: pass --data SCENE [SCENE ...] (scene folders with ground truth).")
+        cfg = TwodTrainConfig(**{k: getattr(self, k) for k in TwodTrainConfig.__dataclass_fields__})
+        out = train_twod(self.data, self.out, cfg, resume=self.resume)
+        print(f"trained {self.method} ({self.preset}) into {out}")
+
+
+@dataclass
+class TwodEval:
+    """Evaluate a trained 2D network on scenes with ground truth: COCO mask AP, AP50, per-frame PQ, and a contact
+    sheet of predictions; writes RUN2D/eval/<name>.json and .png."""
+
+    run: tyro.conf.Positional[Path]
+    """The 2D run folder (or a checkpoint file)."""
+    data: list[Path] = field(default_factory=list)
+    """Scene folders with ground truth to evaluate on (every frame)."""
+    name: str = "eval"
+    """Stem of the written files under RUN2D/eval/."""
+    device: str = "cpu"
+    """Where the network runs."""
+    threads: int = 1
+    """torch CPU threads."""
+    frames_in_sheet: int = 6
+    """Frames shown in the contact sheet (image, ground truth, prediction)."""
+
+    def run_command(self) -> None:
+        from lift3d.twod.evaluate import evaluate_twod
+
+        result = evaluate_twod(
+            self.run, self.data, name=self.name, device=self.device, threads=self.threads, sheet=self.frames_in_sheet
+        )
+        print(
+            f"AP {result['AP']:.3f}  AP50 {result['AP50']:.3f}  per-frame PQ {result['frame_pq']:.3f} "
+            f"({result['num_frames']} frames); wrote {result['json']} and {result['sheet']}"
+        )
+
+
+@dataclass
+class TwodPredict:
+    """Segment a scene's views with a trained 2D network and make those masks the scene's 2D input (same as
+    lift3d segments predict)."""
+
+    data: tyro.conf.Positional[Path]
+    """Scene folder (transforms.json)."""
+    model: Path = Path("runs/twod")
+    """The 2D run folder (or a checkpoint file)."""
+    out: Optional[Path] = None
+    """Write a copy of the scene here with the predicted masks; without it DATA itself is changed (needs --force)."""
+    name: str = "twod"
+    """The masks go to <scene>/segments/NAME/."""
+    force: bool = False
+    """Allow changing DATA in place, or replacing an existing --out / segments/NAME."""
+    device: str = "cpu"
+    """Where the network runs."""
+    threads: int = 1
+    """torch CPU threads."""
+
+    def run_command(self) -> None:
+        from lift3d.twod.predict import predict_scene_segments
+
+        out = predict_scene_segments(
+            self.data,
+            self.model,
+            out=self.out,
+            name=self.name,
+            force=self.force,
+            device=self.device,
+            threads=self.threads,
+        )
+        print(f"wrote the network's masks into {out}; lift3d fit {out.parent.parent} uses them")

@@ -1,0 +1,96 @@
+"""``lift3d segments predict --model RUN2D DATA [--out DATA2]``: a trained 2D network as the lift's 2D input.
+
+Every frame of the scene is segmented by the network (:meth:`lift3d.twod.model.TwodModel.predict`); its instance,
+class and confidence maps are written as per-view id maps and brought into the scene with
+:func:`lift3d.data.segments_import.import_segments` (``segments/<name>/`` + ``transforms.json`` pointing at them),
+so ``lift3d fit`` then lifts the network's masks like any other segmenter's. With ``out`` the scene is first copied
+there (atomically) and the copy is changed; changing ``DATA`` in place, or replacing an existing ``out`` or
+``segments/<name>``, needs ``force``. ``segments/<name>/model.json`` records which network made the masks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from lift3d.data.images import write_id_map
+from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.segments_import import import_segments
+from lift3d.io import atomic_folder, atomic_write_json
+from lift3d.twod.model import TwodModel, load_twod_model
+
+__all__ = ["predict_scene_segments", "write_predicted_maps", "PredictError"]
+
+
+class PredictError(ValueError):
+    """The prediction would overwrite the user's files, or its inputs are wrong; the message says how to fix it."""
+
+
+def write_predicted_maps(model: TwodModel, scene, folder: Path) -> int:
+    """Segment every frame of ``scene`` and write ``folder/{instance,semantic,confidence}/<stem>.{png,npy}``;
+    returns the number of instances found over all frames."""
+    for sub in ("instance", "semantic", "confidence"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    total = 0
+    for f in scene.frames:
+        rgb = np.clip(np.round(load_frame(scene, f.index).rgb * 255.0), 0, 255).astype(np.uint8)
+        p = model.predict(rgb)
+        stem = Path(f.name).stem
+        write_id_map(folder / "instance" / f"{stem}.png", p.instance.astype(np.int64), bits=16)
+        write_id_map(folder / "semantic" / f"{stem}.png", p.semantic, bits=16)
+        np.save(folder / "confidence" / f"{stem}.npy", p.confidence)
+        total += len(p.instances)
+    return total
+
+
+def predict_scene_segments(
+    data: Path,
+    model: Path,
+    out: Optional[Path] = None,
+    name: str = "twod",
+    force: bool = False,
+    device: str = "cpu",
+    threads: int = 1,
+) -> Path:
+    """Write the network ``model`` (a 2D run folder or checkpoint)'s masks into the scene ``data`` (or a copy at
+    ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``."""
+    data = Path(data)
+    torch.set_num_threads(threads)
+    if out is None and not force:
+        raise PredictError(
+            f"{data / 'transforms.json'} would be changed in place (its frames would point at segments/{name}/). "
+            f"Pass --out DATA2 to write a copy of the scene with the network's masks, or --force to change {data}."
+        )
+    scene = load_scene(data)
+    net, state = load_twod_model(model, device=device)
+    scene_classes = {c.id for c in scene.classes}
+    for c in net.classes.classes:
+        if c.id not in scene_classes:
+            raise PredictError(
+                f"{data / 'transforms.json'}: the network predicts class {c.id} ({c.name}), which the scene does not "
+                f"list in 'classes' ({sorted(scene_classes)}); use a network trained on scenes with these classes."
+            )
+    target = data
+    if out is not None:
+        out = Path(out)
+        if out.resolve() == data.resolve():
+            raise PredictError(f"--out {out} is the scene itself; leave out --out and pass --force instead.")
+        if out.exists() and any(out.iterdir()) and not force:
+            raise PredictError(f"{out} already exists and is not empty; choose another --out or pass --force.")
+        with atomic_folder(out, overwrite=True) as tmp:
+            shutil.copytree(data, tmp, dirs_exist_ok=True, symlinks=False)
+        target = out
+        scene = load_scene(target)
+    with tempfile.TemporaryDirectory(prefix="twod-predict-") as tmp:
+        count = write_predicted_maps(net, scene, Path(tmp))
+        seg_dir = import_segments(target, Path(tmp), "id-maps", name=name, overwrite=force)
+    atomic_write_json(
+        seg_dir / "model.json",
+        {"model": str(Path(model).resolve()), "step": int(state["step"]), "instances": count, **net.meta()},
+    )
+    return seg_dir
