@@ -273,9 +273,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.engine.run_lock import RunLockedError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
+    from lift3d.twod.dataset import MissingGroundTruthError
+    from lift3d.twod.predict import PredictError
+    from lift3d.twod.train import TwodTrainError
 
     return (
         SceneFormatError,
+        MissingGroundTruthError,
+        PredictError,
+        TwodTrainError,
         SegmentsImportError,
         RunFileError,
         RunLockedError,
