@@ -271,9 +271,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.data.segments_import import SegmentsImportError
     from lift3d.engine.run_dir import RunFileError
     from lift3d.engine.run_lock import RunLockedError
+    from lift3d.export.run import InstanceSelectionError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
     from lift3d.twod.dataset import MissingGroundTruthError
+    from lift3d.twod.model import TwodModelError
     from lift3d.twod.predict import PredictError
     from lift3d.twod.train import TwodTrainError
 
@@ -281,6 +283,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         SceneFormatError,
         MissingGroundTruthError,
         PredictError,
+        TwodModelError,
+        InstanceSelectionError,
         TwodTrainError,
         SegmentsImportError,
         RunFileError,

@@ -94,3 +94,31 @@ def test_parse_instance_ids():
         parse_instance_ids("9", [1, 2, 3])
     with pytest.raises(ValueError, match="comma-separated"):
         parse_instance_ids("one", [1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["export", "{missing}", "--out", "{tmp}/e"], "not a lift3d run folder"),
+        (["view", "{missing}"], "not a lift3d run folder"),
+        (["twod", "eval", "{missing}", "--data", "{missing}"], "no such 2D network run folder"),
+    ],
+)
+def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    from lift3d.cli import entrypoint
+
+    argv = [a.format(missing=tmp_path / "nope", tmp=tmp_path) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        entrypoint(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_parse_instance_ids_errors_are_user_errors():
+    from lift3d.export.run import InstanceSelectionError
+
+    with pytest.raises(InstanceSelectionError, match="comma-separated"):
+        parse_instance_ids("3,x", [1, 2, 3])
+    with pytest.raises(InstanceSelectionError, match=r"ids \[9\]"):
+        parse_instance_ids("9", [1, 2, 3])

@@ -24,6 +24,10 @@ class RunFileError(ValueError):
     """A file of a run folder is missing its content or damaged; the message names the file and what to do."""
 
 
+class RunFileMissingError(RunFileError, FileNotFoundError):
+    """A run folder lacks a file a command needs (no config.json: not a run; no clusters.json: fit not finished)."""
+
+
 class RunExistsError(RunFileError, FileExistsError):
     """A fit without ``--resume`` into a folder that already holds a run."""
 
@@ -99,7 +103,7 @@ class RunDir:
     def read_record(self) -> dict:
         """The content of ``config.json``."""
         if not self.config.exists():
-            raise FileNotFoundError(
+            raise RunFileMissingError(
                 f"{self.config}: not a lift3d run folder (no config.json); pass the folder that "
                 "`lift3d fit --out` wrote."
             )

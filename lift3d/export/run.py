@@ -27,7 +27,7 @@ from lift3d.data.loading import load_scene
 from lift3d.data.scene import Scene
 from lift3d.engine.checkpoint import load_model
 from lift3d.engine.config import FitConfig
-from lift3d.engine.run_dir import RunDir
+from lift3d.engine.run_dir import RunDir, RunFileMissingError
 from lift3d.engine.trainer import resolve_device
 from lift3d.export.boxes import instance_record
 from lift3d.export.config import ExportConfig
@@ -142,13 +142,17 @@ def load_export_inputs(run: Path, data: Optional[Path] = None, device: str = "au
     run_dir = RunDir(run)
     record = run_dir.read_record()
     if not run_dir.clusters.exists():
-        raise FileNotFoundError(
+        raise RunFileMissingError(
             f"{run_dir.clusters}: the run has no clusters yet (its fit did not reach the clustering step). Run "
             f"`lift3d fit {record.get('scene', 'DATA')} --out {run_dir.root} --resume` to the end, then export."
         )
     scene = load_scene(data if data is not None else record["scene"])
     model, cfg, _ = load_model(run_dir.root, resolve_device(device))
     return ExportedRun(run_dir, scene, model, cfg, load_labeler(run_dir.clusters))
+
+
+class InstanceSelectionError(ValueError):
+    """``--instances`` names no valid instance of the run; the message lists the ids it has."""
 
 
 def parse_instance_ids(spec: str, known: Sequence[int]) -> list[int]:
@@ -158,10 +162,10 @@ def parse_instance_ids(spec: str, known: Sequence[int]) -> list[int]:
     try:
         ids = sorted({int(s) for s in spec.split(",") if s.strip()})
     except ValueError as err:
-        raise ValueError(f"--instances {spec!r}: use `all` or comma-separated ids such as 3,7") from err
+        raise InstanceSelectionError(f"--instances {spec!r}: use `all` or comma-separated ids such as 3,7") from err
     unknown = [i for i in ids if i not in set(known)]
     if unknown or not ids:
-        raise ValueError(
+        raise InstanceSelectionError(
             f"--instances {spec!r}: ids {unknown or spec!r} are not instances of this run; it has ids "
             f"{min(known, default=0)}..{max(known, default=0)} (see instances.json of an `--instances all` export)."
         )

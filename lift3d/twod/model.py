@@ -128,6 +128,10 @@ def latest_twod_checkpoint(run_dir: Path) -> Optional[Path]:
     return files[-1] if files else None
 
 
+class TwodModelError(FileNotFoundError):
+    """The path given as a trained 2D network is not one: no run folder with checkpoints, no checkpoint file."""
+
+
 def load_twod_model(run_or_file: Path, device: str = "cpu") -> tuple[TwodModel, dict]:
     """Load a trained 2D network from a run folder (its latest checkpoint) or a checkpoint file.
 
@@ -136,11 +140,15 @@ def load_twod_model(run_or_file: Path, device: str = "cpu") -> tuple[TwodModel, 
     if path.is_dir():
         found = latest_twod_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(
+            raise TwodModelError(
                 f"{path}: no checkpoints/step_*.pt; train a 2D network first (lift3d twod train --out {path} ...)."
             )
         path = found
-    state = torch.load(path, map_location=device, weights_only=False)
+    elif not path.is_file():
+        raise TwodModelError(
+            f"{path}: no such 2D network run folder or checkpoint; pass the --out folder of `lift3d twod train`."
+        )
+    state = torch.load(path, map_location=device, weights_only=True)  # plain data only: no code runs from the file
     meta = state["meta"]
     model = TwodModel(
         NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()}),
