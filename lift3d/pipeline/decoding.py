@@ -27,14 +27,15 @@ from lift3d.metrics import frame_pq
 from lift3d.models import LiftModel
 from lift3d.objectives import build_objective
 
-__all__ = ["cluster_from_training_views"]
+__all__ = ["cluster_from_training_views", "clustering_views"]
 
 
-def _evenly_spaced(items: Sequence[int], k: int) -> list[int]:
-    if k >= len(items):
-        return list(items)
-    idx = np.linspace(0, len(items) - 1, k).round().astype(int)
-    return [items[i] for i in idx]
+def clustering_views(train_indices: Sequence[int], k: int) -> list[int]:
+    """The ``k`` evenly spaced training views whose pixels are clustered (all of them when there are no more)."""
+    if k >= len(train_indices):
+        return list(train_indices)
+    idx = np.linspace(0, len(train_indices) - 1, k).round().astype(int)
+    return [train_indices[i] for i in idx]
 
 
 def cluster_from_training_views(
@@ -44,7 +45,7 @@ def cluster_from_training_views(
     ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run. ``made_from``
     (the checkpoint step and config hash of ``model``) is recorded in ``clustering.json``, so a render can tell
     clusters of another checkpoint."""
-    views = _evenly_spaced(scene.train_indices, cfg.cluster_views)
+    views = clustering_views(scene.train_indices, cfg.cluster_views)
     pixels = load_pixel_set(scene, views)
     renders = render_pixel_set(model, pixels, cfg.render_chunk)
     things = scene.thing_ids

@@ -13,14 +13,7 @@ from lift3d.export.points import view_pixels
 from lift3d.export.rays import render_rays
 from lift3d.export.run import ExportedRun
 from lift3d.geometry.cameras import camera_rays
-
-
-def clustering_views(train_indices: list[int], k: int) -> list[int]:
-    """The ``k`` evenly spaced training views the fit clusters (as :mod:`lift3d.pipeline.decoding`)."""
-    if k >= len(train_indices):
-        return list(train_indices)
-    idx = np.linspace(0, len(train_indices) - 1, k).round().astype(int)
-    return [train_indices[i] for i in idx]
+from lift3d.pipeline.decoding import clustering_views
 
 
 @dataclass
