@@ -18,7 +18,7 @@ from typing import Optional, Protocol, runtime_checkable
 import numpy as np
 
 from lift3d.data.images import read_id_map, read_image_size, verify_image
-from lift3d.geometry.cameras import Intrinsics
+from lift3d.geometry.cameras import Distortion, Intrinsics
 
 __all__ = [
     "SceneClass",
@@ -73,11 +73,23 @@ class Frame:
     cy: float
     width: int
     height: int
+    distortion: Optional[Distortion] = None
+    """Lens distortion of the frame's camera (None: ideal pinhole)."""
+    mask_path: Optional[Path] = None
+    """Optional per-pixel mask (nerfstudio ``mask_path``: 0 = pixel excluded from every loss and from clustering)."""
 
     @property
     def camera_intrinsics(self) -> Intrinsics:
-        """The frame's pinhole camera as the one intrinsics type of :mod:`lift3d.geometry.cameras`."""
-        return Intrinsics(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy, width=self.width, height=self.height)
+        """The frame's camera as the one intrinsics type of :mod:`lift3d.geometry.cameras`."""
+        return Intrinsics(
+            fx=self.fx,
+            fy=self.fy,
+            cx=self.cx,
+            cy=self.cy,
+            width=self.width,
+            height=self.height,
+            distortion=self.distortion,
+        )
 
     def intrinsics(self) -> np.ndarray:
         """[4] float64 array ``(fx, fy, cx, cy)`` (:meth:`Intrinsics.vector` of :attr:`camera_intrinsics`)."""
@@ -135,6 +147,8 @@ class FrameData:
     """float32 metres along the optical axis, 0 = unknown."""
     gt_instance: Optional[np.ndarray] = None
     gt_semantic: Optional[np.ndarray] = None
+    valid_mask: Optional[np.ndarray] = None
+    """bool [H, W], False = pixel excluded from every loss and from clustering samples (from ``mask_path``)."""
 
 
 @runtime_checkable
