@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 # make test also installs the kubric backend (bpy 4.2 + tensorflow-cpu for tf.io.gfile); kubric-nightly goes in
 # with --no-deps because its declared dependencies (apache-beam, tfds, gcs) are not used.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q $(TORCH) -e ".[test,generate,viewer]"
+	$(PIP) install -q $(TORCH) -e ".[test,generate,viewer,colmap,segmenters,ray]"
 	$(PIP) install -q --no-deps kubric-nightly==2023.12.27
 	touch $@
 
