@@ -8,6 +8,7 @@ the ``--set a.b=value`` overrides and ``--iterations`` are applied on top.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -130,7 +131,9 @@ class Render:
 @dataclass
 class Eval:
     """Score a run's renders against the scene's ground truth: PQ^scene (+ SQ, RQ), per-frame PQ, mIoU, PSNR.
-    Writes RUN/metrics.json and prints a table (renders first if RUN/renders/SPLIT is missing)."""
+    On a scene without ground truth: PSNR and the 2D consistency (per-frame PQ of the rendered instances against
+    the views' own 2D segments). Writes RUN/metrics.json and prints a table (renders first if RUN/renders/SPLIT is
+    missing)."""
 
     run: tyro.conf.Positional[Path]
     """Run folder written by `lift3d fit`."""
@@ -241,8 +244,10 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
     from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("LIFT3D_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     if args and args[0] == "fit":
-        _run_reporting_errors(parse_fit(args[1:]).run_command)
+        _run_reporting_errors(parse_fit(args[1:]).run_command, debug)
         return
     sub = tyro.extras.subcommand_cli_from_dict(
         {
@@ -262,7 +267,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
         args=args,
     )
-    _run_reporting_errors(sub.run_command)
+    _run_reporting_errors(sub.run_command, debug)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -295,9 +300,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _run_reporting_errors(command) -> None:
-    """Run a subcommand: Ctrl-C exits 130 with one line (a fit saves a checkpoint first); the reliability errors of
-    :func:`_user_errors` print their message and exit 2."""
+def _run_reporting_errors(command, debug: bool = False) -> None:
+    """Run a subcommand: Ctrl-C exits 130 with one line (a fit saves a checkpoint first); the user errors of
+    :func:`_user_errors` print their message and exit 2. ``--debug`` (anywhere on the command line) or
+    ``LIFT3D_DEBUG=1`` shows the traceback of a user error too; any other exception is a bug in lift3d and keeps its
+    traceback, followed by one line saying so."""
     import sys
 
     try:
@@ -306,8 +313,20 @@ def _run_reporting_errors(command) -> None:
         print("lift3d: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except _user_errors() as err:
+        if debug:
+            raise
         print(f"lift3d: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "lift3d: internal error (a bug in lift3d, not in your data or options): please report it with the "
+            "traceback above and the command line.",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def _alias_generate(argv: list[str]) -> list[str]:

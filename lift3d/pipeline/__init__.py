@@ -8,6 +8,7 @@ from lift3d.pipeline.runs import (
     format_metrics_table,
     render_run,
     score_segments,
+    score_without_ground_truth,
     split_indices,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "format_metrics_table",
     "render_run",
     "score_segments",
+    "score_without_ground_truth",
     "split_indices",
 ]

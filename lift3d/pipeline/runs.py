@@ -37,6 +37,7 @@ __all__ = [
     "render_run",
     "evaluate_run",
     "score_segments",
+    "score_without_ground_truth",
     "split_indices",
     "format_metrics_table",
 ]
@@ -268,9 +269,11 @@ def score_segments(
     """PQ^scene, per-frame PQ, mIoU (and PSNR) of per-view predictions against the scene's ground truth."""
     gts = [load_frame(scene, i, with_ground_truth=True) for i in views]
     if any(g.gt_instance is None for g in gts):
-        raise ValueError(
-            f"{scene.root}: the scene has no ground truth (gt_instance_file_path / gt_semantic_file_path); "
-            "cannot evaluate."
+        missing = next(i for i, g in zip(views, gts) if g.gt_instance is None)
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}, frame {missing} ({scene.frames[missing].name}): no ground truth "
+            "(gt_instance_file_path / gt_semantic_file_path), so PQ and mIoU cannot be computed; `lift3d eval` on a "
+            "scene without ground truth reports PSNR and the 2D consistency instead."
         )
     gt_sem, gt_inst = [g.gt_semantic for g in gts], [g.gt_instance for g in gts]
     things, stuff = scene.thing_ids, scene.stuff_ids
@@ -288,6 +291,41 @@ def score_segments(
     }
     if pred_rgb is not None:
         out["psnr"] = round(float(np.mean([psnr(p, g.rgb) for p, g in zip(pred_rgb, gts)])), 3)
+    return out
+
+
+def score_without_ground_truth(
+    scene: Scene,
+    views: list[int],
+    pred_sem: list[np.ndarray],
+    pred_inst: list[np.ndarray],
+    pred_rgb: list[np.ndarray],
+) -> dict:
+    """What can be scored on a scene without ground truth (a user's own capture).
+
+    * ``psnr``: mean PSNR of the rendered colour against the views' images;
+    * ``pq_frame_vs_segments``: the *2D consistency* of the lift, per-frame PQ of the rendered instance and class maps
+      against the scene's own 2D segments of the same views (the input masks; per frame, so their inconsistent ids
+      across views do not matter). 1.0 = the lifted instances reproduce every 2D mask; it rewards agreement with the
+      segmenter, errors included, so it is a sanity check, not accuracy. None when the scene has no segments.
+    """
+    frames = [load_frame(scene, i) for i in views]
+    out: dict = {
+        "ground_truth": False,
+        "psnr": round(float(np.mean([psnr(p, f.rgb) for p, f in zip(pred_rgb, frames)])), 3),
+    }
+    if all(f.instance is not None for f in frames):
+        fpq = frame_pq(
+            pred_sem,
+            pred_inst,
+            [f.semantic for f in frames],
+            [f.instance for f in frames],
+            things=scene.thing_ids,
+            stuff=scene.stuff_ids,
+        )
+        out["pq_frame_vs_segments"] = round(float(fpq.pq), 4)
+    else:
+        out["pq_frame_vs_segments"] = None
     return out
 
 
@@ -343,9 +381,15 @@ def evaluate_run(run: Path, split: str = "test", data: Optional[Path] = None, lo
             render_run(run, split, data, log=log)
         views = read_renders(render_dir)
         idx = [v["frame_index"] for v in views]
-        metrics = score_segments(
-            scene, idx, [v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views]
-        )
+        pred = ([v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views])
+        if scene.has_ground_truth:
+            metrics = score_segments(scene, idx, *pred)
+        else:
+            log(
+                f"{scene.root}: no ground-truth instance / class maps, so no PQ^scene or mIoU; reporting PSNR and the "
+                "2D consistency of the rendered instances with the views' own 2D segments instead"
+            )
+            metrics = score_without_ground_truth(scene, idx, *pred)
         metrics = {"split": split, "num_frames": len(idx), **metrics, "made_from": current}
         run_dir.write_json(run_dir.metrics, metrics)
     log(format_metrics_table(metrics))
@@ -360,6 +404,7 @@ def format_metrics_table(m: dict, extra: Optional[dict] = None) -> str:
         ("PQ (per frame)", m.get("pq_frame")),
         ("mIoU", m.get("miou")),
         ("PSNR (dB)", m.get("psnr")),
+        ("PQ (per frame) vs 2D segments", m.get("pq_frame_vs_segments")),
     ]
     for k, v in (extra or {}).items():
         rows.append((k, v))
