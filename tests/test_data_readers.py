@@ -99,7 +99,7 @@ def test_unknown_folder_error_lists_the_registered_readers(tmp_path):
         load_scene(tmp_path)
     msg = str(err.value)
     assert msg.startswith(f"{tmp_path / 'transforms.json'}: not found.")
-    assert "transforms_json: a folder holding transforms.json" in msg
+    assert "transforms_json: a folder holding a nerfstudio transforms.json" in msg
     assert "messy_rooms_release: a released Messy Rooms folder" in msg
 
 
