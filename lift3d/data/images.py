@@ -38,6 +38,9 @@ def read_image_size(path: Path) -> tuple[tuple[int, int], int, np.dtype | None]:
         arr = np.load(path, mmap_mode="r")
         channels = 1 if arr.ndim == 2 else arr.shape[2]
         return (arr.shape[0], arr.shape[1]), channels, arr.dtype
+    if path.suffix == ".npz":
+        arr = _npz_confidence(path)
+        return (arr.shape[0], arr.shape[1]), 1, arr.dtype
     with Image.open(path) as im:
         w, h = im.size
         bands = len(im.getbands())
@@ -56,6 +59,9 @@ def verify_image(path: Path) -> None:
     path = Path(path)
     if path.suffix == ".npy":
         np.load(path, mmap_mode="r").sum()  # reads every byte; a short file fails to map
+        return
+    if path.suffix == ".npz":
+        _npz_confidence(path).sum()  # decompresses the member; a damaged archive fails here
         return
     with Image.open(path) as im:
         im.verify()  # chunk checksums (PNG), without decoding
@@ -103,11 +109,30 @@ def read_depth(path: Path, unit_scale: float = 0.001) -> np.ndarray:
     return arr.astype(np.float32) * np.float32(unit_scale)
 
 
+def _npz_confidence(path: Path) -> np.ndarray:
+    """The ``confidence`` [H, W] array of a ``.npz`` (Panoptic Lifting's ``m2f_probabilities/<frame>.npz`` holds
+    ``probability`` [H, W, C] and ``confidence`` [H, W]); without that key, its only 2D array."""
+    with np.load(path, allow_pickle=False) as npz:
+        if "confidence" in npz.files:
+            arr = npz["confidence"]
+        else:
+            arrays = [npz[k] for k in npz.files if npz[k].ndim == 2]
+            if len(arrays) != 1:
+                raise ValueError(f"{path}: no 'confidence' array (keys: {npz.files}).")
+            arr = arrays[0]
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: 'confidence' must be [H, W], got shape {arr.shape}.")
+    return arr
+
+
 def read_confidence(path: Path) -> np.ndarray:
-    """Per-pixel confidence in [0, 1], float32 [H, W]: 8-bit /255, 16-bit /65535, or float ``.npy``."""
+    """Per-pixel confidence in [0, 1], float32 [H, W]: 8-bit /255, 16-bit /65535, float ``.npy``, or the
+    ``confidence`` array of a ``.npz``."""
     path = Path(path)
     if path.suffix == ".npy":
         return np.clip(np.load(path).astype(np.float32), 0.0, 1.0)
+    if path.suffix == ".npz":
+        return np.clip(_npz_confidence(path).astype(np.float32), 0.0, 1.0)
     with Image.open(path) as im:
         arr = np.asarray(im)
     if arr.ndim == 3:

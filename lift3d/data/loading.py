@@ -32,7 +32,7 @@ from lift3d.data.images import (
 from lift3d.data.readers import find_reader, get_reader, registered_readers
 from lift3d.data.scene import Frame, FrameData, Scene, SceneFormatError, check_semantic_ids, scene_file
 
-__all__ = ["load_scene", "load_frame", "downscaled", "SkippedFramesWarning"]
+__all__ = ["load_scene", "load_frame", "downscaled", "sfm_points", "SkippedFramesWarning"]
 
 
 class SkippedFramesWarning(UserWarning):
@@ -207,3 +207,25 @@ def load_frame(scene: Scene, index: int, with_ground_truth: bool = False) -> Fra
     if scene.frame_adapter is not None:  # the reader's dataset-specific conventions
         data = scene.frame_adapter.adapt_frame(scene, index, data)
     return data
+
+
+def sfm_points(scene: Scene) -> Optional[np.ndarray]:
+    """The scene's structure-from-motion points as ``[N, 3]`` float64 world coordinates (the frame of the poses),
+    or None when the scene has none. Read from ``scene.extras['sfm_points_path']``: a COLMAP model folder (the
+    ``colmap`` reader; a nerfstudio folder with ``colmap/sparse/0``) or a ``.ply`` point cloud (nerfstudio's
+    ``ply_file_path``, e.g. ``sparse_pc.ply``, already in the poses' frame)."""
+    path = scene.extras.get("sfm_points_path")
+    if not path:
+        return None
+    path = Path(path)
+    if path.suffix.lower() == ".ply":
+        import open3d as o3d
+
+        if not path.is_file():
+            raise SceneFormatError(
+                f"{scene_file(scene)}: ply_file_path {path} does not exist; restore it or remove it."
+            )
+        return np.asarray(o3d.io.read_point_cloud(str(path)).points, dtype=np.float64).reshape(-1, 3)
+    from lift3d.data.readers.colmap import read_sfm_points
+
+    return read_sfm_points(path)

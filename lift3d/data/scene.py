@@ -179,8 +179,8 @@ class FrameAdapter(Protocol):
     """A reader's dataset-specific conventions, applied by ``load_frame`` to each frame's arrays after reading.
 
     An adapter may change the values of ``confidence`` (e.g. ignore masks set it to 0, a background rule sets it to
-    1; it may create it when the files have none) and of ``depth`` (e.g. convert distance along the ray to depth
-    along the optical axis). It must keep every array's shape, must not change the ids of ``instance``,
+    1; it may create it when the files have none), of ``depth`` (e.g. convert distance along the ray to depth
+    along the optical axis) and of ``valid_mask`` (e.g. from a dataset's own mask of invalid pixels). It must keep every array's shape, must not change the ids of ``instance``,
     ``semantic``, ``gt_instance`` or ``gt_semantic``, and must not change the scene or its frames.
     """
 
@@ -243,7 +243,7 @@ def check_camera_to_world(matrix, where: str) -> np.ndarray:
 
 
 ASPECT_TOLERANCE = 0.02
-"""Depth maps and masks of another size than the image are resampled when their aspect ratio (w / h) is within
+"""Depth maps, masks and confidence maps of another size than the image are resampled when their aspect ratio (w / h) is within
 this relative tolerance of the image's (Polycam, Record3D: 256x192 depth beside 1024x768 or 960x720 images)."""
 
 
@@ -252,7 +252,7 @@ def _size_ok(key: str, size: Tuple[int, int], frame: Frame) -> bool:
     depth and masks any size of the same aspect ratio (resampled by ``load_frame``)."""
     if size == (frame.height, frame.width) or size == frame.file_size:
         return True
-    if key in ("depth_file_path", "mask_path") and min(size) > 0:
+    if key in ("depth_file_path", "mask_path", "confidence_file_path") and min(size) > 0:
         return abs((size[1] / size[0]) / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE
     return False
 

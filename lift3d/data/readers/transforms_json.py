@@ -370,6 +370,18 @@ def _applied_transform(meta: dict, json_path: Path) -> Dict:
     return out
 
 
+def _sfm_points_path(meta: dict, json_path: Path) -> Optional[Path]:
+    """nerfstudio's SfM point cloud: ``ply_file_path`` (relative to the file's folder) when given, else the COLMAP
+    model ``colmap/sparse/0`` that ``ns-process-data`` leaves beside ``transforms.json``; poses and points share a
+    frame only in the first case and when no ``applied_transform`` moved the poses, so the model is used only then."""
+    if "ply_file_path" in meta:
+        return json_path.parent / str(meta["ply_file_path"])
+    model = json_path.parent / "colmap" / "sparse" / "0"
+    if "applied_transform" not in meta and (model / "points3D.bin").is_file():
+        return model
+    return None
+
+
 def depth_density(frames: List[Frame], unit_scale: float) -> float:
     """Mean over ``frames`` of the fraction of depth-map pixels holding a depth (finite and > 0): about 1 for a
     sensor's dense depth, a few thousandths for nerfstudio's SfM depth (COLMAP points splatted into the image); 0
@@ -446,6 +458,9 @@ def load_transforms_json(path: str | Path, check_files: bool = True, skip_bad_fr
         "camera_models": sorted({f.distortion.model if f.distortion else "pinhole" for f in frames}),
         **_applied_transform(meta, json_path),
     }
+    sfm = _sfm_points_path(meta, json_path)
+    if sfm is not None:
+        extras["sfm_points_path"] = str(sfm)
     if skipped:
         extras["skipped_frames"] = skipped
     scene = Scene(
