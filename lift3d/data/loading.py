@@ -212,8 +212,9 @@ def load_frame(scene: Scene, index: int, with_ground_truth: bool = False) -> Fra
 def sfm_points(scene: Scene) -> Optional[np.ndarray]:
     """The scene's structure-from-motion points as ``[N, 3]`` float64 world coordinates (the frame of the poses),
     or None when the scene has none. Read from ``scene.extras['sfm_points_path']``: a COLMAP model folder (the
-    ``colmap`` reader; a nerfstudio folder with ``colmap/sparse/0``) or a ``.ply`` point cloud (nerfstudio's
-    ``ply_file_path``, e.g. ``sparse_pc.ply``, already in the poses' frame)."""
+    ``colmap`` reader; a nerfstudio folder with ``colmap/sparse/0``, whose points are moved into the poses' frame by
+    nerfstudio's ``applied_transform`` ``A`` [3, 4]: ``X' = A[:, :3] X + A[:, 3]``) or a ``.ply`` point cloud
+    (nerfstudio's ``ply_file_path``, e.g. ``sparse_pc.ply``, already in the poses' frame)."""
     path = scene.extras.get("sfm_points_path")
     if not path:
         return None
@@ -228,4 +229,8 @@ def sfm_points(scene: Scene) -> Optional[np.ndarray]:
         return np.asarray(o3d.io.read_point_cloud(str(path)).points, dtype=np.float64).reshape(-1, 3)
     from lift3d.data.readers.colmap import read_sfm_points
 
-    return read_sfm_points(path)
+    points = read_sfm_points(path)
+    if scene.extras.get("format") == "transforms_json" and "applied_transform" in scene.extras:
+        moved = np.asarray(scene.extras["applied_transform"], dtype=np.float64)
+        points = points @ moved[:, :3].T + moved[:, 3]
+    return points

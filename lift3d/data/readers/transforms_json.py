@@ -371,13 +371,14 @@ def _applied_transform(meta: dict, json_path: Path) -> Dict:
 
 
 def _sfm_points_path(meta: dict, json_path: Path) -> Optional[Path]:
-    """nerfstudio's SfM point cloud: ``ply_file_path`` (relative to the file's folder) when given, else the COLMAP
-    model ``colmap/sparse/0`` that ``ns-process-data`` leaves beside ``transforms.json``; poses and points share a
-    frame only in the first case and when no ``applied_transform`` moved the poses, so the model is used only then."""
+    """nerfstudio's SfM point cloud: ``ply_file_path`` (relative to the file's folder; its points are in the poses'
+    frame) when given, else the COLMAP model ``colmap/sparse/0`` that ``ns-process-data`` leaves beside
+    ``transforms.json`` (its points are in COLMAP's frame: :func:`lift3d.data.loading.sfm_points` moves them by
+    ``applied_transform``)."""
     if "ply_file_path" in meta:
         return json_path.parent / str(meta["ply_file_path"])
     model = json_path.parent / "colmap" / "sparse" / "0"
-    if "applied_transform" not in meta and (model / "points3D.bin").is_file():
+    if any((model / f"points3D{ext}").is_file() for ext in (".bin", ".txt")):
         return model
     return None
 
