@@ -229,3 +229,28 @@ def test_colmap_38_text_model_written_by_hand(tmp_path):
     assert np.allclose([f.fx * q[0] / -q[2] + f.cx, f.cy - f.fy * q[1] / -q[2]], xy, atol=1e-9)
     assert np.allclose(f.camera_to_world[:3, 3], -rotation.T @ t)  # the camera centre
     assert np.allclose(sfm_points(scene), point[None])
+
+
+def test_segments_import_bootstraps_a_colmap_project(tmp_path):
+    """`segments import` on a COLMAP project writes its transforms.json first (same frames, poses, intrinsics,
+    lens model, split, SfM points), then points it at the imported maps."""
+    from lift3d.data.images import write_id_map
+    from lift3d.data.segments_import import import_segments
+
+    _write_model(tmp_path, "OPENCV", [30, 31, 20, 15, 0.1, -0.05, 0.002, -0.001], num_images=9)
+    before = load_scene(tmp_path)
+    ids = np.zeros((HEIGHT, WIDTH), np.int64)
+    ids[5:10, 5:10] = 3
+    for f in before.frames:
+        write_id_map(tmp_path / "segs" / "instance" / f"{Path(f.name).stem}.png", ids)
+    import_segments(tmp_path, tmp_path / "segs", "id-maps")
+    after = load_scene(tmp_path)
+    assert after.extras["format"] == "transforms_json" and after.has_segments
+    assert [f.name for f in after.frames] == [f.name for f in before.frames]
+    assert after.train_indices == before.train_indices and after.test_indices == before.test_indices
+    for a, b in zip(after.frames, before.frames):
+        assert np.allclose(a.camera_to_world, b.camera_to_world) and a.distortion == b.distortion
+        assert (a.fx, a.fy, a.cx, a.cy, a.width, a.height) == (b.fx, b.fy, b.cx, b.cy, b.width, b.height)
+        assert a.image_path == b.image_path
+    assert np.array_equal(load_frame(after, 4).instance, ids)
+    assert np.allclose(sfm_points(after), sfm_points(before))

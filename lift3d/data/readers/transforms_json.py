@@ -377,6 +377,8 @@ def _sfm_points_path(meta: dict, json_path: Path) -> Optional[Path]:
     ``applied_transform``)."""
     if "ply_file_path" in meta:
         return json_path.parent / str(meta["ply_file_path"])
+    if "lift3d_sfm_model" in meta:  # written by lift3d from a COLMAP project: the model's frame is the poses'
+        return json_path.parent / str(meta["lift3d_sfm_model"])
     model = json_path.parent / "colmap" / "sparse" / "0"
     if any((model / f"points3D{ext}").is_file() for ext in (".bin", ".txt")):
         return model
