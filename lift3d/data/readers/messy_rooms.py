@@ -72,15 +72,18 @@ def _image_file(folder: Path, stem: str) -> Optional[Path]:
     return None
 
 
-def _release_depth_kind(meta: Dict) -> Optional[DepthKind]:
+def _release_depth_kind(meta: Dict, meta_path: Path) -> Optional[DepthKind]:
     env = os.environ.get("LIFT3D_RELEASE_DEPTH")
     if env:
         if env not in ("distance", "z", "none"):
-            raise ValueError(f"LIFT3D_RELEASE_DEPTH={env!r}; expected 'distance', 'z' or 'none'.")
+            raise SceneFormatError(
+                f"{meta_path}: the environment variable LIFT3D_RELEASE_DEPTH={env!r}; set it to 'distance', 'z' or "
+                "'none' (or unset it)."
+            )
         return None if env == "none" else env  # type: ignore[return-value]
     kind = meta.get("lift3d", {}).get("depth", DEFAULT_RELEASE_DEPTH)
     if kind not in ("distance", "z"):
-        raise ValueError(f"metadata.json: lift3d.depth={kind!r}; expected 'distance' or 'z'.")
+        raise SceneFormatError(f"{meta_path}: lift3d.depth={kind!r}; set it to 'distance' or 'z'.")
     return kind
 
 
@@ -134,7 +137,7 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic", 
         return folder.is_dir() and all((folder / f"{n}{ext}").is_file() for n in names)
 
     has_conf = all_present(conf_dir, ".npy")
-    depth_kind = _release_depth_kind(meta)
+    depth_kind = _release_depth_kind(meta, meta_path)
     has_depth = depth_kind is not None and all_present(root / "depth", ".png")
     has_gt = all_present(root / "instance", ".npy") and all_present(root / "semantic", ".npy")
     frames = []
