@@ -406,3 +406,21 @@ def test_cli_fit_on_a_scene_without_segments_prints_one_line(tmp_path):
     lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
     assert len(lines) == 1 and "no 2D segments" in lines[0] and "segments predict" in lines[0]
     assert json.loads((tmp_path / "scene/transforms.json").read_text())["frames"]
+
+
+def test_describe_scene_states_camera_depth_masks_and_segments(tmp_path):
+    from lift3d.data.sanity import describe_scene
+
+    meta = _nerfstudio_scene(tmp_path, camera_model="OPENCV", k1=0.057, k2=-0.08, p1=0.001, p2=-0.002)
+    for i, fr in enumerate(meta["frames"]):
+        depth = np.zeros((MINI_H, MINI_W))
+        depth[0, 0] = 1.0
+        write_depth_png(tmp_path / f"d{i}.png", depth)
+        fr["depth_file_path"] = f"d{i}.png"
+    meta["frames"][0]["mask_path"] = "m.png"
+    Image.fromarray(np.full((MINI_H, MINI_W), 255, np.uint8)).save(tmp_path / "m.png")
+    write_meta(tmp_path, meta)
+    line = describe_scene(load_scene(tmp_path, downscale=2))
+    assert "camera: opencv (0.057, -0.08, 0.001, -0.002)" in line
+    assert "depth: sparse (4.17% of pixels)" in line and "masks: 1 frames" in line and "segments: none" in line
+    assert "downscale 2" in line and "\n" not in line

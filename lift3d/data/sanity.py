@@ -20,7 +20,7 @@ import numpy as np
 from lift3d.data.images import read_depth
 from lift3d.data.scene import Scene, scene_file
 
-__all__ = ["scene_warnings", "POSE_OUTLIER_FACTOR", "DEPTH_SCALE_FACTOR", "SPARSE_DEPTH_DENSITY"]
+__all__ = ["scene_warnings", "describe_scene", "POSE_OUTLIER_FACTOR", "DEPTH_SCALE_FACTOR", "SPARSE_DEPTH_DENSITY"]
 
 POSE_OUTLIER_FACTOR = 20.0
 """A camera whose distance to the median camera position exceeds this many times the median distance is flagged."""
@@ -114,3 +114,36 @@ def scene_warnings(scene: Scene) -> list[str]:
             "and `lift3d eval` will have no held-out view to score."
         )
     return out
+
+
+def describe_scene(scene: Scene) -> str:
+    """One line for a fit log: reader, frames and split, cameras (lens models with their coefficients), depth
+    (dense / sparse with its density), masks, segments, downscale and skipped frames."""
+    models = {}
+    for f in scene.frames:
+        d = f.distortion
+        key = "pinhole" if d is None else f"{d.model} ({', '.join(f'{p:.4g}' for p in d.params)})"
+        models[key] = models.get(key, 0) + 1
+    cameras = "; ".join(f"{k}" + (f" x{n}" if len(models) > 1 else "") for k, n in models.items())
+    density = scene.extras.get("depth_density")
+    if not scene.has_depth:
+        depth = "none"
+    elif density is None:
+        depth = "yes"
+    else:
+        kind = "sparse" if density < SPARSE_DEPTH_DENSITY else "dense"
+        depth = f"{kind} ({100 * density:.2f}% of pixels)"
+    masked = sum(f.mask_path is not None for f in scene.frames)
+    parts = [
+        f"{scene.extras.get('format', 'scene')} {scene_file(scene)}",
+        f"{len(scene.frames)} frames ({len(scene.train_indices)} train, {len(scene.test_indices)} test)",
+        f"camera: {cameras}",
+        f"depth: {depth}",
+        f"masks: {masked} frames" if masked else "masks: none",
+        "segments: yes" if scene.has_segments else "segments: none",
+    ]
+    if scene.extras.get("downscale", 1) > 1:
+        parts.append(f"downscale {scene.extras['downscale']}")
+    if scene.extras.get("skipped_frames"):
+        parts.append(f"{len(scene.extras['skipped_frames'])} frames skipped")
+    return ", ".join(parts)
