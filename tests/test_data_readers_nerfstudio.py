@@ -424,3 +424,12 @@ def test_describe_scene_states_camera_depth_masks_and_segments(tmp_path):
     assert "camera: opencv (0.057, -0.08, 0.001, -0.002)" in line
     assert "depth: sparse (4.17% of pixels)" in line and "masks: 1 frames" in line and "segments: none" in line
     assert "downscale 2" in line and "\n" not in line
+
+
+def test_scene_options_round_trip_and_load(tmp_path):
+    from lift3d.data.loading import SceneOptions
+
+    _nerfstudio_scene(tmp_path)
+    opts = SceneOptions(format="transforms_json", downscale=2)
+    assert SceneOptions(**json.loads(json.dumps(opts.to_dict()))) == opts
+    assert opts.load(tmp_path).frames[0].width == MINI_W // 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -32,12 +32,35 @@ from lift3d.data.images import (
 from lift3d.data.readers import find_reader, get_reader, registered_readers
 from lift3d.data.scene import Frame, FrameData, Scene, SceneFormatError, check_semantic_ids, scene_file
 
-__all__ = ["load_scene", "load_frame", "downscaled", "sfm_points", "SkippedFramesWarning"]
+__all__ = ["load_scene", "load_frame", "downscaled", "sfm_points", "SceneOptions", "SkippedFramesWarning"]
 
 
 class SkippedFramesWarning(UserWarning):
     """``load_scene(..., skip_bad_frames=True)`` dropped unreadable frames (listed in the message and in
     ``scene.extras['skipped_frames']``)."""
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """How a command loads its scene (the CLI's ``--format``, ``--downscale``, ``--skip-bad-frames``); a run records
+    them (:meth:`to_dict`) so that render / eval / view load the scene the fit saw."""
+
+    format: Optional[str] = None
+    """Scene reader to use (transforms_json, colmap, panoptic_lifting, messy_rooms_release); None: detect it."""
+    downscale: int = 1
+    """Use the images at 1/N of their resolution (nerfstudio's images_N folders when present, else resampled)."""
+    skip_bad_frames: bool = False
+    """Drop frames whose files are missing or unreadable (listed in the log) instead of refusing the scene."""
+
+    def load(self, path: str | Path, check_files: bool = True) -> Scene:
+        """:func:`load_scene` of ``path`` with these options."""
+        return load_scene(
+            path, check_files, self.format, downscale=self.downscale, skip_bad_frames=self.skip_bad_frames
+        )
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (``SceneOptions(**d)`` reads it back)."""
+        return asdict(self)
 
 
 def _no_reader_error(path: Path) -> SceneFormatError:
