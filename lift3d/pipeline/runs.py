@@ -17,7 +17,7 @@ from lift3d.config_io import config_to_dict
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.sanity import scene_warnings
-from lift3d.data.scene import Scene, SceneFormatError
+from lift3d.data.scene import Scene, SceneFormatError, require_segments
 from lift3d.engine.checkpoint import checkpoint_made_from, load_checkpoint, load_model, made_from
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
@@ -129,6 +129,7 @@ def fit_scene(
     only labels the run's ``config.json``; ``callbacks`` are called after every training step. Returns the fit
     summary (also written to ``fit.json``)."""
     scene = load_scene(data)  # validates every frame before any work
+    require_segments(scene, "lift3d fit")  # a scene without 2D segments: one line naming the fix
     run = RunDir(out)
     out = run.root
     with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):
