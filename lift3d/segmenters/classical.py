@@ -18,6 +18,7 @@ Steps for one view ``image [H, W, 3]`` (and ``depth [H, W]`` when the scene has 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -153,13 +154,15 @@ class ClassicalSegmenter(Segmenter):
         cfg = self.config
         image = np.asarray(image, np.float32)
         H, W = image.shape[:2]
-        regions = self._skimage_segmentation.felzenszwalb(
-            self._features(image, depth),
-            scale=cfg.scale,
-            sigma=cfg.sigma,
-            min_size=cfg.min_segment_pixels,
-            channel_axis=-1,
-        )
+        with warnings.catch_warnings():  # a 4th (depth) channel is intended, not an RGBA image
+            warnings.filterwarnings("ignore", message=".*third dimension of 4.*", category=RuntimeWarning)
+            regions = self._skimage_segmentation.felzenszwalb(
+                self._features(image, depth),
+                scale=cfg.scale,
+                sigma=cfg.sigma,
+                min_size=cfg.min_segment_pixels,
+                channel_axis=-1,
+            )
         merged = merge_regions(regions, image, depth, cfg.merge_colour_distance, cfg.merge_depth_jump)
         k = int(merged.max()) + 1
         area = np.bincount(merged.ravel(), minlength=k)

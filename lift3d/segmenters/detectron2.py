@@ -23,7 +23,6 @@ from lift3d.segmenters.base import (
     BACKGROUND_CLASS,
     Segmentation,
     Segmenter,
-    SegmenterOptions,
     SegmenterSpec,
     SegmenterWeightsError,
     register_segmenter,

@@ -109,7 +109,7 @@ class Mask2FormerSegmenter(Segmenter):
         torch, cfg = self.torch, self.config
         H, W = image.shape[:2]
         rgb = np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
-        inputs = self.processor(images=rgb, return_tensors="pt")
+        inputs = self.processor(images=rgb, return_tensors="pt", input_data_format="channels_last")
         with torch.no_grad():
             outputs = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
         result = self.processor.post_process_panoptic_segmentation(
@@ -140,7 +140,9 @@ class Mask2FormerSegmenter(Segmenter):
 
 
 def _build(options: SegmenterOptions) -> Mask2FormerSegmenter:
-    return Mask2FormerSegmenter(options.weights, options.device, options.settings.get("mask2former", Mask2FormerOptions()))
+    return Mask2FormerSegmenter(
+        options.weights, options.device, options.settings.get("mask2former", Mask2FormerOptions())
+    )
 
 
 SPEC = register_segmenter(

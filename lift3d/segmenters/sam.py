@@ -116,7 +116,9 @@ class SamSegmenter(Segmenter):
 
     name = "sam"
 
-    def __init__(self, weights: Optional[str] = None, device: str = "cpu", config: SamConfigOptions = SamConfigOptions()):
+    def __init__(
+        self, weights: Optional[str] = None, device: str = "cpu", config: SamConfigOptions = SamConfigOptions()
+    ):
         transformers = require_module("transformers", "sam", INSTALL)
         self.torch = require_module("torch", "sam", "pip install torch")
         self.source = hub_or_local_weights(weights, DEFAULT_SAM_HUB_ID, "sam")
@@ -137,7 +139,7 @@ class SamSegmenter(Segmenter):
         torch, cfg = self.torch, self.config
         H, W = image.shape[:2]
         rgb = np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
-        inputs = self.processor(images=rgb, return_tensors="pt")
+        inputs = self.processor(images=rgb, return_tensors="pt", input_data_format="channels_last")
         rh, rw = (int(v) for v in inputs["reshaped_input_sizes"][0])
         grid = point_grid(cfg.points_per_side, H, W) * np.array([rw / W, rh / H])
         kept_masks, kept_scores = [], []
