@@ -25,7 +25,7 @@ from lift3d.segmenters import (
     build_segmenter,
     predict_scene_segments,
 )
-from lift3d.segmenters.classical import ClassicalSegmenter, merge_regions
+from lift3d.segmenters.classical import ClassicalConfig, ClassicalSegmenter, merge_regions
 from lift3d.segmenters.predict import merge_classes
 from lift3d.segmenters.sam import box_nms, point_grid, stability_scores
 
@@ -102,18 +102,37 @@ def test_classical_tolerates_noise():
     _assert_rectangles_recovered(seg.instance, seg.semantic)
 
 
-def test_classical_splits_equal_colours_at_a_depth_edge():
+@pytest.mark.parametrize("depth_mode", [True, False])
+def test_classical_splits_equal_colours_at_a_depth_edge(depth_mode):
     img = np.empty((H, W, 3), np.float32)
     img[:] = GREY
     img[10:30, 10:50] = RED  # one red block ...
     depth = np.full((H, W), 3.0, np.float32)
     depth[10:30, 10:30], depth[10:30, 30:50] = 1.0, 1.5  # ... made of two boxes at different depths
-    seg = ClassicalSegmenter()
+    seg = ClassicalSegmenter(ClassicalConfig(depth_mode=depth_mode))
     without = seg.segment(img).instance
     assert len(np.unique(without[10:30, 10:50])) == 1
-    with_depth = seg.segment(img, depth).instance
-    left, right = np.unique(with_depth[10:30, 10:30]), np.unique(with_depth[10:30, 30:50])
+    with_depth = seg.segment(img, depth)
+    left, right = np.unique(with_depth.instance[10:30, 10:30]), np.unique(with_depth.instance[10:30, 30:50])
     assert len(left) == 1 and len(right) == 1 and left[0] != right[0] and min(left[0], right[0]) > 0
+    assert (with_depth.instance[:10] == 0).all() and (with_depth.semantic[:10] == 0).all()
+
+
+def test_classical_depth_path_ignores_texture_and_finds_the_floor_plane():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)  # texture everywhere: the colour path would shatter it
+    v = np.arange(H, dtype=np.float32)[:, None]
+    depth = np.repeat(1.0 / (0.2 + 0.004 * v), W, axis=1)  # a slanted floor: inverse depth affine in v
+    depth[20:30, 10:20] = 2.0  # a box 40% closer than the floor behind it
+    depth[5:12, 35:50] = 3.0  # another
+    depth[35:, :3] = 0.0  # unknown depth
+    seg = ClassicalSegmenter().segment(img, depth)
+    box1, box2 = np.unique(seg.instance[20:30, 10:20]), np.unique(seg.instance[5:12, 35:50])
+    assert len(box1) == 1 and len(box2) == 1 and {box1[0], box2[0]} == {1, 2}
+    floor = np.ones((H, W), bool)
+    floor[20:30, 10:20] = floor[5:12, 35:50] = False
+    assert (seg.instance[floor] == 0).all() and (seg.semantic[floor] == 0).all()
+    assert (seg.confidence[35:, :3] == 0).all() and (seg.confidence[depth > 0] == 1).all()
 
 
 def test_merge_regions_by_hand():
