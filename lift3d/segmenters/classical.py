@@ -309,7 +309,7 @@ def _build(options: SegmenterOptions) -> ClassicalSegmenter:
 SPEC = register_segmenter(
     SegmenterSpec(
         name="classical",
-        description="weights-free: Felzenszwalb regions merged by colour (and depth), one 'object' thing class",
+        description="weights-free: depth planes + depth-connected components, or colour regions without depth",
         downloads="nothing (scikit-image, installed with lift3d[viewer])",
         build=_build,
     )
