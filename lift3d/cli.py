@@ -241,6 +241,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
 
     from lift3d.data.segments_import import SegmentsImport
     from lift3d.generate.cli import GenerateMessyRooms
+    from lift3d.segmenters.cli import SegmentsPredict
     from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
@@ -259,7 +260,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "demo": Demo,
             "generate-messy-rooms": GenerateMessyRooms,
             "segments-import": SegmentsImport,
-            "segments-predict": TwodPredict,
+            "segments-predict": SegmentsPredict,
             "twod-train": TwodTrain,
             "twod-eval": TwodEval,
             "twod-predict": TwodPredict,
@@ -279,6 +280,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.export.run import InstanceSelectionError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
+    from lift3d.segmenters.base import SegmenterError
     from lift3d.twod.dataset import MissingGroundTruthError
     from lift3d.twod.model import TwodModelError
     from lift3d.twod.predict import PredictError
@@ -297,6 +299,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DiskFullError,
         ResumeMismatchError,
         StaleResultsError,
+        SegmenterError,
     )
 
 
