@@ -51,6 +51,13 @@ class Fit:
     """Address of the --view viewer (see `lift3d view --help`)."""
     view_port: int = 7007
     """Port of the --view viewer."""
+    format: Optional[str] = None
+    """Scene reader (transforms_json, colmap, panoptic_lifting, messy_rooms_release); default: detected. Recorded
+    in the run, like --downscale and --skip-bad-frames, so render / eval / view / export load the scene the same way."""
+    downscale: int = 1
+    """Fit the images at 1/N of their resolution (nerfstudio's images_N folders when present, else resampled)."""
+    skip_bad_frames: bool = False
+    """Drop frames whose files are missing or unreadable (listed in the log) instead of refusing the scene."""
     config: Annotated[FitConfig, tyro.conf.arg(name="")] = field(default_factory=lambda: get_preset("cpu-small"))
     """The fit's configuration (defaults: the preset's)."""
 
@@ -62,15 +69,16 @@ class Fit:
         return apply_overrides(self.config, overrides)
 
     def run_command(self) -> None:
+        from lift3d.data.loading import SceneOptions
         from lift3d.pipeline import fit_scene
 
+        options = SceneOptions(format=self.format, downscale=self.downscale, skip_bad_frames=self.skip_bad_frames)
         live = None
         if self.view:
-            from lift3d.data.loading import load_scene
             from lift3d.viewer.app import ViewerConfig
             from lift3d.viewer.live import FitViewer
 
-            live = FitViewer(load_scene(self.data), ViewerConfig(host=self.view_host, port=self.view_port))
+            live = FitViewer(options.load(self.data), ViewerConfig(host=self.view_host, port=self.view_port))
         summary = fit_scene(
             self.data,
             self.out,
@@ -78,6 +86,7 @@ class Fit:
             resume=self.resume,
             preset=self.preset,
             callbacks=(live,) if live is not None else (),
+            scene_options=options,
         )
         print(
             f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "

@@ -284,3 +284,21 @@ def test_an_internal_error_keeps_its_traceback_and_says_it_is_a_bug(capsys):
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: boom" in err and "internal error" in err
+
+
+def test_fit_records_its_scene_options_and_render_uses_them(tiny_scene_dir, tmp_path):
+    """--downscale 2 fits 16x16 images of the 32x32 scene; the run records it, so render (and eval, view, export)
+    load the scene the same way and write 16x16 maps."""
+    from lift3d.cli import entrypoint
+    from lift3d.engine.outputs import read_renders
+    from lift3d.pipeline import run_scene_options
+
+    run = tmp_path / "run"
+    entrypoint(
+        ["fit", str(tiny_scene_dir), "--out", str(run), "--preset", "tiny", "--iterations", "4", "--downscale", "2"]
+    )
+    options = run_scene_options(run)
+    assert options.downscale == 2 and options.format is None and options.skip_bad_frames is False
+    entrypoint(["render", str(run)])
+    views = read_renders(run / "renders" / "test")
+    assert views and all(v["instance"].shape == (16, 16) and v["rgb"].shape == (16, 16, 3) for v in views)

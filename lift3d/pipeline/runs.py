@@ -14,7 +14,7 @@ import numpy as np
 
 from lift3d.cluster.slots import load_labeler
 from lift3d.config_io import config_to_dict
-from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.loading import SceneOptions, load_frame
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.sanity import scene_warnings
 from lift3d.data.scene import Scene, SceneFormatError, require_segments
@@ -36,6 +36,7 @@ __all__ = [
     "fit_scene",
     "render_run",
     "evaluate_run",
+    "run_scene_options",
     "score_segments",
     "score_without_ground_truth",
     "split_indices",
@@ -124,11 +125,14 @@ def fit_scene(
     progress: bool = True,
     log=print,
     callbacks: tuple[StepCallback, ...] = (),
+    scene_options: Optional[SceneOptions] = None,
 ) -> dict:
     """Fit the fields with the resolved ``cfg``, then decode the instance field of training views. ``preset``
-    only labels the run's ``config.json``; ``callbacks`` are called after every training step. Returns the fit
-    summary (also written to ``fit.json``)."""
-    scene = load_scene(data)  # validates every frame before any work
+    only labels the run's ``config.json``; ``callbacks`` are called after every training step; ``scene_options``
+    (reader, downscale, skipping bad frames) load the scene and are recorded in ``config.json`` so that render, eval
+    and view load it the same way. Returns the fit summary (also written to ``fit.json``)."""
+    scene_options = scene_options or SceneOptions()
+    scene = scene_options.load(data)  # validates every frame before any work
     require_segments(scene, "lift3d fit")  # a scene without 2D segments: one line naming the fix
     run = RunDir(out)
     out = run.root
@@ -157,7 +161,13 @@ def fit_scene(
         trainer = Trainer(scene, cfg, out, progress=progress, log=log, callbacks=callbacks)
         out.mkdir(parents=True, exist_ok=True)
         run.write_json(
-            run.config, {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)}
+            run.config,
+            {
+                "preset": preset,
+                "scene": str(scene.root.resolve()),
+                "scene_options": scene_options.to_dict(),
+                "config": config_to_dict(cfg),
+            },
         )
         summary = trainer.fit(resume=resume)
         summary["made_from"] = made_from({"step": trainer.step, "config": config_to_dict(cfg)})
@@ -182,10 +192,16 @@ def _read_json(path: Path) -> dict:
         ) from None
 
 
+def run_scene_options(run: Path) -> SceneOptions:
+    """The :class:`SceneOptions` the run was fitted with (defaults for runs written before they were recorded)."""
+    record = RunDir(run).read_record()
+    return SceneOptions(**record.get("scene_options", {}))
+
+
 def _run_scene(run: Path, data: Optional[Path]) -> Scene:
-    if data is not None:
-        return load_scene(data)
-    return load_scene(RunDir(run).read_record()["scene"])
+    """The run's scene, loaded with the options it was fitted with (``data`` replaces the recorded folder)."""
+    options = run_scene_options(run)
+    return options.load(data if data is not None else RunDir(run).read_record()["scene"])
 
 
 def split_indices(scene: Scene, split: str) -> list[int]:
