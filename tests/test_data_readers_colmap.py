@@ -254,3 +254,30 @@ def test_segments_import_bootstraps_a_colmap_project(tmp_path):
         assert a.image_path == b.image_path
     assert np.array_equal(load_frame(after, 4).instance, ids)
     assert np.allclose(sfm_points(after), sfm_points(before))
+
+
+def test_segments_predict_on_a_colmap_project_writes_a_copy_with_transforms_json(tmp_path):
+    """`segments predict --out` on a COLMAP project: the copy gets a transforms.json (same frames, poses, lens model)
+    pointing at the classical segmenter's maps; the project itself is left untouched."""
+    from lift3d.segmenters import build_segmenter
+    from lift3d.segmenters.predict import predict_scene_segments
+
+    project = tmp_path / "project"
+    _write_model(project, "OPENCV", [30, 31, 20, 15, 0.1, -0.05, 0.002, -0.001], num_images=4)
+    for k in range(4):  # a bright square on a dark floor: one object per view
+        image = np.full((HEIGHT, WIDTH, 3), 20, np.uint8)
+        image[4 + k : 12 + k, 6:16] = (200, 60, 40)
+        write_rgb(project / "images" / f"img_{k:03d}.png", image)
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    predict_scene_segments(project, build_segmenter("classical"), out=tmp_path / "seg", progress=False)
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before  # nothing written into the project
+    original, segmented = load_scene(project), load_scene(tmp_path / "seg")
+    assert segmented.has_segments and segmented.extras["format"] == "transforms_json"
+    assert [f.name for f in segmented.frames] == [f.name for f in original.frames]
+    for a, b in zip(segmented.frames, original.frames):
+        assert np.allclose(a.camera_to_world, b.camera_to_world) and a.distortion == b.distortion
+    for k in range(4):
+        inst = load_frame(segmented, k).instance
+        square = inst[4 + k : 12 + k, 6:16]
+        assert len(np.unique(square)) == 1 and square[0, 0] > 0  # the square is one segment
+        assert (inst[0, :] != square[0, 0]).all()  # the floor is not part of it

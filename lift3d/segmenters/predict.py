@@ -29,7 +29,7 @@ from tqdm import tqdm
 from lift3d.data.images import read_depth, read_rgb, write_id_map
 from lift3d.data.loading import load_scene
 from lift3d.data.scene import Scene, SceneClass, SceneFormatError
-from lift3d.data.segments_import import import_segments
+from lift3d.data.segments_import import bootstrap_transforms_json, import_segments
 from lift3d.io import atomic_folder, atomic_write_bytes, atomic_write_json
 from lift3d.segmenters.base import Segmenter, SegmenterError
 
@@ -41,10 +41,10 @@ def check_targets(data: Path, out: Optional[Path], force: bool) -> Path:
     docstring); raises :class:`SegmenterError` naming the fix. Cheap: run it before loading any weights."""
     data = Path(data)
     json_path = data / "transforms.json"
-    if not json_path.is_file():
+    if not json_path.is_file() and not _can_bootstrap(data):
         raise SegmenterError(
             f"{json_path}: not found; `segments predict` writes into a scene folder holding transforms.json "
-            "(a nerfstudio / lift3d scene)."
+            "(a nerfstudio / lift3d scene) or a COLMAP project (sparse/0 + images, given a transforms.json first)."
         )
     if out is None and not force:
         raise SegmenterError(
@@ -129,9 +129,22 @@ def _write_classes(json_path: Path, classes: list[SceneClass]) -> None:
         atomic_write_bytes(json_path, json.dumps(meta, indent=2).encode())
 
 
+def _can_bootstrap(data: Path) -> bool:
+    """True when ``data`` has no ``transforms.json`` but another reader (a COLMAP project) loads it without
+    per-frame conventions, so :func:`bootstrap_transforms_json` can write one."""
+    from lift3d.data.readers import find_reader
+
+    if not data.is_dir():
+        return False
+    reader = find_reader(data)
+    return reader is not None and reader.name != "transforms_json" and reader.name != "messy_rooms_release"
+
+
 def _predict_into(scene_dir: Path, segmenter: Segmenter, name: str, progress: bool) -> Path:
-    """Segment the scene at ``scene_dir`` and import the maps into it; returns ``segments/<name>``."""
+    """Segment the scene at ``scene_dir`` and import the maps into it; returns ``segments/<name>``. A COLMAP
+    project first gets its ``transforms.json`` (:func:`bootstrap_transforms_json`)."""
     json_path = scene_dir / "transforms.json"
+    bootstrap_transforms_json(scene_dir)
     scene = load_scene(scene_dir, check_files=False)
     missing = [f for f in scene.frames if not f.image_path.is_file()]
     if missing:
