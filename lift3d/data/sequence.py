@@ -268,9 +268,10 @@ def _parse_lidar(raw, where: str) -> Optional[LidarRig]:
         raise SceneFormatError(f"{where}: 'lidar' must be null or an object (see docs/sequence-format.md).")
     at = f"{where}, lidar"
     try:
-        fov = tuple(_number(v, "vertical_fov_deg", at) for v in raw.get("vertical_fov_deg", ()))
-        if len(fov) != 2:
-            raise SceneFormatError(f"{at}: 'vertical_fov_deg' must be [down, up] in degrees.")
+        fov_raw = raw.get("vertical_fov_deg")
+        if not isinstance(fov_raw, list) or len(fov_raw) != 2:
+            raise SceneFormatError(f"{at}: 'vertical_fov_deg' must be [down, up] in degrees, got {fov_raw!r}.")
+        fov = tuple(_number(v, "vertical_fov_deg", at) for v in fov_raw)
         sensor = LidarSensor(
             beams=int(_number(raw.get("beams"), "beams", at)),
             vertical_fov_deg=fov,
@@ -467,6 +468,8 @@ def load_sequence_frame(seq: SceneSequence, index: int, with_ground_truth: bool 
 
     ``flow`` / ``flow_valid`` are None for the last frame of a clip (or without flow), ``lidar`` None without LiDAR.
     """
+    if not 0 <= index < seq.num_frames:
+        raise IndexError(f"{seq.root}: frame {index} is out of range (the sequence has {seq.num_frames} frames).")
     if index not in seq._position:
         raise SceneFormatError(f"{_frame_where(seq, index)}: the frame is in no clip of {SEQUENCE_FILE}.")
     clip, position = seq.clip_of(index)
