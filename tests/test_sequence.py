@@ -55,6 +55,9 @@ def test_camera_moves_at_the_robot_speed_and_height(sequence):
         np.testing.assert_allclose(np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1), step, rtol=0.02)
         forward = -poses[:, :3, 2]
         np.testing.assert_allclose(forward[:, 2], np.sin(np.deg2rad(VIDEO.pitch_deg)), atol=1e-9)
+        # the robot drives around the objects' floor square [-L, L]^2, never through it
+        half_side = json.loads((sequence.root / "layout.json").read_text())["floor_half_side"]
+        assert (np.abs(poses[:, :2, 3]).max(axis=1) > half_side + 0.1).all()
 
 
 def test_flow_warps_each_frame_onto_the_next(sequence):
