@@ -14,6 +14,7 @@ from lift3d.data.scene import SceneFormatError
 from lift3d.data.sequence import load_clip, load_sequence, load_sequence_frame
 from lift3d.generate.config import LidarConfig, MessyRoomsConfig, VideoConfig, config_from_dict, config_to_dict
 from lift3d.geometry.flow import flow_from_depth, warp_bilinear, warp_nearest
+from lift3d.geometry.lidar import lidar_points_to_pixels
 
 VIDEO = VideoConfig(num_clips=2, frames_per_clip=3)
 LIDAR = LidarConfig(beams=16, columns=180)
@@ -103,6 +104,7 @@ def test_lidar_scan_range_image_and_camera_agree(sequence):
         assert sorted(np.unique(scan.range_instance)) == sorted(np.unique(scan.instance))
         np.testing.assert_allclose(f.lidar_to_world[:3, 2], [0, 0, 1], atol=1e-9)  # mounted level
         np.testing.assert_allclose(f.lidar_to_world[:3, 3], f.camera_to_world[:3, 3] + [0, 0, LIDAR.mount_offset_m])
+        # independent of lidar_points_to_pixels: through the world frame and the camera's pose
         world = scan.points @ f.lidar_to_world[:3, :3].T + f.lidar_to_world[:3, 3]
         cam = (world - f.camera_to_world[:3, 3]) @ f.camera_to_world[:3, :3]
         z = -cam[:, 2]
@@ -112,6 +114,10 @@ def test_lidar_scan_range_image_and_camera_agree(sequence):
         inside = (z > 0) & (u >= 0) & (u < K.width) & (v >= 0) & (v < K.height)
         visible = inside.copy()
         visible[inside] = np.abs(f.depth[v[inside], u[inside]] - z[inside]) < 0.02 * z[inside]
+        hu, hv, _, helper_visible = lidar_points_to_pixels(
+            scan.points, sequence.lidar.lidar_to_camera, K, K.height, K.width, depth=f.depth
+        )
+        assert (helper_visible == visible).mean() > 0.999 and (hu[visible] == u[visible]).all()
         assert visible.sum() > 50
         agree = f.gt_instance[v[visible], u[visible]] == scan.instance[visible]
         assert agree.mean() > 0.95

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lift3d.geometry.flow import flow_from_depth, sample_inverse_depth, warp_nearest
-from lift3d.geometry.lidar import LidarSensor, spherical_projection
+from lift3d.geometry.lidar import LidarSensor, lidar_points_to_pixels, spherical_projection
 
 SMALL = LidarSensor(beams=5, vertical_fov_deg=(-20.0, 20.0), columns=8, max_range_m=10.0)
 """Beams every 10 degrees from +20 (row 0) to -20 (row 4); columns every 45 degrees."""
@@ -115,3 +115,16 @@ def test_warp_nearest_follows_the_flow():
     flow[..., 0] = -1.0
     warped = warp_nearest(image, flow)
     assert (warped[:, 1:] == image[:, :-1]).all()
+
+
+def test_lidar_point_ahead_projects_to_the_principal_point():
+    """LiDAR x forward, y left, z up; camera x right, y up, looking down -z; the LiDAR 0.1 m above the camera.
+    A point 2 m ahead at the LiDAR's height is at camera (0, 0.1, -2): u = floor(4), v = floor(4 - 10 * 0.05)."""
+    lidar_to_camera = np.array([[0, -1, 0, 0], [0, 0, 1, 0.1], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    points = np.array([[2.0, 0, 0], [2.0, 0.4, 0], [-2.0, 0, 0]])
+    u, v, z, visible = lidar_points_to_pixels(points, lidar_to_camera, K, 8, 8)
+    assert (u[0], v[0], z[0]) == (4, 3, 2.0) and visible[0]
+    assert u[1] == 2 and visible[1]  # 0.4 m to the left: x = -0.4, u = floor(4 - 10 * 0.4 / 2)
+    assert not visible[2]  # behind the camera
+    depth = np.full((8, 8), 1.0)  # something nearer hides the point
+    assert not lidar_points_to_pixels(points[:1], lidar_to_camera, K, 8, 8, depth=depth)[3][0]
