@@ -43,6 +43,7 @@ def test_a_sequence_is_a_scene_split_by_clip(sequence_dir, sequence):
     assert len(scene.frames) == 6
     assert [c.frames for c in sequence.clips] == [(0, 1, 2), (3, 4, 5)]
     assert [c.split for c in sequence.clips] == ["train", "test"]
+    assert sequence.clips_of_split("test") == [sequence.clips[1]]
     assert scene.train_indices == [0, 1, 2] and scene.test_indices == [3, 4, 5]
     assert sequence.next_frame(1) == 2 and sequence.next_frame(2) is None and sequence.clip_of(4) == (1, 1)
     assert sequence.fps == VIDEO.fps

@@ -117,6 +117,10 @@ class SceneSequence:
         """Number of frames of the scene."""
         return len(self.scene.frames)
 
+    def clips_of_split(self, split: str) -> List[Clip]:
+        """The clips whose ``split`` is ``split`` (``train`` or ``test``), in order."""
+        return [c for c in self.clips if c.split == split]
+
     def clip_of(self, index: int) -> Tuple[int, int]:
         """``(clip number, position in the clip)`` of frame ``index``; ``KeyError`` if no clip holds it."""
         return self._position[index]
