@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -44,15 +45,18 @@ class SparseDepth:
         return data
 
 
+BEFORE = ["losses.depth_weight_per_pixel=False"]
+"""The depth terms as they were: plain means over the rays that carry depth."""
 VARIANTS = {
-    "no-depth": dict(depth="none"),
+    "no depth": dict(depth="none"),
     "dense": dict(depth="dense"),
-    "sparse": dict(depth="sparse"),
-    "sparse, box from cameras": dict(depth="sparse", box="cameras"),
-    "sparse, no depth-guided samples": dict(depth="sparse", cfg=["model.depth_guided_samples=0"]),
+    "sparse, before (mean over rays with depth)": dict(depth="sparse", cfg=BEFORE),
+    "sparse, before, box from cameras": dict(depth="sparse", box="cameras", cfg=BEFORE),
+    "sparse, before, no depth-guided samples": dict(depth="sparse", cfg=[*BEFORE, "model.depth_guided_samples=0"]),
     "sparse, no depth / line-of-sight losses": dict(
         depth="sparse", cfg=["losses.depth_weight=0", "losses.free_space_weight=0"]
     ),
+    "sparse, after (weighted per depth pixel)": dict(depth="sparse"),
 }
 
 
@@ -75,9 +79,7 @@ def run_variant(name: str, scene: Scene, args, overrides: list[str]) -> dict:
     cfg.threads = args.threads
     lines: list[str] = []
     t0 = time.perf_counter()
-    trainer = Trainer(
-        scene, cfg, Path(args.out) / "runs" / name.replace(" ", "_").replace(",", ""), False, lines.append
-    )
+    trainer = Trainer(scene, cfg, Path(args.out) / "runs" / re.sub(r"[^a-z0-9]+", "_", name), False, lines.append)
     summary = trainer.fit()
     test = load_pixel_set(scene, scene.test_indices)
     renders = render_pixel_set(trainer.model, test, cfg.render_chunk)

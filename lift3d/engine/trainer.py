@@ -275,18 +275,20 @@ class Trainer:
         loss = photometric_loss(samples.rgb, pixels.rgb[rows])
         logs["rgb"] = float(loss.detach())
         if depth is not None and weights.depth_weight > 0:
-            valid = depth > 0
+            valid = depth > 0  # sparse depth (0 = unknown) supervises only its valid rays
+            # Per pixel: the means over the rays with depth, times the share of the batch's rays that have depth.
+            share = float(valid.float().mean()) if weights.depth_weight_per_pixel else 1.0
             end = model.to_cube(origins + dirs * depth[:, None])
             inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
             if inside.any():
                 d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
                 d_loss = (d_err**2).mean()
-                loss = loss + weights.depth_weight * d_loss
+                loss = loss + weights.depth_weight * share * d_loss
                 logs["depth"] = float(d_loss.detach())
             if valid.any():
                 if weights.free_space_weight > 0:
                     fs = self._free_space_loss(samples, dirs[valid], depth[valid], valid)
-                    loss = loss + weights.free_space_weight * fs
+                    loss = loss + weights.free_space_weight * share * fs
                     logs["fs"] = float(fs.detach())
         if self.step >= weights.semantic_start and weights.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
