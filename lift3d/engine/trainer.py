@@ -34,6 +34,7 @@ from lift3d.engine.checkpoint import load_checkpoint, restore_training_state, sa
 from lift3d.engine.config import FitConfig
 from lift3d.engine.run_dir import RunDir
 from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
+from lift3d.losses.depth import depth_share, expected_depth_loss, line_of_sight_loss
 from lift3d.models import LiftModel
 from lift3d.objectives import InstanceBatch, build_objective
 
@@ -275,21 +276,21 @@ class Trainer:
         loss = photometric_loss(samples.rgb, pixels.rgb[rows])
         logs["rgb"] = float(loss.detach())
         if depth is not None and weights.depth_weight > 0:
-            valid = depth > 0  # sparse depth (0 = unknown) supervises only its valid rays
-            # Per pixel: the means over the rays with depth, times the share of the batch's rays that have depth.
-            share = float(valid.float().mean()) if weights.depth_weight_per_pixel else 1.0
+            valid = depth > 0  # sparse depth (0 = unknown) supervises only its valid rays, each weighed per pixel
+            share = depth_share(depth, weights.depth_weight_per_pixel)
             end = model.to_cube(origins + dirs * depth[:, None])
             inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
             if inside.any():
-                d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
-                d_loss = (d_err**2).mean()
-                loss = loss + weights.depth_weight * share * d_loss
+                d_loss = expected_depth_loss(samples.depth, depth, inside, model.scene_scale, share)
+                loss = loss + weights.depth_weight * d_loss
                 logs["depth"] = float(d_loss.detach())
-            if valid.any():
-                if weights.free_space_weight > 0:
-                    fs = self._free_space_loss(samples, dirs[valid], depth[valid], valid)
-                    loss = loss + weights.free_space_weight * share * fs
-                    logs["fs"] = float(fs.detach())
+            if valid.any() and weights.free_space_weight > 0:
+                band = self.cfg.model.depth_band * model.scene_scale
+                fs = line_of_sight_loss(
+                    samples.weights[valid], samples.t[valid], depth[valid], dirs[valid].norm(dim=-1), band, share
+                )
+                loss = loss + weights.free_space_weight * fs
+                logs["fs"] = float(fs.detach())
         if self.step >= weights.semantic_start and weights.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
             s_loss = semantic_loss(log_probs, pixels.semantic[rows], pixels.confidence[rows])
@@ -363,13 +364,6 @@ class Trainer:
         m = self.model
         m.instance = InstanceField(self.cfg.model.instance, self.objective.output_dim, self.cfg.model.ema_momentum)
         self.make_optimisers()
-
-    def _free_space_loss(self, samples, dirs: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Line-of-sight loss: :math:`\\frac{1}{R}\\sum_r \\sum_{i: |t_i - D_r| \\|d_r\\| > b} w_{ri}` with b =
-        ``depth_band`` times the scene scale (world units). [R] rays with valid depth."""
-        band = self.cfg.model.depth_band * self.model.scene_scale
-        dist = (samples.t[valid] - depth[:, None]).abs() * dirs.norm(dim=-1, keepdim=True)
-        return (samples.weights[valid] * (dist > band)).sum(-1).mean()
 
     def stage(self) -> str:
         """Names of the losses active at the current step, e.g. ``rgb+sem+inst``: only those that actually run (no
