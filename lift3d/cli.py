@@ -8,6 +8,7 @@ the ``--set a.b=value`` overrides and ``--iterations`` are applied on top.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -50,6 +51,13 @@ class Fit:
     """Address of the --view viewer (see `lift3d view --help`)."""
     view_port: int = 7007
     """Port of the --view viewer."""
+    format: Optional[str] = None
+    """Scene reader (transforms_json, colmap, panoptic_lifting, messy_rooms_release); default: detected. Recorded
+    in the run, like --downscale and --skip-bad-frames, so render / eval / view / export load the scene the same way."""
+    downscale: int = 1
+    """Fit the images at 1/N of their resolution (nerfstudio's images_N folders when present, else resampled)."""
+    skip_bad_frames: bool = False
+    """Drop frames whose files are missing or unreadable (listed in the log) instead of refusing the scene."""
     config: Annotated[FitConfig, tyro.conf.arg(name="")] = field(default_factory=lambda: get_preset("cpu-small"))
     """The fit's configuration (defaults: the preset's)."""
 
@@ -61,15 +69,16 @@ class Fit:
         return apply_overrides(self.config, overrides)
 
     def run_command(self) -> None:
+        from lift3d.data.loading import SceneOptions
         from lift3d.pipeline import fit_scene
 
+        options = SceneOptions(format=self.format, downscale=self.downscale, skip_bad_frames=self.skip_bad_frames)
         live = None
         if self.view:
-            from lift3d.data.loading import load_scene
             from lift3d.viewer.app import ViewerConfig
             from lift3d.viewer.live import FitViewer
 
-            live = FitViewer(load_scene(self.data), ViewerConfig(host=self.view_host, port=self.view_port))
+            live = FitViewer(options.load(self.data), ViewerConfig(host=self.view_host, port=self.view_port))
         summary = fit_scene(
             self.data,
             self.out,
@@ -77,6 +86,7 @@ class Fit:
             resume=self.resume,
             preset=self.preset,
             callbacks=(live,) if live is not None else (),
+            scene_options=options,
         )
         print(
             f"fit done: {summary['iterations']} iterations in {summary['seconds']} s "
@@ -130,7 +140,9 @@ class Render:
 @dataclass
 class Eval:
     """Score a run's renders against the scene's ground truth: PQ^scene (+ SQ, RQ), per-frame PQ, mIoU, PSNR.
-    Writes RUN/metrics.json and prints a table (renders first if RUN/renders/SPLIT is missing)."""
+    On a scene without ground truth: PSNR and the 2D consistency (per-frame PQ of the rendered instances against
+    the views' own 2D segments). Writes RUN/metrics.json and prints a table (renders first if RUN/renders/SPLIT is
+    missing)."""
 
     run: tyro.conf.Positional[Path]
     """Run folder written by `lift3d fit`."""
@@ -238,11 +250,14 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
 
     from lift3d.data.segments_import import SegmentsImport
     from lift3d.generate.cli import GenerateMessyRooms
+    from lift3d.segmenters.cli import SegmentsPredict
     from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("LIFT3D_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     if args and args[0] == "fit":
-        _run_reporting_errors(parse_fit(args[1:]).run_command)
+        _run_reporting_errors(parse_fit(args[1:]).run_command, debug)
         return
     sub = tyro.extras.subcommand_cli_from_dict(
         {
@@ -254,7 +269,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "demo": Demo,
             "generate-messy-rooms": GenerateMessyRooms,
             "segments-import": SegmentsImport,
-            "segments-predict": TwodPredict,
+            "segments-predict": SegmentsPredict,
             "twod-train": TwodTrain,
             "twod-eval": TwodEval,
             "twod-predict": TwodPredict,
@@ -262,7 +277,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
         args=args,
     )
-    _run_reporting_errors(sub.run_command)
+    _run_reporting_errors(sub.run_command, debug)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -275,6 +290,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.geometry.cameras import UnsupportedCameraError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
+    from lift3d.segmenters.base import SegmenterError
     from lift3d.twod.dataset import MissingGroundTruthError
     from lift3d.twod.model import TwodModelError
     from lift3d.twod.predict import PredictError
@@ -293,13 +309,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DiskFullError,
         ResumeMismatchError,
         StaleResultsError,
+        SegmenterError,
         UnsupportedCameraError,
     )
 
 
-def _run_reporting_errors(command) -> None:
-    """Run a subcommand: Ctrl-C exits 130 with one line (a fit saves a checkpoint first); the reliability errors of
-    :func:`_user_errors` print their message and exit 2."""
+def _run_reporting_errors(command, debug: bool = False) -> None:
+    """Run a subcommand: Ctrl-C exits 130 with one line (a fit saves a checkpoint first); the user errors of
+    :func:`_user_errors` print their message and exit 2. ``--debug`` (anywhere on the command line) or
+    ``LIFT3D_DEBUG=1`` shows the traceback of a user error too; any other exception is a bug in lift3d and keeps its
+    traceback, followed by one line saying so."""
     import sys
 
     try:
@@ -308,8 +327,20 @@ def _run_reporting_errors(command) -> None:
         print("lift3d: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except _user_errors() as err:
+        if debug:
+            raise
         print(f"lift3d: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "lift3d: internal error (a bug in lift3d, not in your data or options): please report it with the "
+            "traceback above and the command line.",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def _alias_generate(argv: list[str]) -> list[str]:

@@ -85,6 +85,22 @@ def test_a_registered_reader_loads_through_load_scene(tmp_path, toy_reader):
     assert registered_readers()[-1] is toy_reader
 
 
+def test_shared_options_apply_to_any_reader(tmp_path, toy_reader):
+    """downscale is applied by load_scene for every reader; skip_bad_frames needs a reader that takes it."""
+    (tmp_path / "toy.txt").write_text("8.0")
+    scene = load_scene(tmp_path, check_files=False, downscale=2)
+    f = scene.frames[0]
+    assert (f.width, f.height, f.fx, f.cx, f.file_size) == (1, 1, 4.0, 0.5, (2, 2))
+    with pytest.raises(SceneFormatError, match="'toy' reader cannot skip bad frames"):
+        load_scene(tmp_path, skip_bad_frames=True)
+    assert [r.name for r in registered_readers()][:4] == [
+        "transforms_json",
+        "messy_rooms_release",
+        "colmap",
+        "panoptic_lifting",
+    ]
+
+
 def test_reader_names_are_unique(toy_reader):
     with pytest.raises(ValueError, match="'toy' is already registered"):
         register_reader(SceneReader("toy", "again", lambda p: False, _load_toy))
@@ -99,7 +115,7 @@ def test_unknown_folder_error_lists_the_registered_readers(tmp_path):
         load_scene(tmp_path)
     msg = str(err.value)
     assert msg.startswith(f"{tmp_path / 'transforms.json'}: not found.")
-    assert "transforms_json: a folder holding transforms.json" in msg
+    assert "transforms_json: a folder holding a nerfstudio transforms.json" in msg
     assert "messy_rooms_release: a released Messy Rooms folder" in msg
 
 

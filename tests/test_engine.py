@@ -220,3 +220,85 @@ def test_same_seed_gives_bit_identical_weights_with_two_threads(tiny_scene_dir, 
     assert any("grid.table" in key for key in states[0])
     differing = [key for key in states[0] if not torch.equal(states[0][key], states[1][key])]
     assert differing == []
+
+
+def test_eval_without_ground_truth_reports_psnr_and_2d_consistency(tiny_scene_dir, tmp_path, capsys):
+    """A user's capture has no ground truth: eval reports PSNR and the per-frame PQ of the rendered instances
+    against the views' own 2D segments, equal to the metric computed here from the written renders."""
+    import shutil
+
+    from lift3d.cli import entrypoint
+    from lift3d.data.loading import load_frame
+    from lift3d.engine.outputs import read_renders
+    from lift3d.metrics import frame_pq, psnr
+
+    data = tmp_path / "nogt"
+    shutil.copytree(tiny_scene_dir, data)
+    meta = json.loads((data / "transforms.json").read_text())
+    for fr in meta["frames"]:
+        fr.pop("gt_instance_file_path", None)
+        fr.pop("gt_semantic_file_path", None)
+    (data / "transforms.json").write_text(json.dumps(meta))
+    scene = load_scene(data)
+    assert not scene.has_ground_truth
+    run = tmp_path / "run"
+    entrypoint(["fit", str(data), "--out", str(run), "--preset", "tiny", "--iterations", "12"])
+    capsys.readouterr()
+    entrypoint(["eval", str(run)])
+    printed = capsys.readouterr().out
+    table = printed[printed.index("metric") :]
+    assert "PSNR" in table and "vs 2D segments" in table and "PQ^scene" not in table
+    m = json.loads((run / "metrics.json").read_text())
+    views = read_renders(run / "renders" / "test")
+    frames = [load_frame(scene, v["frame_index"]) for v in views]
+    expected_pq = frame_pq(
+        [v["semantic"] for v in views],
+        [v["instance"] for v in views],
+        [f.semantic for f in frames],
+        [f.instance for f in frames],
+        things=scene.thing_ids,
+        stuff=scene.stuff_ids,
+    ).pq
+    assert m["ground_truth"] is False and "pq_scene" not in m
+    assert m["pq_frame_vs_segments"] == round(float(expected_pq), 4)
+    assert m["psnr"] == round(float(np.mean([psnr(v["rgb"], f.rgb) for v, f in zip(views, frames)])), 3)
+
+
+def test_debug_flag_shows_the_traceback_of_a_user_error(tmp_path):
+    from lift3d.cli import entrypoint
+    from lift3d.data.scene import SceneFormatError
+
+    (tmp_path / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "images/a.png"}]}))
+    with pytest.raises(SceneFormatError, match="transform_matrix"):
+        entrypoint(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--debug"])
+
+
+def test_an_internal_error_keeps_its_traceback_and_says_it_is_a_bug(capsys):
+    from lift3d.cli import _run_reporting_errors
+
+    def broken():
+        raise ZeroDivisionError("boom")
+
+    with pytest.raises(SystemExit) as exit_:
+        _run_reporting_errors(broken)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: boom" in err and "internal error" in err
+
+
+def test_fit_records_its_scene_options_and_render_uses_them(tiny_scene_dir, tmp_path):
+    """--downscale 2 fits 16x16 images of the 32x32 scene; the run records it, so render (and eval, view, export)
+    load the scene the same way and write 16x16 maps."""
+    from lift3d.cli import entrypoint
+    from lift3d.engine.outputs import read_renders
+    from lift3d.pipeline import run_scene_options
+
+    run = tmp_path / "run"
+    entrypoint(
+        ["fit", str(tiny_scene_dir), "--out", str(run), "--preset", "tiny", "--iterations", "4", "--downscale", "2"]
+    )
+    options = run_scene_options(run)
+    assert options.downscale == 2 and options.format is None and options.skip_bad_frames is False
+    entrypoint(["render", str(run)])
+    views = read_renders(run / "renders" / "test")
+    assert views and all(v["instance"].shape == (16, 16) and v["rgb"].shape == (16, 16, 3) for v in views)

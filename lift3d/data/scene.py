@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, List, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -27,15 +27,25 @@ __all__ = [
     "FrameData",
     "FrameAdapter",
     "SceneFormatError",
+    "MissingSegmentsError",
+    "require_segments",
     "check_camera_to_world",
+    "check_frames",
     "check_frame_files",
     "check_semantic_ids",
     "check_frame_ids",
+    "renumber_frames",
+    "scene_file",
 ]
 
 
 class SceneFormatError(ValueError):
     """A scene on disk does not follow ``docs/scene-format.md``. The message names the file and frame."""
+
+
+class MissingSegmentsError(SceneFormatError):
+    """The scene has no 2D segments (no ``instance_file_path`` / ``semantic_file_path``) and the command needs
+    them; the message names the scene file and the commands that add segments."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,10 @@ class Frame:
     name: str
     """The frame's ``file_path`` as written in ``transforms.json`` (used by the split lists)."""
     image_path: Path
-    instance_path: Path
-    semantic_path: Path
+    instance_path: Optional[Path]
+    """2D segmenter instance ids; None in a scene without segments (:attr:`Scene.has_segments`)."""
+    semantic_path: Optional[Path]
+    """2D segmenter class ids; None exactly when ``instance_path`` is None."""
     confidence_path: Optional[Path]
     depth_path: Optional[Path]
     gt_instance_path: Optional[Path]
@@ -77,6 +89,10 @@ class Frame:
     """Lens distortion of the frame's camera (None: ideal pinhole)."""
     mask_path: Optional[Path] = None
     """Optional per-pixel mask (nerfstudio ``mask_path``: 0 = pixel excluded from every loss and from clustering)."""
+    file_size: Optional[Tuple[int, int]] = None
+    """``(height, width)`` of the frame's files when the frame is used at another size (``load_scene(...,
+    downscale=N)``); :func:`~lift3d.data.loading.load_frame` resamples files of that size to ``(height, width)``.
+    None: the files are ``height x width``."""
 
     @property
     def camera_intrinsics(self) -> Intrinsics:
@@ -118,6 +134,13 @@ class Scene:
     """Dataset-specific conventions applied to every frame by ``load_frame`` (see :class:`FrameAdapter`)."""
 
     @property
+    def has_segments(self) -> bool:
+        """True when every frame has 2D segments (instance and semantic maps); a reader refuses a scene where only
+        some frames have them. A scene without segments loads (``lift3d segments import`` / ``predict`` add
+        them), but ``lift3d fit`` refuses it (:func:`require_segments`)."""
+        return all(f.instance_path is not None and f.semantic_path is not None for f in self.frames)
+
+    @property
     def thing_ids(self) -> list[int]:
         return [c.id for c in self.classes if c.thing]
 
@@ -138,9 +161,9 @@ class FrameData:
     rgb: np.ndarray
     """float32 in [0, 1], [H, W, 3]."""
     instance: np.ndarray
-    """int64 2D segmenter ids, 0 = no segment."""
+    """int64 2D segmenter ids, 0 = no segment (all 0 in a scene without segments)."""
     semantic: np.ndarray
-    """int64 2D segmenter class ids."""
+    """int64 2D segmenter class ids (all 0 in a scene without segments)."""
     confidence: Optional[np.ndarray] = None
     """float32 in [0, 1]."""
     depth: Optional[np.ndarray] = None
@@ -156,8 +179,8 @@ class FrameAdapter(Protocol):
     """A reader's dataset-specific conventions, applied by ``load_frame`` to each frame's arrays after reading.
 
     An adapter may change the values of ``confidence`` (e.g. ignore masks set it to 0, a background rule sets it to
-    1; it may create it when the files have none) and of ``depth`` (e.g. convert distance along the ray to depth
-    along the optical axis). It must keep every array's shape, must not change the ids of ``instance``,
+    1; it may create it when the files have none), of ``depth`` (e.g. convert distance along the ray to depth
+    along the optical axis) and of ``valid_mask`` (e.g. from a dataset's own mask of invalid pixels). It must keep every array's shape, must not change the ids of ``instance``,
     ``semantic``, ``gt_instance`` or ``gt_semantic``, and must not change the scene or its frames.
     """
 
@@ -169,6 +192,27 @@ class FrameAdapter(Protocol):
 # --------------------------------------------------------------------------------------------------------------
 # Validators shared by the readers
 # --------------------------------------------------------------------------------------------------------------
+
+
+def scene_file(scene: Scene) -> Path:
+    """The file that describes ``scene`` (named in messages): ``scene.extras['scene_file']`` when a reader recorded
+    it, else ``ROOT/transforms.json``."""
+    return Path(scene.extras.get("scene_file", scene.root / "transforms.json"))
+
+
+def require_segments(scene: Scene, command: str = "lift3d fit") -> None:
+    """Raise :class:`MissingSegmentsError` (one line: which file, that it has no segments, the fix) unless
+    ``scene.has_segments``. Called before any work by the commands that train on segments."""
+    if scene.has_segments:
+        return
+    missing = [f for f in scene.frames if f.instance_path is None]
+    first = missing[0]
+    raise MissingSegmentsError(
+        f"{scene_file(scene)}: the scene has no 2D segments (frame {first.index} ({first.name}) and "
+        f"{len(missing) - 1} more have no instance_file_path / semantic_file_path), which `{command}` needs. Add "
+        f"them first: `lift3d segments predict {scene.root} --segmenter classical` (or another segmenter), or "
+        f"`lift3d segments import {scene.root} SEGMENTS_DIR --kind id-maps`."
+    )
 
 
 def check_camera_to_world(matrix, where: str) -> np.ndarray:
@@ -198,9 +242,25 @@ def check_camera_to_world(matrix, where: str) -> np.ndarray:
     return c2w
 
 
+ASPECT_TOLERANCE = 0.02
+"""Depth maps, masks and confidence maps of another size than the image are resampled when their aspect ratio (w / h) is within
+this relative tolerance of the image's (Polycam, Record3D: 256x192 depth beside 1024x768 or 960x720 images)."""
+
+
+def _size_ok(key: str, size: Tuple[int, int], frame: Frame) -> bool:
+    """Whether a file of ``size`` = (height, width) can serve the frame: the frame's size or its files' size; for
+    depth and masks any size of the same aspect ratio (resampled by ``load_frame``)."""
+    if size == (frame.height, frame.width) or size == frame.file_size:
+        return True
+    if key in ("depth_file_path", "mask_path", "confidence_file_path") and min(size) > 0:
+        return abs((size[1] / size[0]) / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE
+    return False
+
+
 def check_frame_files(frame: Frame, where: str) -> None:
     """Every file of ``frame`` exists, decodes completely (a truncated or corrupt file is reported here, not
-    mid-fit), has the frame's size; id maps are single-channel integers, depth single-channel."""
+    mid-fit), has the frame's size (or :attr:`Frame.file_size`; depth and masks: the same aspect ratio, see
+    :data:`ASPECT_TOLERANCE`); id maps are single-channel integers, depth single-channel."""
     checks = [
         ("file_path", frame.image_path, "rgb"),
         ("instance_file_path", frame.instance_path, "id"),
@@ -209,12 +269,13 @@ def check_frame_files(frame: Frame, where: str) -> None:
         ("depth_file_path", frame.depth_path, "grey"),
         ("gt_instance_file_path", frame.gt_instance_path, "id"),
         ("gt_semantic_file_path", frame.gt_semantic_path, "id"),
+        ("mask_path", frame.mask_path, "mask"),
     ]
     for key, path, kind in checks:
         if path is None:
             continue
         if not path.exists():
-            raise SceneFormatError(f"{where}: {key} {path} does not exist.")
+            raise SceneFormatError(f"{where}: {key} {path} does not exist; restore the file or remove the frame.")
         try:
             size, channels, dtype = read_image_size(path)
             verify_image(path)
@@ -223,7 +284,7 @@ def check_frame_files(frame: Frame, where: str) -> None:
                 f"{where}: {key} {path} cannot be read ({type(e).__name__}: {e}); the file is damaged or truncated. "
                 "Write it again (or remove the frame)."
             ) from None
-        if size != (frame.height, frame.width):
+        if not _size_ok(key, size, frame):
             raise SceneFormatError(
                 f"{where}: {key} {path.name} is {size[1]}x{size[0]} but the frame is "
                 f"{frame.width}x{frame.height} (w x h)."
@@ -240,6 +301,42 @@ def check_frame_files(frame: Frame, where: str) -> None:
                 f"{where}: {key} {path.name} must be a single-channel image, it has {channels} channels (write depth "
                 "as a 16-bit grey PNG or a float .npy, confidence as a grey PNG)."
             )
+
+
+SKIP_HINT = " (or pass --skip-bad-frames / load_scene(..., skip_bad_frames=True) to drop such frames and go on)"
+"""Appended to a bad frame's error when the reader could have skipped it."""
+
+
+def check_frames(
+    frames: List[Frame], where: Callable[[Frame], str], check: Callable[[Frame], None], skip_bad_frames: bool
+) -> Tuple[List[Frame], List[dict]]:
+    """Run ``check(frame)`` on every frame; a frame whose check raises :class:`SceneFormatError` is dropped when
+    ``skip_bad_frames`` (recorded as ``{"index", "name", "reason"}``), else the error is raised with
+    :data:`SKIP_HINT` appended. Returns ``(kept frames, skipped records)``; kept frames keep their indices (call
+    :func:`renumber_frames` once the split is known)."""
+    kept, skipped = [], []
+    for f in frames:
+        try:
+            check(f)
+        except SceneFormatError as err:
+            if not skip_bad_frames:
+                raise SceneFormatError(str(err).rstrip(".") + "." + SKIP_HINT) from None
+            skipped.append({"index": f.index, "name": f.name, "reason": str(err)})
+            continue
+        kept.append(f)
+    if not kept:
+        raise SceneFormatError(f"{where(frames[0])}: every frame is unreadable; nothing is left to load.")
+    return kept, skipped
+
+
+def renumber_frames(frames: List[Frame], *index_lists: List[int]) -> Tuple[List[Frame], ...]:
+    """Re-index ``frames`` 0..n-1 in their order (in place) and map each of ``index_lists`` (old
+    :attr:`Frame.index` values; those of frames no longer there are left out) to the new indices. Returns
+    ``(frames, mapped list, ...)``."""
+    new_of = {f.index: i for i, f in enumerate(frames)}
+    for i, f in enumerate(frames):
+        f.index = i
+    return (frames,) + tuple([new_of[i] for i in indices if i in new_of] for indices in index_lists)
 
 
 def check_semantic_ids(sem: np.ndarray, class_ids: set[int], where: str) -> None:

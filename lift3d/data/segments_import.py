@@ -18,7 +18,8 @@ image (``images/frame_00003.png`` <- ``frame_00003.*``) or, with ``match="order"
 Output: ``segments/<name>/{instance,semantic,confidence}/<stem>.png`` (16-bit ids, 8/16-bit classes, 8-bit
 confidence) written into a temporary folder and renamed (:func:`lift3d.io.atomic_folder`), then
 ``transforms.json`` is rewritten atomically so its frames point at the new maps (the previous maps stay on disk;
-``segments_imported`` records the source).
+``segments_imported`` records the source). A scene without segments is fine; a COLMAP project (no
+``transforms.json``) first gets one written from the loaded scene (:func:`bootstrap_transforms_json`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "masks_to_segments",
     "read_detectron2_predictions",
     "SegmentsImportError",
+    "bootstrap_transforms_json",
 ]
 
 SourceKind = Literal["id-maps", "detectron2"]
@@ -288,6 +290,27 @@ class _ImportOptions:
     trust_pickle: bool = False
 
 
+def bootstrap_transforms_json(scene_dir: Path) -> Optional[Path]:
+    """Give a scene another reader loads (a COLMAP project) the ``transforms.json`` segments are written into:
+    :func:`lift3d.data.writers.transforms_json.write_transforms_json` of the loaded scene, in ``scene_dir``. Scenes
+    whose reader applies per-frame conventions (a Messy Rooms release) are left alone. Returns the file written, or
+    None (nothing to do or not possible)."""
+    from lift3d.data.loading import load_scene
+    from lift3d.data.readers import find_reader
+    from lift3d.data.writers.transforms_json import write_transforms_json
+
+    json_path = scene_dir / "transforms.json"
+    if json_path.exists() or not scene_dir.is_dir():
+        return None
+    reader = find_reader(scene_dir)
+    if reader is None or reader.name == "transforms_json":
+        return None
+    scene = load_scene(scene_dir, check_files=False)
+    if scene.frame_adapter is not None:
+        return None
+    return write_transforms_json(scene, json_path)
+
+
 def _check_arguments(scene_dir: Path, source: Path, kind: str, name: str) -> Path:
     """Path of the scene's ``transforms.json`` after checking the arguments of :func:`import_segments`."""
     json_path = scene_dir / "transforms.json"
@@ -408,6 +431,8 @@ def import_segments(
     :class:`SegmentsImportError` naming the file and frame before anything in the scene changes. ``.pkl``
     predictions are refused unless ``trust_pickle`` (unpickling runs any code the file carries)."""
     scene_dir, source = Path(scene_dir), Path(source)
+    if source.is_dir():
+        bootstrap_transforms_json(scene_dir)  # a COLMAP project gets its transforms.json first
     json_path = _check_arguments(scene_dir, source, kind, name)
     scene = load_transforms_json(scene_dir, check_files=False)
     class_ids = {c.id for c in scene.classes}

@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 
 from lift3d.cluster.slots import load_labeler
-from lift3d.data.loading import load_scene
+from lift3d.data.loading import SceneOptions
 from lift3d.data.scene import Scene
 from lift3d.engine.checkpoint import load_model
 from lift3d.engine.config import FitConfig
@@ -146,7 +146,8 @@ def load_export_inputs(run: Path, data: Optional[Path] = None, device: str = "au
             f"{run_dir.clusters}: the run has no clusters yet (its fit did not reach the clustering step). Run "
             f"`lift3d fit {record.get('scene', 'DATA')} --out {run_dir.root} --resume` to the end, then export."
         )
-    scene = load_scene(data if data is not None else record["scene"])
+    options = SceneOptions(**record.get("scene_options", {}))  # how the fit loaded its scene
+    scene = options.load(data if data is not None else record["scene"])
     model, cfg, _ = load_model(run_dir.root, resolve_device(device))
     return ExportedRun(run_dir, scene, model, cfg, load_labeler(run_dir.clusters))
 

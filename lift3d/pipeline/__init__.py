@@ -7,7 +7,9 @@ from lift3d.pipeline.runs import (
     fit_scene,
     format_metrics_table,
     render_run,
+    run_scene_options,
     score_segments,
+    score_without_ground_truth,
     split_indices,
 )
 
@@ -17,6 +19,8 @@ __all__ = [
     "fit_scene",
     "format_metrics_table",
     "render_run",
+    "run_scene_options",
     "score_segments",
+    "score_without_ground_truth",
     "split_indices",
 ]

@@ -14,10 +14,10 @@ import numpy as np
 
 from lift3d.cluster.slots import load_labeler
 from lift3d.config_io import config_to_dict
-from lift3d.data.loading import load_frame, load_scene
+from lift3d.data.loading import SceneOptions, load_frame
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.sanity import scene_warnings
-from lift3d.data.scene import Scene, SceneFormatError
+from lift3d.data.scene import Scene, SceneFormatError, require_segments
 from lift3d.engine.checkpoint import checkpoint_made_from, load_checkpoint, load_model, made_from
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
@@ -36,7 +36,9 @@ __all__ = [
     "fit_scene",
     "render_run",
     "evaluate_run",
+    "run_scene_options",
     "score_segments",
+    "score_without_ground_truth",
     "split_indices",
     "format_metrics_table",
 ]
@@ -123,11 +125,15 @@ def fit_scene(
     progress: bool = True,
     log=print,
     callbacks: tuple[StepCallback, ...] = (),
+    scene_options: Optional[SceneOptions] = None,
 ) -> dict:
     """Fit the fields with the resolved ``cfg``, then decode the instance field of training views. ``preset``
-    only labels the run's ``config.json``; ``callbacks`` are called after every training step. Returns the fit
-    summary (also written to ``fit.json``)."""
-    scene = load_scene(data)  # validates every frame before any work
+    only labels the run's ``config.json``; ``callbacks`` are called after every training step; ``scene_options``
+    (reader, downscale, skipping bad frames) load the scene and are recorded in ``config.json`` so that render, eval
+    and view load it the same way. Returns the fit summary (also written to ``fit.json``)."""
+    scene_options = scene_options or SceneOptions()
+    scene = scene_options.load(data)  # validates every frame before any work
+    require_segments(scene, "lift3d fit")  # a scene without 2D segments: one line naming the fix
     run = RunDir(out)
     out = run.root
     with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):
@@ -155,7 +161,13 @@ def fit_scene(
         trainer = Trainer(scene, cfg, out, progress=progress, log=log, callbacks=callbacks)
         out.mkdir(parents=True, exist_ok=True)
         run.write_json(
-            run.config, {"preset": preset, "scene": str(scene.root.resolve()), "config": config_to_dict(cfg)}
+            run.config,
+            {
+                "preset": preset,
+                "scene": str(scene.root.resolve()),
+                "scene_options": scene_options.to_dict(),
+                "config": config_to_dict(cfg),
+            },
         )
         summary = trainer.fit(resume=resume)
         summary["made_from"] = made_from({"step": trainer.step, "config": config_to_dict(cfg)})
@@ -180,10 +192,16 @@ def _read_json(path: Path) -> dict:
         ) from None
 
 
+def run_scene_options(run: Path) -> SceneOptions:
+    """The :class:`SceneOptions` the run was fitted with (defaults for runs written before they were recorded)."""
+    record = RunDir(run).read_record()
+    return SceneOptions(**record.get("scene_options", {}))
+
+
 def _run_scene(run: Path, data: Optional[Path]) -> Scene:
-    if data is not None:
-        return load_scene(data)
-    return load_scene(RunDir(run).read_record()["scene"])
+    """The run's scene, loaded with the options it was fitted with (``data`` replaces the recorded folder)."""
+    options = run_scene_options(run)
+    return options.load(data if data is not None else RunDir(run).read_record()["scene"])
 
 
 def split_indices(scene: Scene, split: str) -> list[int]:
@@ -268,9 +286,11 @@ def score_segments(
     """PQ^scene, per-frame PQ, mIoU (and PSNR) of per-view predictions against the scene's ground truth."""
     gts = [load_frame(scene, i, with_ground_truth=True) for i in views]
     if any(g.gt_instance is None for g in gts):
-        raise ValueError(
-            f"{scene.root}: the scene has no ground truth (gt_instance_file_path / gt_semantic_file_path); "
-            "cannot evaluate."
+        missing = next(i for i, g in zip(views, gts) if g.gt_instance is None)
+        raise SceneFormatError(
+            f"{scene.root / 'transforms.json'}, frame {missing} ({scene.frames[missing].name}): no ground truth "
+            "(gt_instance_file_path / gt_semantic_file_path), so PQ and mIoU cannot be computed; `lift3d eval` on a "
+            "scene without ground truth reports PSNR and the 2D consistency instead."
         )
     gt_sem, gt_inst = [g.gt_semantic for g in gts], [g.gt_instance for g in gts]
     things, stuff = scene.thing_ids, scene.stuff_ids
@@ -288,6 +308,41 @@ def score_segments(
     }
     if pred_rgb is not None:
         out["psnr"] = round(float(np.mean([psnr(p, g.rgb) for p, g in zip(pred_rgb, gts)])), 3)
+    return out
+
+
+def score_without_ground_truth(
+    scene: Scene,
+    views: list[int],
+    pred_sem: list[np.ndarray],
+    pred_inst: list[np.ndarray],
+    pred_rgb: list[np.ndarray],
+) -> dict:
+    """What can be scored on a scene without ground truth (a user's own capture).
+
+    * ``psnr``: mean PSNR of the rendered colour against the views' images;
+    * ``pq_frame_vs_segments``: the *2D consistency* of the lift, per-frame PQ of the rendered instance and class maps
+      against the scene's own 2D segments of the same views (the input masks; per frame, so their inconsistent ids
+      across views do not matter). 1.0 = the lifted instances reproduce every 2D mask; it rewards agreement with the
+      segmenter, errors included, so it is a sanity check, not accuracy. None when the scene has no segments.
+    """
+    frames = [load_frame(scene, i) for i in views]
+    out: dict = {
+        "ground_truth": False,
+        "psnr": round(float(np.mean([psnr(p, f.rgb) for p, f in zip(pred_rgb, frames)])), 3),
+    }
+    if all(f.instance is not None for f in frames):
+        fpq = frame_pq(
+            pred_sem,
+            pred_inst,
+            [f.semantic for f in frames],
+            [f.instance for f in frames],
+            things=scene.thing_ids,
+            stuff=scene.stuff_ids,
+        )
+        out["pq_frame_vs_segments"] = round(float(fpq.pq), 4)
+    else:
+        out["pq_frame_vs_segments"] = None
     return out
 
 
@@ -343,9 +398,15 @@ def evaluate_run(run: Path, split: str = "test", data: Optional[Path] = None, lo
             render_run(run, split, data, log=log)
         views = read_renders(render_dir)
         idx = [v["frame_index"] for v in views]
-        metrics = score_segments(
-            scene, idx, [v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views]
-        )
+        pred = ([v["semantic"] for v in views], [v["instance"] for v in views], [v["rgb"] for v in views])
+        if scene.has_ground_truth:
+            metrics = score_segments(scene, idx, *pred)
+        else:
+            log(
+                f"{scene.root}: no ground-truth instance / class maps, so no PQ^scene or mIoU; reporting PSNR and the "
+                "2D consistency of the rendered instances with the views' own 2D segments instead"
+            )
+            metrics = score_without_ground_truth(scene, idx, *pred)
         metrics = {"split": split, "num_frames": len(idx), **metrics, "made_from": current}
         run_dir.write_json(run_dir.metrics, metrics)
     log(format_metrics_table(metrics))
@@ -360,6 +421,7 @@ def format_metrics_table(m: dict, extra: Optional[dict] = None) -> str:
         ("PQ (per frame)", m.get("pq_frame")),
         ("mIoU", m.get("miou")),
         ("PSNR (dB)", m.get("psnr")),
+        ("PQ (per frame) vs 2D segments", m.get("pq_frame_vs_segments")),
     ]
     for k, v in (extra or {}).items():
         rows.append((k, v))

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from lift3d.data.images import read_id_map, read_image_size
+from lift3d.data.images import read_id_map, read_image_size, resize_nearest
 from lift3d.data.messy_rooms_format import (
     CLASSES,
     DEFAULT_RELEASE_DEPTH,
@@ -31,7 +31,9 @@ from lift3d.data.scene import (
     SceneClass,
     SceneFormatError,
     check_frame_files,
+    check_frames,
     check_semantic_ids,
+    renumber_frames,
 )
 from lift3d.geometry.cameras import ray_length_per_z
 
@@ -70,15 +72,18 @@ def _image_file(folder: Path, stem: str) -> Optional[Path]:
     return None
 
 
-def _release_depth_kind(meta: Dict) -> Optional[DepthKind]:
+def _release_depth_kind(meta: Dict, meta_path: Path) -> Optional[DepthKind]:
     env = os.environ.get("LIFT3D_RELEASE_DEPTH")
     if env:
         if env not in ("distance", "z", "none"):
-            raise ValueError(f"LIFT3D_RELEASE_DEPTH={env!r}; expected 'distance', 'z' or 'none'.")
+            raise SceneFormatError(
+                f"{meta_path}: the environment variable LIFT3D_RELEASE_DEPTH={env!r}; set it to 'distance', 'z' or "
+                "'none' (or unset it)."
+            )
         return None if env == "none" else env  # type: ignore[return-value]
     kind = meta.get("lift3d", {}).get("depth", DEFAULT_RELEASE_DEPTH)
     if kind not in ("distance", "z"):
-        raise ValueError(f"metadata.json: lift3d.depth={kind!r}; expected 'distance' or 'z'.")
+        raise SceneFormatError(f"{meta_path}: lift3d.depth={kind!r}; set it to 'distance' or 'z'.")
     return kind
 
 
@@ -90,7 +95,7 @@ def _read_metadata(root: Path) -> Dict:
         raise SceneFormatError(f"{meta_path}: invalid JSON ({err}).") from None
 
 
-def load_release(path: Path, check_files: bool = True, segments: str = "detic") -> Scene:
+def load_release(path: Path, check_files: bool = True, segments: str = "detic", skip_bad_frames: bool = False) -> Scene:
     """Read a release folder as a :class:`~lift3d.data.scene.Scene` (frames point at the release's files).
 
     ``segments`` names the 2D segmenter folders ``{segments}_instance``, ``{segments}_semantic`` and
@@ -132,7 +137,7 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
         return folder.is_dir() and all((folder / f"{n}{ext}").is_file() for n in names)
 
     has_conf = all_present(conf_dir, ".npy")
-    depth_kind = _release_depth_kind(meta)
+    depth_kind = _release_depth_kind(meta, meta_path)
     has_depth = depth_kind is not None and all_present(root / "depth", ".png")
     has_gt = all_present(root / "instance", ".npy") and all_present(root / "semantic", ".npy")
     frames = []
@@ -155,30 +160,37 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
             width=width,
             height=height,
         )
-        if check_files:
-            check_frame_files(frame, f"{root}, frame {i} ({frame.name})")
         frames.append(frame)
+    skipped: List[dict] = []
+    if check_files:
+        frames, skipped = check_frames(
+            frames,
+            lambda f: f"{root}, frame {f.index} ({f.name})",
+            lambda f: check_frame_files(f, f"{root}, frame {f.index} ({f.name})"),
+            skip_bad_frames,
+        )
     raw_classes = meta.get("lift3d", {}).get("classes", CLASSES)
     classes = [SceneClass(int(c["id"]), str(c["name"]), bool(c["thing"])) for c in raw_classes]
-    num_train = int(len(frames) * (1.0 - TEST_FRACTION))
+    num_train = int(len(names) * (1.0 - TEST_FRACTION))
+    kept_names = [names[f.index] for f in frames]
+    frames, train, test = renumber_frames(frames, list(range(num_train)), list(range(num_train, len(names))))
     invalid_dir = root / "invalid"
-    adapter = ReleaseFrameAdapter(
-        names,
-        invalid_dir if invalid_dir.is_dir() else None,
-        ray_length_per_z(fx, fy, cx, cy, width, height) if depth_kind == "distance" else None,
-    )
+    adapter = ReleaseFrameAdapter(kept_names, invalid_dir if invalid_dir.is_dir() else None, depth_kind == "distance")
+    extras = {"format": "messy_rooms_release", "depth_kind": depth_kind, "frame_stems": kept_names}
+    if skipped:
+        extras["skipped_frames"] = skipped
     scene = Scene(
         root=root,
         frames=frames,
         classes=classes,
-        train_indices=list(range(num_train)),
-        test_indices=list(range(num_train, len(frames))),
+        train_indices=train,
+        test_indices=test,
         depth_unit_scale_factor=0.001,
         aabb=None,
         has_depth=has_depth,
         has_confidence=True,
         has_ground_truth=has_gt,
-        extras={"format": "messy_rooms_release", "depth_kind": depth_kind, "frame_stems": names},
+        extras=extras,
         frame_adapter=adapter,
     )
     if check_files:
@@ -191,11 +203,12 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic") 
 class ReleaseFrameAdapter:
     """The reference loader's per-frame conventions (a :class:`~lift3d.data.scene.FrameAdapter`): confidence 1 where
     the segmenter's class is 0, confidence 0 where ``invalid/`` marks a pixel, depth stored as distance along the
-    ray divided by ``ray_factor`` to give optical-axis depth."""
+    ray divided by ``ray_length_per_z`` of the frame's camera to give optical-axis depth (computed at the frame's
+    size, so a downscaled scene is converted with its own intrinsics)."""
 
-    def __init__(self, stems: List[str], invalid_dir: Optional[Path], ray_factor: Optional[np.ndarray]) -> None:
-        # frame stems in frame order; the invalid/ folder or None; [H, W] distance / z or None
-        self.stems, self.invalid_dir, self.ray_factor = stems, invalid_dir, ray_factor
+    def __init__(self, stems: List[str], invalid_dir: Optional[Path], depth_is_distance: bool) -> None:
+        # frame stems in frame order; the invalid/ folder or None; whether depth/ holds distances along the ray
+        self.stems, self.invalid_dir, self.depth_is_distance = stems, invalid_dir, depth_is_distance
 
     def adapt_frame(self, scene: Scene, index: int, data: FrameData) -> FrameData:
         conf = data.confidence if data.confidence is not None else np.ones(data.instance.shape, np.float32)
@@ -207,11 +220,13 @@ class ReleaseFrameAdapter:
                 from PIL import Image
 
                 with Image.open(mask_file) as im:
-                    invalid = np.asarray(im.convert("L")) > 0
+                    invalid = resize_nearest(np.asarray(im.convert("L")) > 0, conf.shape)
                 conf[invalid] = 0.0
         data.confidence = conf
-        if data.depth is not None and self.ray_factor is not None:
-            data.depth = (data.depth / self.ray_factor).astype(np.float32)
+        if data.depth is not None and self.depth_is_distance:
+            f = scene.frames[index]
+            ray_factor = ray_length_per_z(f.fx, f.fy, f.cx, f.cy, f.width, f.height)
+            data.depth = (data.depth / ray_factor).astype(np.float32)
         return data
 
 

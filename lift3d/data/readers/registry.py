@@ -28,7 +28,9 @@ class SceneReader:
     can_read: Callable[[Path], bool]
     """``can_read(path) -> bool``: cheap test (file names only, nothing decoded) that ``path`` is this layout."""
     load: Callable[..., Scene]
-    """``load(path, check_files=True) -> Scene``: read and validate; problems raise ``SceneFormatError``."""
+    """``load(path, check_files=True) -> Scene``: read and validate; problems raise ``SceneFormatError``. A reader
+    that can drop unreadable frames also takes ``skip_bad_frames: bool`` (listing them in
+    ``scene.extras['skipped_frames']``)."""
 
 
 _READERS: Dict[str, SceneReader] = {}
