@@ -7,7 +7,9 @@ import dataclasses
 
 import numpy as np
 import torch
+from conftest import MINI_H, MINI_W, make_mini_scene, write_meta
 
+from lift3d.data.images import write_id_map
 from lift3d.data.loading import load_scene
 from lift3d.data.rays import describe_inputs, load_pixel_set
 from lift3d.data.scene import FrameData, Scene
@@ -101,3 +103,21 @@ def test_describe_inputs_reports_sparse_depth_and_lens_models(tiny_scene_dir):
         "cameras: opencv k1=-0.25 k2=0.08 p1=0.002 p2=-0.001 (1 view), pinhole (1 view)",
         f"depth: {100 * 11 / 2048:.3g}% of pixels valid (sparse: supervises only its valid pixels); masks: none",
     ]
+
+
+def test_mask_path_of_a_transforms_json_scene_reaches_the_pixel_set(tmp_path):
+    """nerfstudio's ``mask_path`` (0 = excluded) read by the scene reader becomes ``PixelSet.valid``."""
+    meta = make_mini_scene(tmp_path, num_frames=3)
+    for i, frame in enumerate(meta["frames"]):
+        mask = np.full((MINI_H, MINI_W), 255, np.int64)
+        mask[i % MINI_H, :] = 0  # frame i: row i excluded
+        write_id_map(tmp_path / f"masks/f{i}.png", mask, bits=8)
+        frame["mask_path"] = f"masks/f{i}.png"
+    write_meta(tmp_path, meta)
+    ps = load_pixel_set(load_scene(tmp_path), [0, 2])
+    expected = np.ones((2, MINI_H, MINI_W), bool)
+    expected[0, 0, :] = expected[1, 2, :] = False
+    np.testing.assert_array_equal(ps.valid.numpy(), expected.reshape(-1))
+    assert describe_inputs(ps)[1].endswith(
+        f"masks: {100 * MINI_W / (MINI_H * MINI_W):.3g}% of pixels excluded (mask_path)"
+    )

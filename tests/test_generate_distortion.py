@@ -72,3 +72,12 @@ def test_bad_distortion_specifications_are_refused(spec, message):
         MessyRoomsConfig(distortion=spec)
     with pytest.raises(ValueError, match="fast backend only"):
         MessyRoomsConfig(distortion=LENS, backend="kubric")
+
+
+def test_a_generated_distorted_scene_loads_with_its_lens_model(tmp_path):
+    from lift3d.data.loading import load_scene
+    from lift3d.generate import generate_scene
+
+    cfg = MessyRoomsConfig(num_objects=2, num_views=3, resolution=16, distortion=LENS, rgb_supersampling=1)
+    scene = load_scene(generate_scene(cfg, tmp_path / "scene", progress=False))
+    assert {f.distortion for f in scene.frames} == {Distortion("opencv", (-0.25, 0.08, 0.002, -0.001))}
