@@ -287,6 +287,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.engine.run_dir import RunFileError
     from lift3d.engine.run_lock import RunLockedError
     from lift3d.export.run import InstanceSelectionError
+    from lift3d.geometry.cameras import UnsupportedCameraError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
     from lift3d.segmenters.base import SegmenterError
@@ -309,6 +310,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ResumeMismatchError,
         StaleResultsError,
         SegmenterError,
+        UnsupportedCameraError,
     )
 
 

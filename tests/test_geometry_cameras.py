@@ -1,5 +1,6 @@
 """lift3d.geometry.cameras: quaternions in both component orders against hand values, rays of a 2x2 image by hand,
-project(backproject(depth)) lands on the pixel it came from, and distortion models are refused clearly."""
+project(backproject(depth)) lands on the pixel it came from. Lens distortion (test_geometry_distortion.py) is held
+against OpenCV."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from lift3d.geometry.cameras import (
-    Distortion,
     Intrinsics,
     backproject,
     camera_rays,
@@ -77,14 +77,6 @@ def test_intrinsics_matrix_and_vector():
     k = Intrinsics(fx=2.0, fy=3.0, cx=1.0, cy=0.5, width=2, height=1)
     np.testing.assert_array_equal(k.matrix, [[2.0, 0.0, 1.0], [0.0, 3.0, 0.5], [0.0, 0.0, 1.0]])
     np.testing.assert_array_equal(k.vector(), [2.0, 3.0, 1.0, 0.5])
-
-
-def test_distortion_models_are_refused_with_a_clear_error():
-    k = Intrinsics(2.0, 2.0, 1.0, 1.0, 2, 2, distortion=Distortion("opencv", (0.1, 0.0, 0.0, 0.0)))
-    with pytest.raises(NotImplementedError, match=r"backproject: .*'opencv' distortion.*undistort"):
-        backproject(np.ones((2, 2)), np.eye(4), k)
-    with pytest.raises(NotImplementedError, match="project: .*'opencv'"):
-        project(np.zeros((1, 3)), np.eye(4), k, 2, 2)
 
 
 # ------------------------------------------------------------------------------------------------ rays

@@ -1,9 +1,15 @@
 """The in-memory training set: pixels of all views as flat tensors, their rays, and the scene's bounds.
 
 Rays come from :func:`lift3d.geometry.cameras.camera_rays` (OpenGL camera axes): for pixel (u, v) with centre
-(u + 0.5, v + 0.5), ``d_cam = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]`` and ``d_world = R d_cam``. A point
-at depth ``z`` (distance along the optical axis) lies at ``o + z * d_world`` because ``d_cam`` has unit -z
-component; we keep this unnormalised direction and call ``t`` the optical-axis depth.
+(u + 0.5, v + 0.5), ``d_cam = [(u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1]`` and ``d_world = R d_cam``; a view
+whose camera has a lens model (``Frame.distortion``) undistorts the pixel centre first, so ``d_cam = [x, -y, -1]``
+with ``(x, y)`` its undistorted normalised coordinates. A point at depth ``z`` (distance along the optical axis)
+lies at ``o + z * d_world`` because ``d_cam`` has unit -z component; we keep this unnormalised direction and call
+``t`` the optical-axis depth.
+
+Pixels a frame's mask excludes (``FrameData.valid_mask`` False, from nerfstudio's ``mask_path``) stay in the set
+(whole views are rendered) but are flagged in :attr:`PixelSet.valid`; :meth:`PixelSet.usable_rows` is what losses
+and clustering samples draw from.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ import torch
 
 from lift3d.data.loading import load_frame
 from lift3d.data.scene import Scene
-from lift3d.geometry.cameras import camera_rays
+from lift3d.geometry.cameras import KIND_PINHOLE, camera_rays, pack_distortion
 
-__all__ = ["PixelSet", "load_pixel_set", "scene_bounds"]
+__all__ = ["PixelSet", "load_pixel_set", "scene_bounds", "describe_inputs"]
 
 
 @dataclass
@@ -51,15 +57,33 @@ class PixelSet:
     """[P] float32 metres along the optical axis, 0 = unknown."""
     gt_instance: Optional[torch.Tensor] = None
     gt_semantic: Optional[torch.Tensor] = None
+    distortion: Optional[torch.Tensor] = None
+    """[V, 9] float64 packed lens models (:meth:`lift3d.geometry.cameras.Distortion.packed`); None when every view
+    is an ideal pinhole."""
+    valid: Optional[torch.Tensor] = None
+    """[P] bool, False = pixel excluded by its frame's mask from every loss and from clustering samples; None when
+    no frame has a mask."""
+    distortion_names: Optional[list[str]] = None
+    """Per view, :meth:`Distortion.describe` or ``"pinhole"`` (for the fit log)."""
 
     @property
     def num_views(self) -> int:
         return len(self.view_ids)
 
     def rays(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """World-space (origins, directions) of flat pixel rows [N] -> [N, 3], [N, 3]."""
+        """World-space (origins, directions) of flat pixel rows [N] -> [N, 3], [N, 3], through each view's lens
+        model when it has one."""
         v = self.pixel_view[rows]
-        return camera_rays(self.c2w[v], self.intrinsics[v], self.pixel_uv[rows])
+        distortion = self.distortion[v] if self.distortion is not None else None
+        return camera_rays(self.c2w[v], self.intrinsics[v], self.pixel_uv[rows], distortion)
+
+    def usable_rows(self, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The flat rows (all of them, or those of ``rows`` [N]) whose pixel is not masked out, in order."""
+        if rows is None:
+            rows = torch.arange(self.rgb.shape[0])
+        if self.valid is None:
+            return rows
+        return rows[self.valid[rows]]
 
     def view_rows(self, position: int) -> torch.Tensor:
         """Flat rows [H*W] of the view at ``position`` (row-major)."""
@@ -69,6 +93,7 @@ class PixelSet:
 def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = False) -> PixelSet:
     """Read the given frames into one :class:`PixelSet` (2D inputs always; depth when the scene has it)."""
     rgbs, insts, sems, confs, depths, gti, gts, pv, uvs, sizes = [], [], [], [], [], [], [], [], [], []
+    masks: list[np.ndarray] = []
     offsets = [0]
     for pos, idx in enumerate(view_ids):
         fd = load_frame(scene, idx, with_ground_truth=with_ground_truth)
@@ -80,6 +105,7 @@ def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = 
         confs.append((fd.confidence if fd.confidence is not None else np.ones((h, w), np.float32)).reshape(-1))
         if fd.depth is not None:
             depths.append(fd.depth.reshape(-1))
+        masks.append(np.ones(h * w, bool) if fd.valid_mask is None else np.asarray(fd.valid_mask, bool).reshape(-1))
         if with_ground_truth and fd.gt_instance is not None:
             gti.append(fd.gt_instance.reshape(-1))
             gts.append(fd.gt_semantic.reshape(-1))
@@ -89,6 +115,9 @@ def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = 
         offsets.append(offsets[-1] + h * w)
     frames = [scene.frames[i] for i in view_ids]
     cat = lambda xs, dt: torch.from_numpy(np.concatenate(xs)).to(dt)  # noqa: E731
+    packed = np.stack([pack_distortion(f.distortion) for f in frames]) if frames else np.zeros((0, 9))
+    has_lens = bool((packed[:, 0] != KIND_PINHOLE).any())
+    valid = cat(masks, torch.bool) if masks else None
     return PixelSet(
         view_ids=list(view_ids),
         c2w=torch.tensor(np.stack([f.camera_to_world for f in frames]), dtype=torch.float32),
@@ -104,6 +133,9 @@ def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = 
         depth=cat(depths, torch.float32) if len(depths) == len(view_ids) else None,
         gt_instance=cat(gti, torch.long) if gti else None,
         gt_semantic=cat(gts, torch.long) if gts else None,
+        distortion=torch.from_numpy(packed) if has_lens else None,
+        valid=valid if valid is not None and not bool(valid.all()) else None,
+        distortion_names=[f.distortion.describe() if f.distortion is not None else "pinhole" for f in frames],
     )
 
 
@@ -138,3 +170,27 @@ def scene_bounds(scene: Scene, pixels: Optional[PixelSet] = None, margin: float 
     focus = np.linalg.lstsq(a_mat, b_vec, rcond=None)[0]
     radius = float(np.linalg.norm(centres - focus, axis=1).mean())
     return np.stack([focus - radius, focus + radius])
+
+
+def describe_inputs(pixels: PixelSet) -> list[str]:
+    """The fit log's lines on what the training pixels carry: camera model(s) and distortion, depth density, masks.
+
+    e.g. ``["cameras: opencv k1=-0.25 k2=0.08 p1=0.002 p2=-0.001 (36 views); depth: 0.36% of pixels valid (sparse);
+    masks: none"]``.
+    """
+    counts: dict[str, int] = {}
+    for name in pixels.distortion_names or ["pinhole"] * pixels.num_views:
+        counts[name] = counts.get(name, 0) + 1
+    cameras = ", ".join(f"{name} ({n} view{'s' if n != 1 else ''})" for name, n in counts.items())
+    total = max(pixels.rgb.shape[0], 1)
+    if pixels.depth is None:
+        depth = "none"
+    else:
+        density = float((pixels.depth > 0).sum()) / total
+        kind = "dense" if density >= 0.5 else "sparse: supervises only its valid pixels"
+        depth = f"{100 * density:.3g}% of pixels valid ({kind})"
+    if pixels.valid is None:
+        masks = "none"
+    else:
+        masks = f"{100 * (1 - float(pixels.valid.sum()) / total):.3g}% of pixels excluded (mask_path)"
+    return [f"cameras: {cameras}", f"depth: {depth}; masks: {masks}"]

@@ -2,7 +2,7 @@
 
 One iteration:
 1. ``rays_per_batch`` random pixels over all training views -> photometric loss (+ depth loss when the scene has
-   depth; + semantic cross-entropy after ``semantic_start``).
+   depth, on the rays whose depth is known; + semantic cross-entropy after ``semantic_start``).
 2. after ``instance_start``: ONE random training image, up to ``instance_pixels`` of its pixels that carry a 2D
    segment. Their weights are computed without gradient (instance/segment losses never reach density). The
    image's thing pixels go to the instance objective (:mod:`lift3d.objectives`, chosen by
@@ -10,6 +10,8 @@ One iteration:
    2023), Eq. 4); pairs only ever form within that image. After the step the objective's hook runs (the slow
    field follows the fast one by EMA).
 3. after ``segment_consistency_start``: Panoptic Lifting's segment consistency on the same image's pixels.
+
+Pixels a frame's mask excludes (``PixelSet.valid``) are never drawn, so they enter no loss.
 
 After every step the trainer calls its step callbacks (:class:`StepInfo`), e.g. a viewer's; checkpoints are
 handled by :mod:`lift3d.engine.checkpoint`, file names by :mod:`lift3d.engine.run_dir`.
@@ -26,12 +28,13 @@ from typing import Callable, Iterable
 import torch
 
 from lift3d.backends import resolve_backends
-from lift3d.data.rays import load_pixel_set, scene_bounds
-from lift3d.data.scene import Scene
+from lift3d.data.rays import describe_inputs, load_pixel_set, scene_bounds
+from lift3d.data.scene import Scene, SceneFormatError
 from lift3d.engine.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
 from lift3d.engine.config import FitConfig
 from lift3d.engine.run_dir import RunDir
 from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
+from lift3d.losses.depth import depth_share, expected_depth_loss, line_of_sight_loss
 from lift3d.models import LiftModel
 from lift3d.objectives import InstanceBatch, build_objective
 
@@ -91,12 +94,21 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
+        # Rows the random batches draw from: None = every pixel (no frame has a mask).
+        self.loss_rows = self.train_pixels.usable_rows() if self.train_pixels.valid is not None else None
+        if self.loss_rows is not None and self.loss_rows.numel() == 0:
+            raise SceneFormatError(
+                f"{scene.root}: the masks (mask_path) of the training frames exclude every pixel; nothing is left to "
+                "fit. Check the masks: 0 = excluded, non-zero = used."
+            )
         self.aabb = scene_bounds(scene, self.train_pixels)
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
         self.backends = resolve_backends(
             self.device, cfg.model.volume_rendering_backend, cfg.model.radiance.hash_implementation
         )
         log(self.backends.describe())
+        for line in describe_inputs(self.train_pixels):
+            log(line)
         self.model = LiftModel(
             cfg.model,
             scene.num_classes,
@@ -110,6 +122,8 @@ class Trainer:
         self.thing_ids = torch.tensor(scene.thing_ids)
         # Pixels usable for instance/segment losses, grouped by view.
         seg_valid = self.train_pixels.instance > 0
+        if self.train_pixels.valid is not None:
+            seg_valid &= self.train_pixels.valid
         self.view_segment_rows = [
             rows[seg_valid[rows]]
             for rows in (self.train_pixels.view_rows(p) for p in range(self.train_pixels.num_views))
@@ -250,7 +264,11 @@ class Trainer:
         logs: dict[str, float] = {}
 
         # 1. random rays: photometric (+ depth, + semantic)
-        rows = torch.randint(0, pixels.rgb.shape[0], (optim.rays_per_batch,), generator=self.generator)
+        if self.loss_rows is None:
+            rows = torch.randint(0, pixels.rgb.shape[0], (optim.rays_per_batch,), generator=self.generator)
+        else:
+            pick = torch.randint(0, self.loss_rows.numel(), (optim.rays_per_batch,), generator=self.generator)
+            rows = self.loss_rows[pick]
         origins, dirs = pixels.rays(rows)
         depth = pixels.depth[rows] if pixels.depth is not None else None
         bg = self._background(rows.shape[0])
@@ -258,19 +276,21 @@ class Trainer:
         loss = photometric_loss(samples.rgb, pixels.rgb[rows])
         logs["rgb"] = float(loss.detach())
         if depth is not None and weights.depth_weight > 0:
-            valid = depth > 0
+            valid = depth > 0  # sparse depth (0 = unknown) supervises only its valid rays, each weighed per pixel
+            share = depth_share(depth, weights.depth_weight_per_pixel)
             end = model.to_cube(origins + dirs * depth[:, None])
             inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
             if inside.any():
-                d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
-                d_loss = (d_err**2).mean()
+                d_loss = expected_depth_loss(samples.depth, depth, inside, model.scene_scale, share)
                 loss = loss + weights.depth_weight * d_loss
                 logs["depth"] = float(d_loss.detach())
-            if valid.any():
-                if weights.free_space_weight > 0:
-                    fs = self._free_space_loss(samples, dirs[valid], depth[valid], valid)
-                    loss = loss + weights.free_space_weight * fs
-                    logs["fs"] = float(fs.detach())
+            if valid.any() and weights.free_space_weight > 0:
+                band = self.cfg.model.depth_band * model.scene_scale
+                fs = line_of_sight_loss(
+                    samples.weights[valid], samples.t[valid], depth[valid], dirs[valid].norm(dim=-1), band, share
+                )
+                loss = loss + weights.free_space_weight * fs
+                logs["fs"] = float(fs.detach())
         if self.step >= weights.semantic_start and weights.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
             s_loss = semantic_loss(log_probs, pixels.semantic[rows], pixels.confidence[rows])
@@ -344,13 +364,6 @@ class Trainer:
         m = self.model
         m.instance = InstanceField(self.cfg.model.instance, self.objective.output_dim, self.cfg.model.ema_momentum)
         self.make_optimisers()
-
-    def _free_space_loss(self, samples, dirs: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Line-of-sight loss: :math:`\\frac{1}{R}\\sum_r \\sum_{i: |t_i - D_r| \\|d_r\\| > b} w_{ri}` with b =
-        ``depth_band`` times the scene scale (world units). [R] rays with valid depth."""
-        band = self.cfg.model.depth_band * self.model.scene_scale
-        dist = (samples.t[valid] - depth[:, None]).abs() * dirs.norm(dim=-1, keepdim=True)
-        return (samples.weights[valid] * (dist > band)).sum(-1).mean()
 
     def stage(self) -> str:
         """Names of the losses active at the current step, e.g. ``rgb+sem+inst``: only those that actually run (no

@@ -87,7 +87,7 @@ def surface_points(
         f = scene.frames[idx]
         uv = view_pixels(f.width, f.height, pixel_stride)
         c2w = torch.tensor(f.camera_to_world, dtype=torch.float32)
-        o, d = camera_rays(c2w, torch.tensor(f.intrinsics(), dtype=torch.float32), uv)
+        o, d = camera_rays(c2w, torch.tensor(f.intrinsics(), dtype=torch.float32), uv, f.distortion)
         r = render_rays(model, o, d, chunk)
         xyz = (o.numpy() + r.depth[:, None] * d.numpy()).astype(np.float32)
         keep = (r.opacity >= min_opacity) & np.all((xyz >= lo) & (xyz <= hi), axis=1)

@@ -23,6 +23,12 @@ from typing import Annotated, Any, Dict, Literal, Optional, Tuple
 
 import tyro
 
+from lift3d.geometry.cameras import Distortion, UnsupportedCameraError
+
+WRITABLE_DISTORTIONS = ("opencv", "opencv_fisheye", "simple_radial", "radial")
+"""Lens models the generator renders: those a nerfstudio ``transforms.json`` records (``simple_radial`` and
+``radial`` as OPENCV with the other coefficients 0)."""
+
 
 @dataclass
 class PhysicsConfig:
@@ -229,6 +235,12 @@ class MessyRoomsConfig:
     """Rays per pixel side for the RGB image (anti-aliasing); depth and ground truth use the pixel centre."""
     shadows: bool = True
     """Cast a shadow ray per pixel towards the directional light (objects cast shadows on floor and objects)."""
+    distortion: Optional[str] = None
+    """Lens distortion of the cameras (fast backend), ``MODEL:c1,c2,...`` with COLMAP's model names and
+    coefficient order: ``opencv:k1,k2,p1,p2`` (e.g. ``opencv:-0.25,0.08,0.002,-0.001``), ``opencv_fisheye:k1,k2,k3,k4``,
+    ``simple_radial:k`` or ``radial:k1,k2``. Every pixel's ray is cast through the lens model, so the images, depth
+    and labels ARE distorted; ``transforms.json`` records ``camera_model`` (OPENCV or OPENCV_FISHEYE) and the
+    coefficients. None: ideal pinhole."""
 
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     """Drop-and-settle simulation settings."""
@@ -265,6 +277,35 @@ class MessyRoomsConfig:
             raise ValueError(
                 "lidar needs trajectory='video' (the LiDAR rides with the video camera); add --trajectory video."
             )
+        if self.distortion is not None:
+            if self.backend != "fast":
+                raise ValueError(
+                    f"distortion {self.distortion!r} is rendered by the fast backend only; use --backend fast."
+                )
+            self.lens_distortion()  # a clear error now for a bad specification
+
+    def lens_distortion(self) -> Optional[Distortion]:
+        """:attr:`distortion` parsed into a :class:`~lift3d.geometry.cameras.Distortion` (None without one)."""
+        if self.distortion is None:
+            return None
+        model, _, coefficients = str(self.distortion).partition(":")
+        model = model.strip().lower()
+        if model not in WRITABLE_DISTORTIONS:
+            raise ValueError(
+                f"distortion {self.distortion!r}: the model must be one of {', '.join(WRITABLE_DISTORTIONS)} "
+                "(what a nerfstudio transforms.json can record), e.g. opencv:-0.25,0.08,0.002,-0.001."
+            )
+        try:
+            params = tuple(float(c) for c in coefficients.split(",") if c.strip())
+        except ValueError:
+            raise ValueError(
+                f"distortion {self.distortion!r}: the coefficients must be numbers separated by commas, "
+                "e.g. opencv:-0.25,0.08,0.002,-0.001."
+            ) from None
+        try:
+            return Distortion(model, params)
+        except UnsupportedCameraError as err:
+            raise ValueError(f"distortion {self.distortion!r}: {err}") from None
 
     # Derived quantities (Contrastive Lift, Sec. 4) -----------------------------------------------------------
 

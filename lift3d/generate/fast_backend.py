@@ -24,6 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import open3d as o3d
+import torch
 
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.gso import interpolate_uv, sample_texture_image
@@ -35,6 +36,7 @@ from lift3d.generate.textures import (
     linear_to_srgb8,
 )
 from lift3d.generate.views import RenderedViews
+from lift3d.geometry.cameras import Distortion, undistort_normalized
 
 BACKGROUND_ID = 0
 OBJECT_CLASS = 1
@@ -109,20 +111,34 @@ def _room_mesh(lo: np.ndarray, hi: np.ndarray):
 
 
 def pixel_rays(
-    c2w: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int, samples_per_side: int = 1
+    c2w: np.ndarray,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+    samples_per_side: int = 1,
+    distortion: Optional[Distortion] = None,
 ):
     """World-space rays of a view, OpenGL convention (CONVENTIONS-dev.md).
 
     Sub-pixel sample ``(su, sv)`` of pixel ``(u, v)`` sits at ``(u + (su + 0.5) / s, v + (sv + 0.5) / s)``; with
     ``s = 1`` that is the pixel centre ``(u + 0.5, v + 0.5)``. The camera-space direction is
     ``[(x - cx) / fx, -(y - cy) / fy, -1]`` (not normalised, so the ray parameter at a hit *is* the depth along
-    the optical axis). Returns origins and directions ``[H * s, W * s, 3]`` (sub-pixel rows/columns interleaved).
+    the optical axis). With a lens ``distortion`` the normalised sample position ``((x - cx) / fx, (y - cy) / fy)``
+    is undistorted first (:func:`lift3d.geometry.cameras.undistort_normalized`), so the rendered image is the
+    distorted one. Returns origins and directions ``[H * s, W * s, 3]`` (sub-pixel rows/columns interleaved).
     """
     s = samples_per_side
     xs = (np.arange(width * s) + 0.5) / s
     ys = (np.arange(height * s) + 0.5) / s
     x, y = np.meshgrid(xs, ys)
-    d_cam = np.stack([(x - cx) / fx, -(y - cy) / fy, -np.ones_like(x)], axis=-1)
+    xn, yn = (x - cx) / fx, (y - cy) / fy
+    if distortion is not None:
+        xy = undistort_normalized(torch.from_numpy(np.stack([xn.ravel(), yn.ravel()], -1)), distortion).numpy()
+        xn, yn = xy[:, 0].reshape(x.shape), xy[:, 1].reshape(x.shape)
+    d_cam = np.stack([xn, -yn, -np.ones_like(x)], axis=-1)
     dirs = d_cam @ c2w[:3, :3].T
     origins = np.broadcast_to(c2w[:3, 3], dirs.shape)
     return origins, dirs
@@ -187,6 +203,7 @@ def render_views(
     K = layout.intrinsics
     W, H, s = K.width, K.height, max(1, cfg.rgb_supersampling)
     V = layout.num_views
+    lens = cfg.lens_distortion()
     out = RenderedViews(
         np.zeros((V, H, W, 3), np.uint8),
         np.zeros((V, H, W), np.float32),
@@ -195,13 +212,13 @@ def render_views(
     )
     for v in range(V):
         c2w = layout.camera_to_world[v]
-        origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1)
+        origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1, lens)
         t, gid, *_ = scene.cast(origins.reshape(-1, 3), dirs.reshape(-1, 3))
         out.depth[v] = t.reshape(H, W)
         inst = scene.instance_of[np.minimum(gid, scene.num_objects)].reshape(H, W)
         out.instance[v] = inst
         out.semantic[v] = (inst != BACKGROUND_ID).astype(np.uint8) * OBJECT_CLASS
-        o_s, d_s = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, s)
+        o_s, d_s = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, s, lens)
         color = _shade(scene, cfg.environment, o_s.reshape(-1, 3), d_s.reshape(-1, 3), cfg.shadows)
         color = color.reshape(H, s, W, s, 3).mean(axis=(1, 3))
         out.rgb[v] = linear_to_srgb8(color)

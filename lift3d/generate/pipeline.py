@@ -188,6 +188,11 @@ def generate_scene(
         release_dir = Path(release_dir)
         if release_dir.resolve() == out_dir.resolve():
             raise ValueError(f"release_dir {release_dir} must differ from the scene folder {out_dir}.")
+        if cfg.distortion is not None:
+            raise ValueError(
+                f"release_dir {release_dir}: the released Messy Rooms layout has no lens distortion; leave out "
+                "--release-out or --distortion."
+            )
         check_output_folder(release_dir, overwrite)
     check_backend(cfg)
 

@@ -114,6 +114,7 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig, num_train: Optio
         "cy": K.cy,
         "w": K.width,
         "h": K.height,
+        **lens_keys(cfg),
         "depth_unit_scale_factor": DEPTH_UNIT,
         "classes": CLASSES,
         "aabb": objects_aabb(layout).tolist(),
@@ -128,6 +129,18 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig, num_train: Optio
             "config": cfg_dict,
         },
     }
+
+
+def lens_keys(cfg: MessyRoomsConfig) -> Dict:
+    """nerfstudio's camera keys for the config's lens distortion: ``camera_model`` OPENCV (k1, k2, p1, p2; the
+    radial models with the missing coefficients 0) or OPENCV_FISHEYE (k1..k4); nothing for a pinhole camera."""
+    lens = cfg.lens_distortion()
+    if lens is None:
+        return {}
+    if lens.is_fisheye:
+        return {"camera_model": "OPENCV_FISHEYE", **lens.coefficients()}
+    k1, k2, p1, p2 = lens.opencv_coefficients()[:4]
+    return {"camera_model": "OPENCV", "k1": k1, "k2": k2, "p1": p1, "p2": p2}
 
 
 def check_output_folder(out_dir: Path, overwrite: bool) -> None:

@@ -1,29 +1,45 @@
-"""Camera geometry shared by every layer: one intrinsics type, rays, projection, quaternions (a leaf)."""
+"""Camera geometry shared by every layer: one intrinsics type, lens distortion, rays, projection, quaternions (a leaf)."""
 
 from lift3d.geometry.cameras import (
+    DISTORTION_MODELS,
     Distortion,
+    DistortionLike,
     Intrinsics,
     IntrinsicsLike,
+    UnsupportedCameraError,
     backproject,
     camera_rays,
+    distort_normalized,
     matrix_to_quat_wxyz,
     matrix_to_quat_xyzw,
+    pack_distortion,
+    pixel_directions,
     project,
+    project_points,
     quat_wxyz_to_matrix,
     quat_xyzw_to_matrix,
     ray_length_per_z,
+    undistort_normalized,
 )
 
 __all__ = [
+    "DISTORTION_MODELS",
     "Distortion",
+    "DistortionLike",
     "Intrinsics",
     "IntrinsicsLike",
+    "UnsupportedCameraError",
     "backproject",
     "camera_rays",
+    "distort_normalized",
     "matrix_to_quat_wxyz",
     "matrix_to_quat_xyzw",
+    "pack_distortion",
+    "pixel_directions",
     "project",
+    "project_points",
     "quat_wxyz_to_matrix",
     "quat_xyzw_to_matrix",
     "ray_length_per_z",
+    "undistort_normalized",
 ]

@@ -8,6 +8,9 @@ class give the embeddings, which the decoder the instance objective names (``Ins
 2D segments (Contrastive Lift (Bhalgat et al. 2023), appendix B.3); linear assignment takes the argmax over its
 slots. The labeler is cached in the run (``RunDir.clusters``) and labels every pixel of any view (the nearest
 centroid of its predicted class, or its argmax slot).
+
+Pixels a frame's mask excludes (``PixelSet.valid`` False, nerfstudio's ``mask_path``) give no clustering sample and
+are void (not scored) in the sweep's per-frame PQ.
 """
 
 from __future__ import annotations
@@ -52,6 +55,15 @@ def cluster_from_training_views(
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
     emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
+    void: tuple[int, ...] = ()
+    if pixels.valid is not None:  # masked pixels: no clustering sample, void in the sweep's score
+        keep = pixels.valid.numpy()
+        sem, emb = sem[keep], emb[keep]
+        void = (scene.num_classes,)  # an id no class uses
+        for p in range(len(views)):
+            inputs_sem[p] = np.where(
+                pixels.valid[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy(), inputs_sem[p], void[0]
+            )
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
 
     def label_views(labeler) -> list[np.ndarray]:
@@ -70,6 +82,7 @@ def cluster_from_training_views(
             inputs_inst,
             things=things,
             stuff=scene.stuff_ids,
+            void_gt=void,
             merge_things=True,
         )
         return float(res.pq)

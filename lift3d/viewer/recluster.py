@@ -38,6 +38,7 @@ def cache_clustering_embeddings(opened: ExportedRun) -> EmbeddingCache:
             torch.tensor(f.camera_to_world, dtype=torch.float32),
             torch.tensor(f.intrinsics(), dtype=torch.float32),
             view_pixels(f.width, f.height, 1),
+            f.distortion,
         )
         r = render_rays(opened.model, o, d, opened.cfg.render_chunk)
         sem.append(r.semantic)
