@@ -120,11 +120,15 @@ class Render:
     """Scene folder (default: the one the run was fitted on)."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    exact: bool = False
+    """Render with the training-time path (density and colour at every occupied sample, heads by the model's
+    rule) instead of the fast one (empty-space skipping, early ray termination, heads at each ray's 2 heaviest
+    samples); docs/results/own-data/render-speed.md compares them."""
 
     def run_command(self) -> None:
         from lift3d.pipeline import render_run
 
-        render_run(self.run, self.split, self.data, self.device)
+        render_run(self.run, self.split, self.data, self.device, exact=self.exact)
 
 
 @dataclass
