@@ -21,6 +21,9 @@ from lift3d.models.inference_render import keep_heaviest_samples
 RES = 41
 SHIFT = -10.0
 EXACT_HEADS = InferenceRenderConfig(head_samples=0)
+"""Early termination and empty-space skipping on, heads by the model's own rule."""
+EXACT_HEADS_AND_COLOUR = InferenceRenderConfig(head_samples=0, color_weight_threshold=0.0)
+"""... and colour at every sample with a non-zero weight."""
 
 
 def model_with_slab(value: float = 1000.0, occupancy: int = 0, num_samples: int = 64) -> LiftModel:
@@ -127,7 +130,7 @@ def test_without_termination_the_fast_path_is_the_exact_path(value):
     is evaluated at every sample, and every output agrees with the exact path to float rounding."""
     model = model_with_slab(value)
     o, d = slanted_rays()
-    exact, fast, exact_points, stats = render_both(model, o, d, EXACT_HEADS)
+    exact, fast, exact_points, stats = render_both(model, o, d, EXACT_HEADS_AND_COLOUR)
     assert stats.density_evaluations == exact_points == 64 * 64
     assert float(exact[0].opacity.max()) < 0.99
     assert_close_renders(exact, fast, atol=1e-5)
@@ -164,6 +167,20 @@ def test_empty_cells_of_the_occupancy_grid_are_never_evaluated():
     assert stats.examined_samples < stats.samples == 64 * 64
     torch.testing.assert_close(fast.rgb, exact.rgb, atol=2e-4, rtol=0)
     torch.testing.assert_close(fast.depth, exact.depth, atol=1e-3, rtol=0)
+
+
+def test_colour_threshold_error_is_bounded_by_the_skipped_weight():
+    """Colour evaluated only where w > 1e-3 (the soft face spreads the weight over many samples): each pixel differs
+    from the exact one by at most the weight it skipped (colours lie in [0, 1]), and fewer colours are evaluated."""
+    model = model_with_slab(7.75)
+    o, d = slanted_rays()
+    cfg = InferenceRenderConfig(head_samples=0, color_weight_threshold=1e-3)
+    exact, fast, _, stats = render_both(model, o, d, cfg)
+    w = exact[0].weights
+    skipped = (w * (w <= 1e-3)).sum(-1)
+    assert float(skipped.max()) > 0 and stats.color_evaluations < int((w > 0).sum())
+    assert ((fast[0].rgb - exact[0].rgb).abs().max(-1).values <= skipped + 1e-5).all()
+    torch.testing.assert_close(fast[0].depth, exact[0].depth, atol=1e-5, rtol=0)
 
 
 def test_keep_heaviest_samples_keeps_the_k_largest_and_the_opacity():

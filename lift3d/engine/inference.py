@@ -40,7 +40,7 @@ class ViewRender:
     """int64 [H, W] instance ids after clustering (0 = stuff)."""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def render_pixel_set(
     model: LiftModel,
     pixels: PixelSet,
@@ -51,7 +51,7 @@ def render_pixel_set(
     stats: Optional[MarchStats] = None,
 ) -> list[ViewRender]:
     """Render every pixel of every view of ``pixels`` (no depth used: views are treated as novel), ``chunk`` rays
-    at a time without autograd.
+    at a time in inference mode (no autograd).
 
     Args:
         progress: called with the number of rays rendered after every chunk (e.g. a progress bar's advance).

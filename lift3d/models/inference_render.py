@@ -15,7 +15,8 @@ interval lengths) but
    al. 2023), Eq. 1: :math:`w_i = T_i (1 - e^{-\\sigma_i \\delta_i})`, :math:`T_i = e^{-\\sum_{j<i}\\sigma_j
    \\delta_j}`), and their sum is at most :math:`T < \\epsilon`;
 3. **evaluates colour only where it matters**: the colour branch runs only at samples whose weight exceeds
-   ``color_weight_threshold`` (the density pass comes first);
+   ``color_weight_threshold`` (the density pass comes first), the skipped weight given the kept samples' mean
+   colour;
 4. **evaluates the heads at few samples** (:func:`render_heads`): with ``head_samples = k > 0`` the semantic and
    instance heads see only each ray's k heaviest samples, their weights rescaled to the ray's opacity (the rule of
    ``ModelConfig.head_max_samples``, :meth:`LiftModel.render_head`, with a smaller k); ``head_samples = 0`` keeps
@@ -23,7 +24,7 @@ interval lengths) but
    ``transmittance_eps <= head_weight_threshold``.
 
 Hence, against the exact path, the rendered colour differs by at most :math:`\\epsilon` plus the skipped colour
-weights, the depth by at most :math:`\\epsilon t_{far}`, and with ``head_samples = 0`` the heads see the same samples
+weights (times a colour difference), the depth by at most :math:`\\epsilon t_{far}`, and with ``head_samples = 0`` the heads see the same samples
 with the same weights (up to float rounding of the cumulative sums). ``tests/test_inference_render.py`` holds the
 two paths together.
 """
@@ -57,9 +58,10 @@ class InferenceRenderConfig:
     samples_per_step: int = 16
     """Samples per ray looked at per marching step (finished rays are dropped between steps). Smaller wastes fewer
     evaluations past a surface, larger has less per-step overhead."""
-    color_weight_threshold: float = 1e-5
-    """The colour branch runs only at samples whose weight exceeds this (the others add at most their weight,
-    times a colour in [0, 1], to the pixel). 0 = at every sample with a non-zero weight."""
+    color_weight_threshold: float = 1e-3
+    """The colour branch runs only at samples whose weight exceeds this; the kept weights of a ray are rescaled to
+    the ray's whole weight, i.e. the skipped weight is given the kept samples' mean colour (the pixel changes by at
+    most the skipped weight times the colour difference). 0 = at every sample with a non-zero weight (exact)."""
     head_samples: int = HEAD_SAMPLES_DEFAULT
     """The semantic and instance heads are evaluated at each ray's this many heaviest samples, their weights
     rescaled to the ray's opacity (:func:`keep_heaviest_samples`); the heads are most of the cost of a view.
@@ -131,14 +133,18 @@ def march_rays(
     weights = _march_weights(model, o_c, d_c, t_mid, length, hit, cfg, stats)
     pts = o_c[:, None, :] + t_mid[..., None] * d_c[:, None, :]  # [R, S, 3]
 
-    # Colour only where the weight matters (the density pass told us where).
-    ray, sample = (weights > cfg.color_weight_threshold).nonzero(as_tuple=True)
+    # Colour only where the weight matters (the density pass told us where); the kept weights of a ray are rescaled
+    # to its whole weight, so the skipped ones count with the kept samples' mean colour instead of black.
+    kept = weights > cfg.color_weight_threshold
+    ray, sample = kept.nonzero(as_tuple=True)
     viewdirs = torch.nn.functional.normalize(dirs, dim=-1)
     rgb = torch.zeros(origins.shape[0], 3, dtype=pts.dtype, device=pts.device)
+    total = weights.sum(-1, keepdim=True)
     if ray.numel():
         _, colour = model.radiance(pts[ray, sample], viewdirs[ray])
         rgb = rgb.index_add(0, ray, weights[ray, sample, None] * colour)
-    remaining = (1.0 - weights.sum(-1, keepdim=True)).clamp_min(0.0)
+        rgb = rgb * (total / (weights * kept).sum(-1, keepdim=True).clamp_min(1e-12))
+    remaining = (1.0 - total).clamp_min(0.0)
     if model.background_mlp is not None:
         rgb = rgb + remaining * torch.sigmoid(model.background_mlp(model.background_encoding(viewdirs)))
     elif background is not None:

@@ -86,18 +86,20 @@ def cluster_from_training_views(
     log=print,
     made_from: Optional[dict] = None,
     progress: bool = False,
+    exact: bool = False,
 ) -> tuple[Any, dict]:
     """Render ``cfg.cluster_views`` training views (each on a grid of at most ``cfg.cluster.max_view_pixels``
     pixels, :func:`subsample_views`), decode them with the objective of ``cfg`` (clustering with the
     ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run. ``made_from``
     (the checkpoint step and config hash of ``model``) is recorded in ``clustering.json``, so a render can tell
-    clusters of another checkpoint. ``progress``: show the rendering and the sweep (:func:`stage_progress`)."""
+    clusters of another checkpoint. ``progress``: show the rendering and the sweep (:func:`stage_progress`).
+    ``exact``: render the views with the training-time path instead of the fast one (``render_pixel_set``)."""
     views = clustering_views(scene.train_indices, cfg.cluster_views)
     pixels = subsample_views(load_pixel_set(scene, views), cfg.cluster.max_view_pixels)
     t0 = time.perf_counter()
     total = int(pixels.pixel_view.shape[0])
     with stage_progress(f"cluster: render {len(views)} training views", total, "rays", progress, log) as advance:
-        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance)
+        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact)
     seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
