@@ -53,7 +53,7 @@ from lift3d.engine.inference import ViewRender, render_pixel_set
 from lift3d.engine.run_dir import RunDir
 from lift3d.io.atomic import atomic_write_json
 from lift3d.metrics import frame_pq
-from lift3d.models import MarchStats
+from lift3d.models import InferenceRenderConfig, MarchStats
 from lift3d.pipeline.decoding import cluster_from_training_views, subsample_views, view_stride
 from lift3d.pipeline.runs import score_segments
 
@@ -236,49 +236,69 @@ def _bench_clustering(run: Path, model, cfg, pixels: PixelSet, fast: ViewRender,
     return out
 
 
+def _score_with(labeler, renders, scene, views) -> dict:
+    inst = [
+        np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
+            r.semantic.shape
+        )
+        for r in renders
+    ]
+    metrics = score_segments(scene, views, [r.semantic for r in renders], inst, [r.rgb for r in renders])
+    metrics.pop("per_class", None)
+    metrics.pop("classes_left_out", None)
+    return metrics
+
+
 def bench_pq(args) -> dict:
-    out: dict = {"machine": _machine(), "runs": {}}
+    """Per run: for the exact path and the fast path with each ``--head-samples`` k, decode the instance field from
+    the run's clustering views rendered by that path, render the test views by it and score them; the fast renders
+    are also scored with the exact path's clusters."""
+    from lift3d.data.rays import load_pixel_set
+
+    out: dict = {"machine": _machine(), "head_samples": list(args.head_samples), "runs": {}}
     for run in args.runs:
         run = Path(run)
         model, cfg, _ = load_model(run, "cpu")
         scene = load_scene(RunDir(run).read_record()["scene"])
         views = list(scene.test_indices)
-        from lift3d.data.rays import load_pixel_set
-
         pixels = load_pixel_set(scene, views)
-        entry: dict = {"scene": str(scene.root), "test_views": len(views), "rays": int(pixels.pixel_view.numel())}
-        labelers = {}
-        for path in ("exact", "fast"):
+        entry: dict = {
+            "scene": str(scene.root),
+            "test_views": len(views),
+            "rays": int(pixels.pixel_view.numel()),
+            "cluster_views": cfg.cluster_views,
+            "paths": {},
+        }
+        variants = [("exact", True, None)] + [
+            (f"fast (head_samples={k})", False, InferenceRenderConfig(head_samples=k)) for k in args.head_samples
+        ]
+        exact_labeler = None
+        for name, exact, fast in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                labelers[path], info = cluster_from_training_views(
-                    model, scene, cfg, Path(tmp), log=lambda *_: None, exact=path == "exact"
+                labeler, info = cluster_from_training_views(
+                    model, scene, cfg, Path(tmp), log=lambda *_: None, exact=exact, fast=fast
                 )
-                entry[f"decode_{path}"] = {
+                decode = {
                     "seconds": round(time.perf_counter() - t0, 2),
                     "min_cluster_size": info["min_cluster_size"],
                     "num_clusters": info["num_clusters"],
                 }
             t0 = time.perf_counter()
-            renders = render_pixel_set(model, pixels, cfg.render_chunk, exact=path == "exact")
+            renders = render_pixel_set(model, pixels, cfg.render_chunk, exact=exact, fast=fast)
             seconds = time.perf_counter() - t0
-            for combo in ((path, path),) if path == "exact" else (("fast", "fast"), ("fast", "exact")):
-                render_path, cluster_path = combo
-                inst = [
-                    np.asarray(
-                        labelers[cluster_path].label(
-                            r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1])
-                        )
-                    ).reshape(r.semantic.shape)
-                    for r in renders
-                ]
-                metrics = score_segments(scene, views, [r.semantic for r in renders], inst, [r.rgb for r in renders])
-                metrics.pop("per_class", None)
-                metrics.pop("classes_left_out", None)
-                entry[f"render_{render_path}__clusters_{cluster_path}"] = metrics
-            entry[f"render_{path}_seconds"] = round(seconds, 2)
-            entry[f"render_{path}_rays_per_second"] = round(entry["rays"] / seconds, 1)
-            print(f"{run}: {path}: {entry[f'render_{path}__clusters_{path}']}", flush=True)
+            item = {
+                "decode": decode,
+                "render_seconds": round(seconds, 2),
+                "render_rays_per_second": round(entry["rays"] / seconds, 1),
+                "own_clusters": _score_with(labeler, renders, scene, views),
+            }
+            if exact:
+                exact_labeler = labeler
+            else:
+                item["exact_path_clusters"] = _score_with(exact_labeler, renders, scene, views)
+            entry["paths"][name] = item
+            print(f"{run}: {name}: {item['own_clusters']} render {seconds:.1f} s, decode {decode}", flush=True)
         out["runs"][str(run)] = entry
     return out
 
@@ -296,6 +316,7 @@ def main(argv=None) -> int:
     view.add_argument("--skip-clustering", action="store_true")
     pq = sub.add_parser("pq", help="PQ^scene of the exact and the fast path on fitted runs' test views")
     pq.add_argument("--runs", nargs="+", required=True)
+    pq.add_argument("--head-samples", type=int, nargs="+", default=[2, 1], help="fast-path variants to score")
     for p in (view, pq):
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--out", required=True, help="JSON file to write")

@@ -185,9 +185,8 @@ def _march_weights(
         last = min(first + step, num_samples)
         tm = t_mid[rows, first:last]  # [r, g]
         pts = o_c[rows, None, :] + tm[..., None] * d_c[rows, None, :]  # [r, g, 3]
-        live = (pts.abs() <= 1.0).all(-1)
-        if model.occupancy is not None:
-            live &= model.occupancy.query(pts)
+        # occupancy.query is False outside the cube: it is the cube test too
+        live = model.occupancy.query(pts) if model.occupancy is not None else (pts.abs() <= 1.0).all(-1)
         r_idx, g_idx = live.nonzero(as_tuple=True)
         examined += int(live.numel())
         occupied += int(r_idx.numel())

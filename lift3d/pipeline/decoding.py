@@ -29,7 +29,7 @@ from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
 from lift3d.engine.run_dir import RunDir
 from lift3d.metrics import frame_pq
-from lift3d.models import LiftModel
+from lift3d.models import InferenceRenderConfig, LiftModel
 from lift3d.objectives import build_objective
 from lift3d.pipeline.progress import stage_progress
 
@@ -87,19 +87,21 @@ def cluster_from_training_views(
     made_from: Optional[dict] = None,
     progress: bool = False,
     exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
 ) -> tuple[Any, dict]:
     """Render ``cfg.cluster_views`` training views (each on a grid of at most ``cfg.cluster.max_view_pixels``
     pixels, :func:`subsample_views`), decode them with the objective of ``cfg`` (clustering with the
     ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run. ``made_from``
     (the checkpoint step and config hash of ``model``) is recorded in ``clustering.json``, so a render can tell
     clusters of another checkpoint. ``progress``: show the rendering and the sweep (:func:`stage_progress`).
-    ``exact``: render the views with the training-time path instead of the fast one (``render_pixel_set``)."""
+    ``exact``: render the views with the training-time path instead of the fast one (``render_pixel_set``), whose
+    settings are ``fast`` (default :class:`InferenceRenderConfig`)."""
     views = clustering_views(scene.train_indices, cfg.cluster_views)
     pixels = subsample_views(load_pixel_set(scene, views), cfg.cluster.max_view_pixels)
     t0 = time.perf_counter()
     total = int(pixels.pixel_view.shape[0])
     with stage_progress(f"cluster: render {len(views)} training views", total, "rays", progress, log) as advance:
-        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact)
+        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
     seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
