@@ -158,9 +158,12 @@ def bench_view(args) -> dict:
     rows), interleaved so that a busy spell of a shared machine hits every path; medians reported, all kept."""
     run = Path(args.run)
     model, cfg, _ = load_model(run, "cpu")
+    if args.occupancy_all and model.occupancy is not None:
+        model.occupancy.occupied[:] = True  # a grid that prunes nothing: every sample in the box is marched
     pixels, camera = camera_pixels(run, args.height, args.width, args.frame)
     total = args.height * args.width
     out: dict = {"run": str(run), "camera": camera, "chunk": cfg.render_chunk, "repeat": args.repeat}
+    out["occupancy_all"] = bool(args.occupancy_all)
     out["machine"] = _machine()
     sub = pixels if args.exact_rows_every <= 1 else _rows_subset(pixels, args.exact_rows_every)
     rays = int(sub.pixel_view.numel())
@@ -336,6 +339,11 @@ def main(argv=None) -> int:
     view.add_argument("--frame", type=int, default=None, help="frame index of the pose (default: first test view)")
     view.add_argument("--exact-rows-every", type=int, default=1, help="exact path on every K-th row only")
     view.add_argument("--skip-exact", action="store_true")
+    view.add_argument(
+        "--occupancy-all",
+        action="store_true",
+        help="mark every cell of the occupancy grid occupied (a field whose grid prunes nothing, e.g. cloudy space)",
+    )
     view.add_argument("--repeat", type=int, default=1, help="renders of each path, interleaved (median reported)")
     view.add_argument("--head-samples", type=int, nargs="+", default=[2], help="fast-path variants (first: main)")
     view.add_argument("--skip-clustering", action="store_true")
