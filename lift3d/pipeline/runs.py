@@ -26,6 +26,7 @@ from lift3d.engine.run_dir import RunDir, RunExistsError, RunFileError
 from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
+from lift3d.models import InferenceRenderConfig
 from lift3d.pipeline.decoding import cluster_from_training_views
 from lift3d.pipeline.progress import stage_progress
 
@@ -207,10 +208,12 @@ def render_run(
     progress: bool = True,
     log=print,
     exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
 ) -> Path:
     """Render the views of ``split`` with the fitted run, label instances with the cached centroids, write PNGs.
     ``exact``: render with the training-time path (every occupied sample) instead of the fast inference path
-    (:func:`lift3d.engine.inference.render_pixel_set`).
+    (:func:`lift3d.engine.inference.render_pixel_set`), whose settings are ``fast`` (default
+    :class:`lift3d.models.InferenceRenderConfig`).
 
     Holds the run's lock; refuses (:class:`StaleResultsError`) when ``clusters.json`` was decoded from another
     checkpoint than the current one. The renders record the checkpoint step and config hash they came from."""
@@ -249,7 +252,7 @@ def render_run(
         t0 = time.perf_counter()
         label = f"render {len(views)} {split} views" + (" (exact path)" if exact else "")
         with stage_progress(label, int(pixels.pixel_view.numel()), "rays", progress, log) as advance:
-            renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact)
+            renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
         for r in renders:
             r.instance = np.asarray(
                 clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))
