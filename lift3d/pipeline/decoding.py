@@ -26,14 +26,20 @@ from lift3d.cluster.decoders import decode_instance_field
 from lift3d.data.rays import PixelSet, load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
-from lift3d.engine.inference import render_pixel_set
+from lift3d.engine.inference import ViewRender, render_pixel_set
 from lift3d.engine.run_dir import RunDir
 from lift3d.metrics import frame_pq
 from lift3d.models import InferenceRenderConfig, LiftModel
 from lift3d.objectives import build_objective
 from lift3d.pipeline.progress import stage_progress
 
-__all__ = ["cluster_from_training_views", "clustering_views", "subsample_views", "view_stride"]
+__all__ = [
+    "cluster_from_training_views",
+    "clustering_views",
+    "render_clustering_views",
+    "subsample_views",
+    "view_stride",
+]
 
 
 def clustering_views(train_indices: Sequence[int], k: int) -> list[int]:
@@ -78,6 +84,27 @@ def subsample_views(pixels: PixelSet, max_pixels: int) -> PixelSet:
     return dataclasses.replace(pixels, sizes=sizes, offsets=torch.tensor(offsets), **per_pixel)
 
 
+def render_clustering_views(
+    model: LiftModel,
+    scene: Scene,
+    cfg: FitConfig,
+    progress: bool = False,
+    log=print,
+    exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
+) -> tuple[list[int], PixelSet, list[ViewRender]]:
+    """The views whose pixels are clustered (:func:`clustering_views`), each on a grid of at most
+    ``cfg.cluster.max_view_pixels`` pixels (:func:`subsample_views`), rendered as the fit renders them: returns
+    (frame indices, their :class:`PixelSet`, one :class:`ViewRender` per view). The viewer's re-clustering renders
+    its cache with it, so it clusters exactly what the fit clustered."""
+    views = clustering_views(scene.train_indices, cfg.cluster_views)
+    pixels = subsample_views(load_pixel_set(scene, views), cfg.cluster.max_view_pixels)
+    total = int(pixels.pixel_view.shape[0])
+    with stage_progress(f"cluster: render {len(views)} training views", total, "rays", progress, log) as advance:
+        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
+    return views, pixels, renders
+
+
 def cluster_from_training_views(
     model: LiftModel,
     scene: Scene,
@@ -96,12 +123,8 @@ def cluster_from_training_views(
     clusters of another checkpoint. ``progress``: show the rendering and the sweep (:func:`stage_progress`).
     ``exact``: render the views with the training-time path instead of the fast one (``render_pixel_set``), whose
     settings are ``fast`` (default :class:`InferenceRenderConfig`)."""
-    views = clustering_views(scene.train_indices, cfg.cluster_views)
-    pixels = subsample_views(load_pixel_set(scene, views), cfg.cluster.max_view_pixels)
     t0 = time.perf_counter()
-    total = int(pixels.pixel_view.shape[0])
-    with stage_progress(f"cluster: render {len(views)} training views", total, "rays", progress, log) as advance:
-        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
+    views, pixels, renders = render_clustering_views(model, scene, cfg, progress, log, exact, fast)
     seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
