@@ -26,7 +26,7 @@ EXACT_HEADS_AND_COLOUR = InferenceRenderConfig(head_samples=0, color_weight_thre
 """... and colour at every sample with a non-zero weight."""
 
 
-def model_with_slab(value: float = 1000.0, occupancy: int = 0, num_samples: int = 64) -> LiftModel:
+def model_with_slab(value: float = 1000.0, occupancy: int = 0, num_samples: int = 64, **model_kw) -> LiftModel:
     """World box [-1, 1]^3; density grid G(z) = +value for z <= 0.25, -value above (linear in between): opaque below
     the face for large ``value``, a soft face for small ones. Colour and heads are random MLPs (seeded)."""
     torch.manual_seed(0)
@@ -48,6 +48,7 @@ def model_with_slab(value: float = 1000.0, occupancy: int = 0, num_samples: int 
         occupancy_resolution=occupancy,
         background="none",
         background_class=0,
+        **model_kw,
     )
     model = LiftModel(cfg, num_classes=3, aabb=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
     grid = model.radiance.density_grid
@@ -181,6 +182,22 @@ def test_colour_threshold_error_is_bounded_by_the_skipped_weight():
     assert float(skipped.max()) > 0 and stats.color_evaluations < int((w > 0).sum())
     assert ((fast[0].rgb - exact[0].rgb).abs().max(-1).values <= skipped + 1e-5).all()
     torch.testing.assert_close(fast[0].depth, exact[0].depth, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(not hasattr(LiftModel, "contracted"), reason="this lift3d has no scene contraction")
+@pytest.mark.parametrize("value", [1000.0, 7.75], ids=["opaque", "soft"])
+def test_fast_path_matches_the_exact_path_under_the_scene_contraction(value):
+    """With a scene contraction the samples run past the box and the field sees contracted points: the fast path
+    (lift3d.models.inference_render.sample_layout) must place and map them as LiftModel.sample_rays does."""
+    model = model_with_slab(value, scene_contraction="mipnerf360")
+    assert model.contracted
+    o, d = slanted_rays()
+    exact, fast, exact_points, stats = render_both(model, o, d, EXACT_HEADS_AND_COLOUR)
+    assert exact[0].weights.shape == fast[0].weights.shape
+    torch.testing.assert_close(fast[0].t, exact[0].t)
+    torch.testing.assert_close(fast[0].points, exact[0].points)
+    assert_close_renders(exact, fast, atol=2e-4)
+    assert stats.density_evaluations <= exact_points
 
 
 def test_keep_heaviest_samples_keeps_the_k_largest_and_the_opacity():

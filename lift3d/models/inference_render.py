@@ -33,14 +33,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from lift3d.models.lift_model import LiftModel, RaySamples
 from lift3d.render.samplers import intervals_from_t, ray_aabb, stratified_t
 
-__all__ = ["InferenceRenderConfig", "MarchStats", "march_rays", "render_heads", "keep_heaviest_samples"]
+__all__ = [
+    "InferenceRenderConfig",
+    "MarchStats",
+    "march_rays",
+    "render_heads",
+    "keep_heaviest_samples",
+    "sample_layout",
+]
 
 
 HEAD_SAMPLES_DEFAULT = 2
@@ -119,19 +126,9 @@ def march_rays(
     cfg = cfg or InferenceRenderConfig()
     mcfg = model.cfg
     n = num_samples or mcfg.num_samples_render
-    # The same sample positions, box and interval lengths as LiftModel.sample_rays without jitter and depth.
-    o_c = model.to_cube(origins)
-    d_c = dirs / model.half_size
-    near, far = ray_aabb(o_c, d_c)
-    hit = far > near
-    far = torch.where(hit, far, near + 1e-3)
-    t = stratified_t(near, far, n, jitter=False)
-    t_starts, t_ends = intervals_from_t(t, far, float("inf"))
-    t_mid = 0.5 * (t_starts + t_ends)
-    length = (t_ends - t_starts) * dirs.norm(dim=-1, keepdim=True) / model.scene_scale * mcfg.distance_scale
-
-    weights = _march_weights(model, o_c, d_c, t_mid, length, hit, cfg, stats)
-    pts = o_c[:, None, :] + t_mid[..., None] * d_c[:, None, :]  # [R, S, 3]
+    o_b, d_b, t_mid, length, hit, to_field = sample_layout(model, origins, dirs, n)
+    weights = _march_weights(model, o_b, d_b, t_mid, length, hit, to_field, cfg, stats)
+    pts = to_field(o_b[:, None, :] + t_mid[..., None] * d_b[:, None, :])  # [R, S, 3]
 
     # Colour only where the weight matters (the density pass told us where); the kept weights of a ray are rescaled
     # to its whole weight, so the skipped ones count with the kept samples' mean colour instead of black.
@@ -151,9 +148,51 @@ def march_rays(
         rgb = rgb + remaining * background
     if stats is not None:
         stats.rays += int(origins.shape[0])
-        stats.samples += int(t.numel())
+        stats.samples += int(t_mid.numel())
         stats.color_evaluations += int(ray.numel())
     return RaySamples(points=pts, weights=weights, t=t_mid, rgb=rgb)
+
+
+def sample_layout(
+    model: LiftModel, origins: torch.Tensor, dirs: torch.Tensor, num_samples: int
+) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]
+]:
+    """The samples :meth:`LiftModel.sample_rays` places on rays without jitter and depth, without evaluating a field.
+
+    origins, dirs [R, 3] world -> (o_b, d_b [R, 3]: the rays in box coordinates, ``x_b = (x - centre) / half_size``;
+    t_mid [R, S] sample positions; length [R, S] interval lengths in the opacity's units; hit [R] bool: the ray has
+    samples; ``to_field``: box coordinates [..., 3] -> the fields' cube, the identity or, for a model with a scene
+    contraction, the model's contraction). A sample's field point is ``to_field(o_b + t d_b)``.
+
+    It must place what ``sample_rays`` places: ``tests/test_inference_render.py`` compares the two renders (and, for
+    a model with a scene contraction, with the contraction on)."""
+    cfg = model.cfg
+    o_b = model.to_box(origins) if hasattr(model, "to_box") else model.to_cube(origins)
+    d_b = dirs / model.half_size
+    if getattr(model, "contracted", False):  # a scene contraction: samples past the box, in disparity
+        from lift3d.render import samplers
+
+        far = cfg.contraction_far / d_b.norm(dim=-1).clamp_min(1e-9)
+        t, _, _ = samplers.unbounded_t(o_b, d_b, num_samples, cfg.num_samples_outside, far, jitter=False)
+        hit = torch.ones(origins.shape[0], dtype=torch.bool, device=origins.device)
+
+        def to_field(x: torch.Tensor) -> torch.Tensor:
+            return samplers.contract_box(x, cfg.contraction_shell)
+
+    else:
+        near, far = ray_aabb(o_b, d_b)
+        hit = far > near
+        far = torch.where(hit, far, near + 1e-3)
+        t = stratified_t(near, far, num_samples, jitter=False)
+
+        def to_field(x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    t_starts, t_ends = intervals_from_t(t, far, float("inf"))
+    t_mid = 0.5 * (t_starts + t_ends)
+    length = (t_ends - t_starts) * dirs.norm(dim=-1, keepdim=True) / model.scene_scale * cfg.distance_scale
+    return o_b, d_b, t_mid, length, hit, to_field
 
 
 def _march_weights(
@@ -163,6 +202,7 @@ def _march_weights(
     t_mid: torch.Tensor,
     length: torch.Tensor,
     hit: torch.Tensor,
+    to_field: Callable[[torch.Tensor], torch.Tensor],
     cfg: InferenceRenderConfig,
     stats: Optional[MarchStats],
 ) -> torch.Tensor:
@@ -170,8 +210,8 @@ def _march_weights(
     ``samples_per_step`` samples at a time: positions and occupancy are computed only for the rays still running,
     density only at their occupied samples, and a ray stops once its transmittance is below ``transmittance_eps``.
 
-    o_c, d_c [R, 3] cube rays; t_mid [R, S] sample positions; length [R, S] interval lengths (opacity units);
-    hit [R] bool (the ray crosses the box)."""
+    o_c, d_c [R, 3] rays in box coordinates; t_mid [R, S] sample positions; length [R, S] interval lengths (opacity
+    units); hit [R] bool (the ray has samples); to_field: box coordinates -> the fields' cube (:func:`sample_layout`)."""
     num_rays, num_samples = t_mid.shape
     weights = torch.zeros(num_rays, num_samples, dtype=t_mid.dtype, device=t_mid.device)
     optical_depth = torch.zeros(num_rays, dtype=t_mid.dtype, device=t_mid.device)  # tau of the samples marched
@@ -184,7 +224,7 @@ def _march_weights(
             break
         last = min(first + step, num_samples)
         tm = t_mid[rows, first:last]  # [r, g]
-        pts = o_c[rows, None, :] + tm[..., None] * d_c[rows, None, :]  # [r, g, 3]
+        pts = to_field(o_c[rows, None, :] + tm[..., None] * d_c[rows, None, :])  # [r, g, 3] field points
         # occupancy.query is False outside the cube: it is the cube test too
         live = model.occupancy.query(pts) if model.occupancy is not None else (pts.abs() <= 1.0).all(-1)
         r_idx, g_idx = live.nonzero(as_tuple=True)
