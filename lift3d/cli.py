@@ -17,6 +17,7 @@ import tyro
 
 from lift3d.config_io import apply_overrides
 from lift3d.engine.config import FitConfig
+from lift3d.models.inference_render import HEAD_SAMPLES_DEFAULT
 from lift3d.presets import PRESETS, get_preset
 
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
@@ -130,11 +131,20 @@ class Render:
     """Scene folder (default: the one the run was fitted on)."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    exact: bool = False
+    """Render with the training-time path (density and colour at every occupied sample, heads by the model's
+    rule) instead of the fast one (empty-space skipping, early ray termination, colour and heads only where weights
+    matter); docs/results/own-data/render-speed.md compares them."""
+    head_samples: int = HEAD_SAMPLES_DEFAULT
+    """Fast path: the semantic and instance heads are evaluated at each ray's this many heaviest samples (weights
+    rescaled to the ray's opacity); 0 = the model's own rule (the exact path's heads, slower)."""
 
     def run_command(self) -> None:
+        from lift3d.models import InferenceRenderConfig
         from lift3d.pipeline import render_run
 
-        render_run(self.run, self.split, self.data, self.device)
+        fast = InferenceRenderConfig(head_samples=self.head_samples)
+        render_run(self.run, self.split, self.data, self.device, exact=self.exact, fast=fast)
 
 
 @dataclass

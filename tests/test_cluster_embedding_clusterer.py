@@ -243,3 +243,37 @@ def test_crowded_blobs_are_not_returned_as_one_cluster():
 def test_missing_min_cluster_size_is_a_clear_error():
     with pytest.raises(ValueError, match="sweep_min_cluster_size"):
         fit_class_clusters(np.zeros((10, 3)), ClusterConfig())
+
+
+def test_tree_cache_gives_the_uncached_clusters_and_computes_the_tree_once():
+    """HDBSCAN's tree depends on the points and min_samples only: with a tree_cache, every min_cluster_size of a
+    sweep gets exactly the labels of a fresh HDBSCAN, and the tree is computed once (one cached call on disk)."""
+    import hdbscan
+
+    from lift3d.cluster import tree_cache
+
+    x, _, _ = make_blobs(3, std=1.5, spacing=6.0)  # blobs that touch
+    z = (x - x.min(0)) / (x.max(0) - x.min(0))
+    with tree_cache() as memory:
+        folder = memory.location
+        for size in (5, 40, 150, 300):
+            fresh = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=1).fit(z)
+            cached = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=1, memory=memory).fit(z)
+            np.testing.assert_array_equal(cached.labels_, fresh.labels_)
+            np.testing.assert_array_equal(cached.probabilities_, fresh.probabilities_)
+        outputs = [f for _, _, files in os.walk(folder) for f in files if f == "output.pkl"]
+        assert len(outputs) == 1
+    assert not os.path.exists(folder)
+
+
+def test_sweep_with_the_tree_cache_scores_what_fresh_fits_score_and_reports_progress():
+    x, _, _ = make_blobs(4, std=1.5, spacing=6.0)
+    sem = np.ones(len(x), dtype=np.int64)
+    cfg = ClusterConfig()
+    sizes = [10, 60, 200]
+    done = []
+    best, scores = sweep_min_cluster_size(
+        x, sem, [1], cfg, sizes, lambda sc: sc.num_instances + 0.0, progress=done.append
+    )
+    assert done == [1, 1, 1]
+    assert scores == {s: float(fit_scene_clusters(x, sem, [1], cfg, s).num_instances) for s in sizes}

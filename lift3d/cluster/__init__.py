@@ -9,6 +9,7 @@ from .embedding_clusterer import (
     fit_class_clusters,
     fit_scene_clusters,
     sweep_min_cluster_size,
+    tree_cache,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "fit_class_clusters",
     "fit_scene_clusters",
     "sweep_min_cluster_size",
+    "tree_cache",
     "Decoding",
     "decode_by_clustering",
     "decode_by_argmax",

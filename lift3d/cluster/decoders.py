@@ -4,11 +4,11 @@ clustering of embeddings (per thing class, ``min_cluster_size`` fixed or swept) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from lift3d.cluster.embedding_clusterer import ClusterConfig, fit_scene_clusters, sweep_min_cluster_size
+from lift3d.cluster.embedding_clusterer import ClusterConfig, fit_scene_clusters, sweep_min_cluster_size, tree_cache
 from lift3d.cluster.slots import ArgmaxSlots
 
 __all__ = ["Decoding", "DECODERS", "decode_by_clustering", "decode_by_argmax", "decode_instance_field"]
@@ -33,8 +33,10 @@ def decode_by_clustering(
     cfg: ClusterConfig,
     sweep_sizes: Sequence[int],
     score: Callable[[Any], float],
+    progress: Optional[Callable[[int], None]] = None,
 ) -> Decoding:
     """Cluster ``embeddings`` [N, D] of the pixels predicted as each thing class (``semantic`` [N]).
+    ``progress(1)`` is called after each candidate of the sweep.
 
     ``min_cluster_size`` is ``cfg.min_cluster_size`` when set, else the candidate of ``sweep_sizes`` chosen by
     :func:`sweep_min_cluster_size` with ``score(clusters)`` (higher is better). The
@@ -45,9 +47,14 @@ def decode_by_clustering(
         best = int(cfg.min_cluster_size)
         clusters = fit_scene_clusters(embeddings, semantic, thing_classes, cfg, best)
         info["sweep"] = {}
+        if progress is not None:
+            progress(len(sweep_sizes))
     else:
-        best, scores = sweep_min_cluster_size(embeddings, semantic, thing_classes, cfg, list(sweep_sizes), score)
-        clusters = fit_scene_clusters(embeddings, semantic, thing_classes, cfg, best)
+        with tree_cache() as cache:  # HDBSCAN's tree once per class, for every candidate and the final fit
+            best, scores = sweep_min_cluster_size(
+                embeddings, semantic, thing_classes, cfg, list(sweep_sizes), score, progress, cache
+            )
+            clusters = fit_scene_clusters(embeddings, semantic, thing_classes, cfg, best, cache)
         info["sweep"] = {str(k): round(float(v), 4) for k, v in scores.items()}
     info["min_cluster_size"] = best
     info["num_clusters"] = {str(c): int(cc.num_clusters) for c, cc in clusters.classes.items()}
@@ -66,15 +73,16 @@ def decode_by_argmax(
 
 
 DECODERS: dict[str, Callable[..., Decoding]] = {
-    "clustering": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_clustering(
-        emb, sem, things, cfg, sweep_sizes, score
+    "clustering": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views, progress=None: (
+        decode_by_clustering(emb, sem, things, cfg, sweep_sizes, score, progress)
     ),
-    "argmax": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views: decode_by_argmax(
+    "argmax": lambda objective, emb, sem, things, cfg, sweep_sizes, score, label_views, progress=None: decode_by_argmax(
         things, objective.output_dim, label_views
     ),
 }
 """Decoder name (``InstanceObjective.decoder``) -> ``fn(objective, embeddings, semantic, thing_classes, cfg,
-sweep_sizes, score, label_views) -> Decoding``. A new way of decoding is one entry here."""
+sweep_sizes, score, label_views, progress=None) -> Decoding``. A new way of decoding is one entry here;
+``progress(n)``, if given, counts the ``len(sweep_sizes)`` steps of a sweep."""
 
 
 def decode_instance_field(
@@ -86,6 +94,7 @@ def decode_instance_field(
     sweep_sizes: Sequence[int],
     score: Callable[[Any], float],
     label_views: Callable[[Any], list[np.ndarray]],
+    progress: Optional[Callable[[int], None]] = None,
 ) -> Decoding:
     """Decode with the decoder the instance objective names (``objective.decoder``).
 
@@ -98,6 +107,7 @@ def decode_instance_field(
         sweep_sizes: ``min_cluster_size`` candidates of the sweep.
         score: ``score(labeler) -> float``, higher is better (the sweep's criterion).
         label_views: ``label_views(labeler)`` labels the clustering views (argmax records the slots used).
+        progress: ``progress(n)`` counts the sweep's candidates (a progress bar's advance), if the decoder sweeps.
     """
     name = getattr(objective, "decoder", None)
     if name not in DECODERS:
@@ -105,4 +115,6 @@ def decode_instance_field(
             f"instance objective {getattr(objective, 'name', objective)!r} names decoder {name!r}; "
             f"registered decoders: {sorted(DECODERS)} (add one to lift3d.cluster.decoders.DECODERS)"
         )
-    return DECODERS[name](objective, embeddings, semantic, thing_classes, cfg, sweep_sizes, score, label_views)
+    return DECODERS[name](
+        objective, embeddings, semantic, thing_classes, cfg, sweep_sizes, score, label_views, progress=progress
+    )

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -104,16 +106,35 @@ def _inlier_mask(x: np.ndarray, sigma: float) -> np.ndarray:
     return inliers if inliers.any() else np.ones(len(x), dtype=bool)
 
 
-def _run_algorithm(x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ``[n, dim]`` rescaled points -> (labels [n] with -1 = noise, weights [n] for centroids)."""
+@contextmanager
+def tree_cache() -> Iterator[Any]:
+    """A cache of HDBSCAN's minimum spanning tree for the calls made inside the ``with`` block (a
+    ``joblib.Memory`` in a temporary folder, removed on exit; HDBSCAN's own ``memory`` option).
+
+    The tree depends on the points and ``min_samples`` only, not on ``min_cluster_size``: a sweep over
+    ``min_cluster_size`` on the same points computes it once and only condenses it again per size (the
+    expensive part of HDBSCAN is the tree). The labels are those of an uncached HDBSCAN."""
+    from joblib import Memory
+
+    with tempfile.TemporaryDirectory(prefix="lift3d-hdbscan-") as folder:
+        yield Memory(folder, verbose=0)
+
+
+def _run_algorithm(
+    x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int, memory: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ``[n, dim]`` rescaled points -> (labels [n] with -1 = noise, weights [n] for centroids).
+    ``memory``: a :func:`tree_cache` (HDBSCAN only)."""
     weights = np.ones(len(x))
     if cfg.algorithm == "hdbscan":
         import hdbscan
 
+        kwargs = {} if memory is None else {"memory": memory}
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=max(2, min_cluster_size),
             min_samples=cfg.min_samples,
             allow_single_cluster=cfg.allow_single_cluster,
+            **kwargs,
         ).fit(x)
         if cfg.weighted_centroids:
             weights = np.asarray(clusterer.probabilities_, dtype=np.float64)
@@ -136,13 +157,16 @@ def _run_algorithm(x: np.ndarray, cfg: ClusterConfig, min_cluster_size: int) -> 
     return labels, weights
 
 
-def fit_class_clusters(embeddings, cfg: ClusterConfig, min_cluster_size: int | None = None) -> ClassClusters:
+def fit_class_clusters(
+    embeddings, cfg: ClusterConfig, min_cluster_size: int | None = None, memory: Any = None
+) -> ClassClusters:
     """Fit the clusters of one semantic class (module docstring, steps 2-5).
 
     Args:
         embeddings: ``[N, dim]`` rendered instance embeddings of the class's pixels (numpy or torch).
         cfg: clustering configuration.
         min_cluster_size: overrides ``cfg.min_cluster_size``; one of the two must be set.
+        memory: a :func:`tree_cache` shared by calls on the same points (a sweep); None = no cache.
 
     Returns:
         :class:`ClassClusters` with ``K >= 1`` centroids. Centroids are the members' means in the rescaled
@@ -172,7 +196,7 @@ def fit_class_clusters(embeddings, cfg: ClusterConfig, min_cluster_size: int | N
 
     centroids = []
     if len(z) >= max(2, size):
-        labels, weights = _run_algorithm(z, cfg, size)
+        labels, weights = _run_algorithm(z, cfg, size, memory)
         for cid in np.unique(labels[labels >= 0]):
             members = labels == cid
             w = weights[members]
@@ -280,8 +304,9 @@ def fit_scene_clusters(
     thing_classes: Iterable[int],
     cfg: ClusterConfig,
     min_cluster_size: int | None = None,
+    memory: Any = None,
 ) -> SceneClusters:
-    """Fit :class:`ClassClusters` for every thing class present in ``sem``.
+    """Fit :class:`ClassClusters` for every thing class present in ``sem`` (``memory``: a :func:`tree_cache`).
 
     Args:
         emb: ``[N, dim]`` rendered fast-field embeddings (pixels of views the method may see: never the
@@ -301,7 +326,7 @@ def fit_scene_clusters(
     for c in things:
         mask = s == c
         if mask.any():
-            classes[c] = fit_class_clusters(e[mask], cfg, min_cluster_size)
+            classes[c] = fit_class_clusters(e[mask], cfg, min_cluster_size, memory)
     return SceneClusters(thing_classes=things, classes=classes)
 
 
@@ -312,6 +337,8 @@ def sweep_min_cluster_size(
     cfg: ClusterConfig,
     candidate_sizes: Sequence[int] | None = None,
     score_fn: Callable[[SceneClusters], float] | None = None,
+    progress: Callable[[int], None] | None = None,
+    memory: Any = None,
 ) -> tuple[int, dict[int, float]]:
     """Choose ``min_cluster_size`` by fitting every candidate: the smallest size whose score is within
     ``cfg.sweep_tolerance`` of the best score.
@@ -328,6 +355,9 @@ def sweep_min_cluster_size(
         candidate_sizes: sizes to try (default ``cfg.sweep_sizes``).
         score_fn: higher is better. In lift3d it labels the training views with the fitted clusters and
             returns the per-frame PQ against the 2D segmenter's masks (all thing classes merged).
+        progress: called with 1 after each candidate.
+        memory: a :func:`tree_cache` (None: one is made for the sweep); HDBSCAN's tree is computed once per
+            class and reused by every candidate.
 
     Returns:
         ``(chosen_size, {size: score})``.
@@ -340,7 +370,12 @@ def sweep_min_cluster_size(
     things = tuple(thing_classes)
     if cfg.sweep_tolerance < 0:
         raise ValueError(f"ClusterConfig.sweep_tolerance must be >= 0, got {cfg.sweep_tolerance}")
-    scores = {size: float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size))) for size in sizes}
+    scores = {}
+    with nullcontext(memory) if memory is not None else tree_cache() as cache:
+        for size in sizes:
+            scores[size] = float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size, cache)))
+            if progress is not None:
+                progress(1)
     best = max(scores.values())
     chosen = min(size for size, score in scores.items() if score >= best - cfg.sweep_tolerance)
     return chosen, scores

@@ -42,6 +42,10 @@ class ClusterConfig:
     DBSCAN's ``min_samples``."""
     max_points: int = 50000
     """At most this many inlier points per class are clustered (seeded random subsample)."""
+    max_view_pixels: int = 100_000
+    """Clustering views larger than this are rendered (and scored against their 2D segments) on a regular grid of
+    every s-th pixel in both directions, s = ceil(sqrt(H W / max_view_pixels)) (a 540x960 view: every 3rd, 180x320);
+    0 = every pixel. The clusters need far fewer points than a high-resolution view has."""
     outlier_sigma: float = 3.0
     """Points farther than this many standard deviations from the mean in any dimension are left out of
     the fit and of the min/max rescaling (they are still labelled by nearest centroid)."""

@@ -1,7 +1,8 @@
 """Decode a fitted run's instance field into instance ids, from training views only.
 
 Clustering samples come only from training views (never the test views, unlike the reference Messy Rooms
-script): ``cluster_views`` evenly spaced training views are rendered in full; their pixels predicted as a thing
+script): ``cluster_views`` evenly spaced training views are rendered (on a grid of every s-th pixel when a view has
+more than ``cluster.max_view_pixels``); their pixels predicted as a thing
 class give the embeddings, which the decoder the instance objective names (``InstanceObjective.decoder``, see
 :mod:`lift3d.cluster.decoders`) turns into a labeler: for the embedding objectives HDBSCAN's
 ``min_cluster_size`` is chosen by a sweep scored with per-frame PQ (all thing classes merged) against those views'
@@ -15,22 +16,33 @@ are void (not scored) in the sweep's per-frame PQ.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
 
 from lift3d.cluster.decoders import decode_instance_field
-from lift3d.data.rays import load_pixel_set
+from lift3d.data.rays import PixelSet, load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
-from lift3d.engine.inference import render_pixel_set
+from lift3d.engine.inference import ViewRender, render_pixel_set
 from lift3d.engine.run_dir import RunDir
 from lift3d.metrics import frame_pq
-from lift3d.models import LiftModel
+from lift3d.models import InferenceRenderConfig, LiftModel
 from lift3d.objectives import build_objective
+from lift3d.pipeline.progress import stage_progress
 
-__all__ = ["cluster_from_training_views", "clustering_views"]
+__all__ = [
+    "cluster_from_training_views",
+    "clustering_views",
+    "render_clustering_views",
+    "subsample_views",
+    "view_stride",
+]
 
 
 def clustering_views(train_indices: Sequence[int], k: int) -> list[int]:
@@ -41,16 +53,82 @@ def clustering_views(train_indices: Sequence[int], k: int) -> list[int]:
     return [train_indices[i] for i in idx]
 
 
+def view_stride(height: int, width: int, max_pixels: int) -> int:
+    """The smallest stride s such that every s-th pixel of an HxW view in both directions is at most
+    ``max_pixels`` pixels (1 when the view is small enough, or ``max_pixels`` is 0)."""
+    if max_pixels <= 0 or height * width <= max_pixels:
+        return 1
+    s = max(1, math.ceil(math.sqrt(height * width / max_pixels)))
+    while math.ceil(height / s) * math.ceil(width / s) > max_pixels:
+        s += 1
+    return s
+
+
+def subsample_views(pixels: PixelSet, max_pixels: int) -> PixelSet:
+    """The same views on a regular grid of every s-th pixel (rows and columns, from pixel (0, 0); s by
+    :func:`view_stride` per view): every per-pixel array of ``pixels`` indexed alike, sizes and offsets updated.
+    Returns ``pixels`` itself when no view needs it."""
+    keep, sizes, offsets = [], [], [0]
+    for pos, (h, w) in enumerate(pixels.sizes):
+        s = view_stride(h, w, max_pixels)
+        rows = pixels.view_rows(pos).reshape(h, w)[::s, ::s]
+        keep.append(rows.reshape(-1))
+        sizes.append((int(rows.shape[0]), int(rows.shape[1])))
+        offsets.append(offsets[-1] + rows.numel())
+    if sizes == list(pixels.sizes):
+        return pixels
+    rows = torch.cat(keep)
+    total = int(pixels.pixel_view.shape[0])
+    per_pixel = {
+        f.name: getattr(pixels, f.name)[rows]
+        for f in dataclasses.fields(pixels)
+        if isinstance(getattr(pixels, f.name), torch.Tensor) and getattr(pixels, f.name).shape[:1] == (total,)
+    }
+    return dataclasses.replace(pixels, sizes=sizes, offsets=torch.tensor(offsets), **per_pixel)
+
+
+def render_clustering_views(
+    model: LiftModel,
+    scene: Scene,
+    cfg: FitConfig,
+    progress: bool = False,
+    log=print,
+    exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
+) -> tuple[list[int], PixelSet, list[ViewRender]]:
+    """The views whose pixels are clustered (:func:`clustering_views`), each on a grid of at most
+    ``cfg.cluster.max_view_pixels`` pixels (:func:`subsample_views`), rendered as the fit renders them: returns
+    (frame indices, their :class:`PixelSet`, one :class:`ViewRender` per view). The viewer's re-clustering renders
+    its cache with it, so it clusters exactly what the fit clustered."""
+    views = clustering_views(scene.train_indices, cfg.cluster_views)
+    pixels = subsample_views(load_pixel_set(scene, views), cfg.cluster.max_view_pixels)
+    total = int(pixels.pixel_view.shape[0])
+    with stage_progress(f"cluster: render {len(views)} training views", total, "rays", progress, log) as advance:
+        renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
+    return views, pixels, renders
+
+
 def cluster_from_training_views(
-    model: LiftModel, scene: Scene, cfg: FitConfig, run_dir: Path, log=print, made_from: Optional[dict] = None
+    model: LiftModel,
+    scene: Scene,
+    cfg: FitConfig,
+    run_dir: Path,
+    log=print,
+    made_from: Optional[dict] = None,
+    progress: bool = False,
+    exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
 ) -> tuple[Any, dict]:
-    """Render ``cfg.cluster_views`` training views, decode them with the objective of ``cfg`` (clustering with the
+    """Render ``cfg.cluster_views`` training views (each on a grid of at most ``cfg.cluster.max_view_pixels``
+    pixels, :func:`subsample_views`), decode them with the objective of ``cfg`` (clustering with the
     ``min_cluster_size`` sweep, or argmax over slots), save the labeler and the record in the run. ``made_from``
     (the checkpoint step and config hash of ``model``) is recorded in ``clustering.json``, so a render can tell
-    clusters of another checkpoint."""
-    views = clustering_views(scene.train_indices, cfg.cluster_views)
-    pixels = load_pixel_set(scene, views)
-    renders = render_pixel_set(model, pixels, cfg.render_chunk)
+    clusters of another checkpoint. ``progress``: show the rendering and the sweep (:func:`stage_progress`).
+    ``exact``: render the views with the training-time path instead of the fast one (``render_pixel_set``), whose
+    settings are ``fast`` (default :class:`InferenceRenderConfig`)."""
+    t0 = time.perf_counter()
+    views, pixels, renders = render_clustering_views(model, scene, cfg, progress, log, exact, fast)
+    seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
     emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
@@ -89,8 +167,15 @@ def cluster_from_training_views(
 
     info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
-    decoding = decode_instance_field(objective, emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views)
+    t0 = time.perf_counter()
+    sweep = len(cfg.sweep_sizes) if cfg.cluster.min_cluster_size is None else 1
+    with stage_progress("cluster: min_cluster_size sweep", sweep, "sizes", progress, log) as advance:
+        decoding = decode_instance_field(
+            objective, emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views, progress=advance
+        )
     info.update(decoding.info)
+    info["view_sizes"] = [list(size) for size in pixels.sizes]
+    info["seconds"] = {"render": round(seconds_render, 2), "decode": round(time.perf_counter() - t0, 2)}
     if made_from is not None:
         info["made_from"] = made_from
     run = RunDir(run_dir)

@@ -26,7 +26,9 @@ from lift3d.engine.run_dir import RunDir, RunExistsError, RunFileError
 from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
+from lift3d.models import InferenceRenderConfig
 from lift3d.pipeline.decoding import cluster_from_training_views
+from lift3d.pipeline.progress import stage_progress
 
 __all__ = [
     "ResumeMismatchError",
@@ -172,7 +174,9 @@ def fit_scene(
         summary = trainer.fit(resume=resume)
         summary["made_from"] = made_from({"step": trainer.step, "config": config_to_dict(cfg)})
         t0 = time.perf_counter()
-        _, info = cluster_from_training_views(trainer.model, scene, cfg, out, log=log, made_from=summary["made_from"])
+        _, info = cluster_from_training_views(
+            trainer.model, scene, cfg, out, log=log, made_from=summary["made_from"], progress=progress
+        )
         summary["clustering_seconds"] = round(time.perf_counter() - t0, 2)
         summary["min_cluster_size"] = info["min_cluster_size"]
         summary["num_clusters"] = info["num_clusters"]
@@ -215,9 +219,19 @@ def split_indices(scene: Scene, split: str) -> list[int]:
 
 
 def render_run(
-    run: Path, split: str = "test", data: Optional[Path] = None, device: str = "auto", progress: bool = True, log=print
+    run: Path,
+    split: str = "test",
+    data: Optional[Path] = None,
+    device: str = "auto",
+    progress: bool = True,
+    log=print,
+    exact: bool = False,
+    fast: Optional[InferenceRenderConfig] = None,
 ) -> Path:
     """Render the views of ``split`` with the fitted run, label instances with the cached centroids, write PNGs.
+    ``exact``: render with the training-time path (every occupied sample) instead of the fast inference path
+    (:func:`lift3d.engine.inference.render_pixel_set`), whose settings are ``fast`` (default
+    :class:`lift3d.models.InferenceRenderConfig`).
 
     Holds the run's lock; refuses (:class:`StaleResultsError`) when ``clusters.json`` was decoded from another
     checkpoint than the current one. The renders record the checkpoint step and config hash they came from."""
@@ -253,12 +267,10 @@ def render_run(
                 "(or render --split train)."
             )
         pixels = load_pixel_set(scene, views)
-        from rich.progress import Progress
-
         t0 = time.perf_counter()
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task(f"render {split}", total=len(views))
-            renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=lambda: bar.advance(task))
+        label = f"render {len(views)} {split} views" + (" (exact path)" if exact else "")
+        with stage_progress(label, int(pixels.pixel_view.numel()), "rays", progress, log) as advance:
+            renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
         for r in renders:
             r.instance = np.asarray(
                 clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))

@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from lift3d.cluster import SceneClusters, fit_scene_clusters
-from lift3d.export.points import view_pixels
-from lift3d.export.rays import render_rays
 from lift3d.export.run import ExportedRun
-from lift3d.geometry.cameras import camera_rays
-from lift3d.pipeline.decoding import clustering_views
+from lift3d.pipeline.decoding import render_clustering_views
 
 
 @dataclass
@@ -29,21 +25,12 @@ class EmbeddingCache:
 
 
 def cache_clustering_embeddings(opened: ExportedRun) -> EmbeddingCache:
-    """Render the clustering views of the run (``cfg.cluster_views`` evenly spaced training views) once."""
-    views = clustering_views(list(opened.scene.train_indices), opened.cfg.cluster_views)
-    sem, emb = [], []
-    for idx in views:
-        f = opened.scene.frames[idx]
-        o, d = camera_rays(
-            torch.tensor(f.camera_to_world, dtype=torch.float32),
-            torch.tensor(f.intrinsics(), dtype=torch.float32),
-            view_pixels(f.width, f.height, 1),
-            f.distortion,
-        )
-        r = render_rays(opened.model, o, d, opened.cfg.render_chunk)
-        sem.append(r.semantic)
-        emb.append(r.embedding)
-    return EmbeddingCache(np.concatenate(sem), np.concatenate(emb), views)
+    """Render the clustering views of the run once, exactly as the fit rendered them
+    (:func:`lift3d.pipeline.decoding.render_clustering_views`: the same views, pixel grid and render path)."""
+    views, _, renders = render_clustering_views(opened.model, opened.scene, opened.cfg)
+    sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
+    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    return EmbeddingCache(sem, emb, views)
 
 
 def recluster(opened: ExportedRun, cache: EmbeddingCache, min_cluster_size: int) -> SceneClusters:

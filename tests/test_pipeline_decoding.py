@@ -1,0 +1,75 @@
+"""lift3d.pipeline.decoding: clustering views of a high resolution rendered on a regular pixel grid (stride chosen
+from the pixel budget, every per-pixel array indexed alike), and lift3d.pipeline.progress's plain progress lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lift3d.data.rays import PixelSet
+from lift3d.pipeline.decoding import subsample_views, view_stride
+from lift3d.pipeline.progress import stage_progress
+
+
+def test_view_stride_by_hand():
+    assert view_stride(64, 64, 100_000) == 1
+    assert view_stride(540, 960, 0) == 1
+    assert view_stride(540, 960, 100_000) == 3  # 180 x 320 = 57600; stride 2 gives 270 x 480 = 129600
+    assert view_stride(540, 960, 57_600) == 3
+    assert view_stride(540, 960, 57_599) == 4  # 135 x 240
+    assert view_stride(5, 7, 4) == 4  # 2 x 2: stride 3 gives 2 x 3 = 6
+
+
+def _pixels(sizes) -> PixelSet:
+    p = sum(h * w for h, w in sizes)
+    uv, view = [], []
+    for pos, (h, w) in enumerate(sizes):
+        vv, uu = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        uv.append(torch.stack([uu.reshape(-1), vv.reshape(-1)], -1))
+        view.append(torch.full((h * w,), pos))
+    offsets = np.cumsum([0] + [h * w for h, w in sizes])
+    return PixelSet(
+        view_ids=[3, 9],
+        c2w=torch.eye(4)[None].repeat(len(sizes), 1, 1),
+        intrinsics=torch.tensor([[10.0, 10.0, 2.0, 2.0]]).repeat(len(sizes), 1),
+        sizes=list(sizes),
+        offsets=torch.tensor(offsets),
+        pixel_view=torch.cat(view),
+        pixel_uv=torch.cat(uv),
+        rgb=torch.arange(p * 3, dtype=torch.float32).reshape(p, 3),
+        instance=torch.arange(p),
+        semantic=torch.arange(p) % 5,
+        confidence=torch.ones(p),
+        depth=torch.arange(p, dtype=torch.float32),
+    )
+
+
+def test_subsample_views_keeps_every_sth_pixel_of_each_view_and_its_arrays():
+    pixels = _pixels([(7, 9), (2, 3)])  # 63 pixels (stride 3 for a budget of 12: 3 x 3 = 9) and 6 (kept)
+    sub = subsample_views(pixels, 12)
+    assert sub.sizes == [(3, 3), (2, 3)] and sub.offsets.tolist() == [0, 9, 15]
+    assert sub.view_ids == [3, 9]
+    u, v = sub.pixel_uv[:9, 0], sub.pixel_uv[:9, 1]
+    assert u.tolist() == [0, 3, 6] * 3 and v.tolist() == [0] * 3 + [3] * 3 + [6] * 3
+    rows = v * 9 + u  # the flat row of each kept pixel in the first view
+    for name in ("instance", "semantic", "depth", "confidence", "pixel_view"):
+        torch.testing.assert_close(getattr(sub, name)[:9], getattr(pixels, name)[rows])
+    torch.testing.assert_close(sub.rgb[:9], pixels.rgb[rows])
+    torch.testing.assert_close(sub.instance[9:], pixels.instance[63:])  # the small view: every pixel
+    torch.testing.assert_close(sub.view_rows(1), torch.arange(9, 15))
+    assert subsample_views(pixels, 0) is pixels and subsample_views(pixels, 63) is pixels
+
+
+def test_stage_progress_without_a_terminal_writes_a_line_per_tenth():
+    lines: list[str] = []
+    with stage_progress("render 2 test views", 1000, "rays", True, lines.append) as advance:
+        for _ in range(8):
+            advance(125)
+    assert len(lines) == 8  # 12.5% a call: every call crosses a further tenth
+    assert lines[0].startswith("render 2 test views 125/1000 rays, ") and lines[-1].startswith(
+        "render 2 test views 1000/1000 rays"
+    )
+    lines.clear()
+    with stage_progress("x", 1000, "rays", False, lines.append) as advance:
+        advance(1000)
+    assert lines == []
