@@ -272,6 +272,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.engine.run_dir import RunFileError
     from lift3d.engine.run_lock import RunLockedError
     from lift3d.export.run import InstanceSelectionError
+    from lift3d.geometry.bounds import BoundsError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
     from lift3d.twod.dataset import MissingGroundTruthError
@@ -292,6 +293,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DiskFullError,
         ResumeMismatchError,
         StaleResultsError,
+        BoundsError,
     )
 
 

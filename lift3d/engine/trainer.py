@@ -91,7 +91,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
-        self.aabb = scene_bounds(scene, self.train_pixels)
+        self.aabb = scene_bounds(scene, self.train_pixels, override=cfg.model.aabb, log=log)
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
         self.backends = resolve_backends(
             self.device, cfg.model.volume_rendering_backend, cfg.model.radiance.hash_implementation
@@ -259,8 +259,7 @@ class Trainer:
         logs["rgb"] = float(loss.detach())
         if depth is not None and weights.depth_weight > 0:
             valid = depth > 0
-            end = model.to_cube(origins + dirs * depth[:, None])
-            inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
+            inside = valid & model.in_box(origins + dirs * depth[:, None])  # the surface seen lies in the box
             if inside.any():
                 d_err = (samples.depth[inside] - depth[inside]) / model.scene_scale
                 d_loss = (d_err**2).mean()
