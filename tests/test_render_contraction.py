@@ -3,11 +3,13 @@ the box, continuity, infinity on the shell's boundary, inverse; rays leaving the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from lift3d.models.lift_model import LiftModel, ModelConfig
+from lift3d.models.lift_model import LiftModel, ModelConfig, resolve_scene_contraction
 from lift3d.render.samplers import contract_box, disparity_t, unbounded_t, uncontract_box
 
 
@@ -119,3 +121,28 @@ def test_model_samples_rays_that_leave_the_box_only_with_contraction():
     assert (far_x > 3.0 + 10.0).all()  # ... reaching far beyond the box (disparity samples out to 100 half-sizes)
     assert (s.weights >= 0).all() and (s.weights.sum(-1) <= 1.0 + 1e-5).all()
     assert s.rgb.shape == (2, 3) and torch.isfinite(s.rgb).all()
+
+
+def test_auto_contraction_is_off_for_a_given_box_and_on_for_the_automatic_one():
+    assert resolve_scene_contraction("auto", box_given=True) == "none"
+    assert resolve_scene_contraction("auto", box_given=False) == "mipnerf360"
+    assert resolve_scene_contraction("none", box_given=False) == "none"
+    assert resolve_scene_contraction("mipnerf360", box_given=True) == "mipnerf360"
+
+
+def test_trainer_logs_the_automatic_box_and_contracts_a_scene_without_aabb(tiny_scene, tmp_path):
+    from lift3d.engine.trainer import Trainer
+    from lift3d.presets import get_preset
+
+    lines = []
+    scene = dataclasses.replace(tiny_scene, aabb=None)
+    trainer = Trainer(scene, get_preset("tiny"), tmp_path / "run", progress=False, log=lines.append)
+    assert any(line.startswith("foreground box from depth (") for line in lines)
+    assert trainer.cfg.model.scene_contraction == "mipnerf360" and trainer.model.contracted
+    cfg = get_preset("tiny")
+    cfg.model.aabb = (-1.0, -1.0, -0.1, 1.0, 1.0, 0.5)
+    lines.clear()
+    trainer = Trainer(scene, cfg, tmp_path / "run2", progress=False, log=lines.append)
+    assert "foreground box from --model.aabb: [-1.  -1.  -0.1] .. [1.  1.  0.5]" in lines
+    assert trainer.cfg.model.scene_contraction == "none" and not trainer.model.contracted
+    np.testing.assert_allclose(trainer.model.aabb.numpy(), [[-1, -1, -0.1], [1, 1, 0.5]], atol=1e-7)

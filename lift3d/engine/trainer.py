@@ -33,6 +33,7 @@ from lift3d.engine.config import FitConfig
 from lift3d.engine.run_dir import RunDir
 from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
 from lift3d.models import LiftModel
+from lift3d.models.lift_model import resolve_scene_contraction
 from lift3d.objectives import InstanceBatch, build_objective
 
 __all__ = ["Trainer", "StepInfo", "StepCallback", "resolve_device"]
@@ -92,6 +93,10 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.train_pixels = load_pixel_set(scene, scene.train_indices)
         self.aabb = scene_bounds(scene, self.train_pixels, override=cfg.model.aabb, log=log)
+        box_given = scene.aabb is not None or cfg.model.aabb is not None
+        cfg.model.scene_contraction = resolve_scene_contraction(cfg.model.scene_contraction, box_given)
+        if cfg.model.scene_contraction != "none":
+            log(f"scene contraction: {cfg.model.scene_contraction} (beyond the box, out to infinity, in a shell)")
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
         self.backends = resolve_backends(
             self.device, cfg.model.volume_rendering_backend, cfg.model.radiance.hash_implementation

@@ -36,7 +36,7 @@ from lift3d.render.samplers import (
 )
 from lift3d.render.volume import render_weights
 
-__all__ = ["ModelConfig", "LiftModel", "RaySamples"]
+__all__ = ["ModelConfig", "LiftModel", "RaySamples", "resolve_scene_contraction"]
 
 
 @dataclass
@@ -82,11 +82,13 @@ class ModelConfig:
     model for walls and far floor outside the modelled box); ``none`` = a fixed colour given at render time."""
     background_class: Optional[int] = 0
     """Semantic class of the mass left when a ray leaves the box (the transmittance at exit); None: no class."""
-    scene_contraction: Literal["none", "mipnerf360"] = "none"
+    scene_contraction: Literal["auto", "none", "mipnerf360"] = "auto"
     """``none``: the field models the box only; rays are clipped to it and what lies beyond is the background
     model's. ``mipnerf360``: mip-NeRF 360's contraction (Eq. 10, box-shaped): the box at the centre of the field's
     cube, everything beyond it contracted into a shell around it, so an unbounded capture's far floor, walls and
-    sky are modelled too (at a resolution falling with distance); rays get ``num_samples_outside`` more samples."""
+    sky are modelled too (at a resolution falling with distance); rays get ``num_samples_outside`` more samples.
+    ``auto`` (resolved when a fit starts, see :func:`resolve_scene_contraction`): ``none`` when the box is given
+    (the scene's ``aabb`` or ``aabb`` below), ``mipnerf360`` when it is the automatic foreground box."""
     contraction_shell: float = 1.0
     """Width of the contracted shell in box half-sizes (1 = mip-NeRF 360's Eq. 10; the box then spans the middle
     half of the field's cube per axis; smaller values give the box more of the grid)."""
@@ -101,6 +103,15 @@ class ModelConfig:
     volume_rendering_backend: Literal["auto", "nerfacc", "torch"] = "auto"
     """Who computes the rendering weights: nerfacc (auto: on CUDA when its extension loads) or the pure-PyTorch
     twin (auto on CPU: the same operations); resolved once per run by :func:`lift3d.backends.resolve_backends`."""
+
+
+def resolve_scene_contraction(setting: str, box_given: bool) -> str:
+    """``auto`` -> ``none`` when the foreground box is given (a scene's ``aabb`` or ``--model.aabb``: a bounded
+    region someone chose), else ``mipnerf360`` (the automatic box of a capture that may be unbounded); other
+    settings are returned as they are. Measured in docs/results/own-data/bounds.md."""
+    if setting != "auto":
+        return setting
+    return "none" if box_given else "mipnerf360"
 
 
 @dataclass
@@ -176,6 +187,7 @@ class LiftModel(nn.Module):
 
     @property
     def contracted(self) -> bool:
+        """Whether the contraction is on (an unresolved ``auto`` counts as off: a model built outside a fit)."""
         return self.cfg.scene_contraction == "mipnerf360"
 
     def to_box(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from lift3d.engine.run_dir import RunDir, RunExistsError, RunFileError
 from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
+from lift3d.models.lift_model import resolve_scene_contraction
 from lift3d.pipeline.decoding import cluster_from_training_views
 
 __all__ = [
@@ -128,6 +129,8 @@ def fit_scene(
     only labels the run's ``config.json``; ``callbacks`` are called after every training step. Returns the fit
     summary (also written to ``fit.json``)."""
     scene = load_scene(data)  # validates every frame before any work
+    box_given = scene.aabb is not None or cfg.model.aabb is not None
+    cfg.model.scene_contraction = resolve_scene_contraction(cfg.model.scene_contraction, box_given)
     run = RunDir(out)
     out = run.root
     with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):
