@@ -30,8 +30,32 @@ VARIANTS = {
     "auto": ("removed", ["--model.scene-contraction", "none"]),
     "auto+contraction": ("removed", ["--model.scene-contraction", "mipnerf360"]),
     "aabb+contraction": ("given", ["--model.scene-contraction", "mipnerf360"]),
+    "old-depth-box": ("removed", ["--model.scene-contraction", "none"]),
 }
-"""Variant name -> (the scene's aabb given or removed, extra ``lift3d fit`` options)."""
+"""Variant name -> (the scene's aabb given or removed, extra ``lift3d fit`` options). ``old-depth-box`` is lift3d's
+behaviour before the automatic foreground box: the 2nd-98th percentile box of depth back-projections (+5% margin),
+given as ``--model.aabb``, no contraction."""
+
+
+def old_depth_box(scene_dir: Path) -> list[float]:
+    """The former ``scene_bounds`` without an ``aabb``: 2nd-98th percentiles of (up to 200,000, seed 0) depth
+    back-projections of the training views, each side pushed out by 5% of the box's size."""
+    import numpy as np
+    import torch
+
+    from lift3d.data.loading import load_scene
+    from lift3d.data.rays import load_pixel_set
+
+    scene = load_scene(scene_dir)
+    pixels = load_pixel_set(scene, scene.train_indices)
+    valid = torch.nonzero(pixels.depth > 0).squeeze(-1)
+    sel = valid[torch.randperm(valid.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
+    o, d = pixels.rays(sel)
+    pts = (o + d * pixels.depth[sel, None]).numpy()
+    lo, hi = np.percentile(pts, 2, axis=0), np.percentile(pts, 98, axis=0)
+    pad = (hi - lo) * 0.05 + 1e-3
+    return [float(x) for x in np.concatenate([lo - pad, hi + pad])]
+
 
 LIFT3D = [sys.executable, "-m", "lift3d.cli"]
 
@@ -146,12 +170,13 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
                 if (env, n, variant) in done and not args.fresh:
                     continue
                 given, extra = VARIANTS[variant]
+                if variant == "old-depth-box":
+                    extra = extra + ["--model.aabb", *(f"{x:.4f}" for x in old_depth_box(bare))]
                 run = args.work / "runs" / f"{env}_{n:03d}_{variant.replace('+', '_')}"
                 r = fit_and_eval(scene if given == "given" else bare, run, extra, n, args, args.fresh)
                 results = [x for x in results if (x["environment"], x["objects"], x["variant"]) != (env, n, variant)]
                 results.append(
-                    {"environment": env, "objects": n, "views": num_views_for(n), "variant": variant, "aabb": given}
-                    | r
+                    {"environment": env, "objects": n, "views": num_views_for(n), "variant": variant, "aabb": given} | r
                 )
                 tmp = json_path.with_suffix(".tmp")
                 tmp.write_text(json.dumps({"command": command, "runs": results}, indent=1))
