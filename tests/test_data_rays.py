@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from lift3d.data.loading import load_scene
 from lift3d.data.rays import load_pixel_set, scene_bounds
+from lift3d.data.scene import SceneFormatError
 from lift3d.geometry.cameras import camera_rays
 
 
@@ -244,3 +245,24 @@ def test_scene_bounds_from_cameras_contains_the_common_look_at_point(tmp_path):
     # Inside the cube of the cameras' distance (2) around the target plus the 10% margin, and not degenerate.
     assert (box[0] >= target - 2.401).all() and (box[1] <= target + 2.401).all()
     assert ((box[1] - box[0]) > 0.1).all()
+
+
+def test_scene_bounds_from_sfm_points_in_extras_array_or_npy(tmp_path):
+    target = np.array([0.5, -0.2, 0.3])
+    dirs = [np.array(v, float) / np.linalg.norm(v) for v in ([1, 0, 0.5], [0, 1, 0.5], [-1, 0, 0.5], [0, -1, 0.8])]
+    make_mini_scene(tmp_path, num_frames=4, depth=False, poses=[look_at(target + 2.0 * v, target) for v in dirs])
+    scene = load_scene(tmp_path)
+    rng = np.random.default_rng(0)
+    cloud = target + rng.uniform(-0.2, 0.2, (200, 3))
+    far = np.array([[40.0, 0.0, 0.0], [0.0, -60.0, 0.0]])  # points no camera sees: never in the box
+    for value in (np.concatenate([cloud, far]), "sparse.npy"):
+        np.save(tmp_path / "sparse.npy", np.concatenate([cloud, far]))
+        scene.extras["sfm_points"] = value
+        lines = []
+        box = scene_bounds(scene, log=lines.append)
+        assert lines[0].startswith("foreground box from SfM points (")
+        assert (box[0] <= cloud.min(0) + 0.05).all() and (box[1] >= cloud.max(0) - 0.05).all()
+        assert (box[1] - box[0]).max() < 1.0
+    scene.extras["sfm_points"] = np.zeros((5, 2))
+    with pytest.raises(SceneFormatError, match="sfm_points"):
+        scene_bounds(scene)
