@@ -297,6 +297,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.engine.run_dir import RunFileError
     from lift3d.engine.run_lock import RunLockedError
     from lift3d.export.run import InstanceSelectionError
+    from lift3d.geometry.bounds import BoundsError
     from lift3d.geometry.cameras import UnsupportedCameraError
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
@@ -321,6 +322,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         StaleResultsError,
         SegmenterError,
         UnsupportedCameraError,
+        BoundsError,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 from conftest import (
     MINI_H,
@@ -23,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from lift3d.data.loading import load_scene
 from lift3d.data.rays import load_pixel_set, scene_bounds
+from lift3d.data.scene import SceneFormatError
 from lift3d.geometry.cameras import camera_rays
 
 
@@ -186,12 +188,14 @@ def test_scene_bounds_returns_the_scene_aabb(tiny_scene):
     np.testing.assert_array_equal(scene_bounds(tiny_scene), tiny_scene.aabb)
 
 
-def test_scene_bounds_from_depth_contains_the_depth_points(tiny_scene):
+def test_scene_bounds_from_depth_boxes_the_points_most_cameras_see(tiny_scene):
     scene = dataclasses.replace(tiny_scene, aabb=None)
     ps = load_pixel_set(scene, list(range(8)))
-    box = scene_bounds(scene, ps)
+    lines = []
+    box = scene_bounds(scene, ps, log=lines.append)
     assert box.shape == (2, 3) and (box[1] > box[0]).all()
-    # Back-projection written independently of lift3d.data.rays (docs/scene-format.md).
+    assert len(lines) == 1 and lines[0].startswith("foreground box from depth (")
+    # Back-projection and frustum test written independently of lift3d (docs/scene-format.md).
     pts = []
     for f in scene.frames:
         from lift3d.data.loading import load_frame
@@ -202,22 +206,63 @@ def test_scene_bounds_from_depth_contains_the_depth_points(tiny_scene):
         p = (d * depth[..., None]) @ f.camera_to_world[:3, :3].T + f.camera_to_world[:3, 3]
         pts.append(p[depth > 0])
     pts = np.concatenate(pts)
-    lo, hi = np.percentile(pts, 2, axis=0), np.percentile(pts, 98, axis=0)
-    assert (box[0] <= lo + 1e-4).all() and (box[1] >= hi - 1e-4).all()
-    inside = ((pts >= box[0]) & (pts <= box[1])).all(-1).mean()
-    assert inside >= 0.9
-    # Not much larger than the points: within the full range plus the 5% margin.
-    full_lo, full_hi = pts.min(0), pts.max(0)
-    assert (box[0] >= full_lo - 0.1 * (full_hi - full_lo)).all()
-    assert (box[1] <= full_hi + 0.1 * (full_hi - full_lo)).all()
+    seen = np.zeros(len(pts), int)
+    for f in scene.frames:
+        q = (pts - f.camera_to_world[:3, 3]) @ f.camera_to_world[:3, :3]
+        z = -q[:, 2]
+        u, v = f.fx * q[:, 0] / z + f.cx, f.cy - f.fy * q[:, 1] / z
+        seen += (z > 0) & (u >= 0) & (u < f.width) & (v >= 0) & (v < f.height)
+    common = pts[seen >= np.ceil(0.3 * len(scene.frames))]
+    inside = ((common >= box[0]) & (common <= box[1])).all(-1).mean()
+    assert inside >= 0.95
+    full_lo, full_hi = pts.min(0), pts.max(0)  # never larger than every point plus the margin
+    pad = 0.1 * (full_hi - full_lo).max() + 1e-3
+    assert (box[0] >= full_lo - pad - 1e-6).all() and (box[1] <= full_hi + pad + 1e-6).all()
 
 
-def test_scene_bounds_from_cameras_centres_on_the_common_look_at_point(tmp_path):
+def test_scene_bounds_override_wins_and_bad_override_is_a_user_error(tiny_scene):
+    from lift3d.geometry.bounds import BoundsError
+
+    lines = []
+    box = scene_bounds(tiny_scene, override=(0, 1, 2, 3, 4, 5), log=lines.append)
+    np.testing.assert_array_equal(box, [[0, 1, 2], [3, 4, 5]])
+    assert lines == ["foreground box from --model.aabb: [0. 1. 2.] .. [3. 4. 5.]"]
+    with pytest.raises(BoundsError, match="min < max"):
+        scene_bounds(tiny_scene, override=(0, 0, 0, 1, -1, 1))
+
+
+def test_scene_bounds_from_cameras_contains_the_common_look_at_point(tmp_path):
     target = np.array([0.5, -0.2, 0.3])
     dirs = [np.array(v, float) / np.linalg.norm(v) for v in ([1, 0, 0.5], [0, 1, 0.5], [-1, 0, 0.5], [0, -1, 0.8])]
     poses = [look_at(target + 2.0 * v, target) for v in dirs]
     make_mini_scene(tmp_path, num_frames=4, depth=False, poses=poses)
     scene = load_scene(tmp_path)
     assert scene.aabb is None
-    box = scene_bounds(scene)  # no pixels, no depth: cameras only
-    np.testing.assert_allclose(box, np.stack([target - 2.0, target + 2.0]), atol=1e-6)
+    lines = []
+    box = scene_bounds(scene, log=lines.append)  # no pixels, no depth: cameras only
+    assert lines[0].startswith("foreground box from camera frusta")
+    assert (box[0] < target).all() and (box[1] > target).all()
+    # Inside the cube of the cameras' distance (2) around the target plus the 10% margin, and not degenerate.
+    assert (box[0] >= target - 2.401).all() and (box[1] <= target + 2.401).all()
+    assert ((box[1] - box[0]) > 0.1).all()
+
+
+def test_scene_bounds_from_sfm_points_in_extras_array_or_npy(tmp_path):
+    target = np.array([0.5, -0.2, 0.3])
+    dirs = [np.array(v, float) / np.linalg.norm(v) for v in ([1, 0, 0.5], [0, 1, 0.5], [-1, 0, 0.5], [0, -1, 0.8])]
+    make_mini_scene(tmp_path, num_frames=4, depth=False, poses=[look_at(target + 2.0 * v, target) for v in dirs])
+    scene = load_scene(tmp_path)
+    rng = np.random.default_rng(0)
+    cloud = target + rng.uniform(-0.2, 0.2, (200, 3))
+    far = np.array([[40.0, 0.0, 0.0], [0.0, -60.0, 0.0]])  # points no camera sees: never in the box
+    for value in (np.concatenate([cloud, far]), "sparse.npy"):
+        np.save(tmp_path / "sparse.npy", np.concatenate([cloud, far]))
+        scene.extras["sfm_points"] = value
+        lines = []
+        box = scene_bounds(scene, log=lines.append)
+        assert lines[0].startswith("foreground box from SfM points (")
+        assert (box[0] <= cloud.min(0) + 0.05).all() and (box[1] >= cloud.max(0) - 0.05).all()
+        assert (box[1] - box[0]).max() < 1.0
+    scene.extras["sfm_points"] = np.zeros((5, 2))
+    with pytest.raises(SceneFormatError, match="sfm_points"):
+        scene_bounds(scene)

@@ -15,13 +15,16 @@ and clustering samples draw from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from lift3d.data.loading import load_frame
-from lift3d.data.scene import Scene
+from lift3d.data.loading import sfm_points as reader_sfm_points
+from lift3d.data.scene import Scene, SceneFormatError
+from lift3d.geometry.bounds import BoundsError, BoxConfig, ForegroundBox, foreground_box
 from lift3d.geometry.cameras import KIND_PINHOLE, camera_rays, pack_distortion
 
 __all__ = ["PixelSet", "load_pixel_set", "scene_bounds", "describe_inputs"]
@@ -139,37 +142,71 @@ def load_pixel_set(scene: Scene, view_ids: list[int], with_ground_truth: bool = 
     )
 
 
-def scene_bounds(scene: Scene, pixels: Optional[PixelSet] = None, margin: float = 0.05) -> np.ndarray:
-    """World-space [2, 3] box the field models.
+def scene_bounds(
+    scene: Scene,
+    pixels: Optional[PixelSet] = None,
+    override: Optional[Sequence[float]] = None,
+    sfm_points: Optional[np.ndarray] = None,
+    box_config: Optional[BoxConfig] = None,
+    log: Optional[Callable[[str], None]] = None,
+    max_depth_points: int = 200_000,
+) -> np.ndarray:
+    """World-space [2, 3] foreground box the field models at full resolution.
 
-    The scene's own ``aabb`` when given; else the box around depth back-projections (2nd-98th percentile,
-    enlarged by ``margin`` of its size) when depth exists; else a box around the point closest to all camera
-    axes, sized by the mean camera distance to it.
+    In order: ``override`` (6 numbers ``xmin ymin zmin xmax ymax zmax``, e.g. ``--model.aabb``); the scene's own
+    ``aabb``; else :func:`lift3d.geometry.bounds.foreground_box` of the surface points the scene offers: depth
+    back-projections of ``pixels`` (up to ``max_depth_points``, drawn with a fixed seed), else SfM points
+    (``sfm_points`` [N, 3] or ``scene.extras['sfm_points']``: an [N, 3] array or the path of a ``.npy`` / ``.ply``),
+    else the camera frusta alone. ``log`` receives one line naming the source and the box.
     """
+    log = log or (lambda _line: None)
+    if override is not None:
+        box = np.asarray(override, dtype=np.float64).reshape(2, 3)
+        if not np.isfinite(box).all() or (box[1] <= box[0]).any():
+            raise BoundsError(f"--model.aabb {list(override)}: give xmin ymin zmin xmax ymax zmax with min < max.")
+        log(ForegroundBox(box, "--model.aabb").describe())
+        return box
     if scene.aabb is not None:
+        log(ForegroundBox(scene.aabb.astype(np.float64), f"the scene's aabb ({scene.root})").describe())
         return scene.aabb.astype(np.float64)
+    frames = scene.frames if pixels is None else [scene.frames[i] for i in pixels.view_ids]
+    c2w = np.stack([f.camera_to_world for f in frames])
+    intr = np.stack([f.intrinsics() for f in frames])
+    sizes = np.array([[f.height, f.width] for f in frames])
+    points, source = None, "points"
     if pixels is not None and pixels.depth is not None:
         valid = torch.nonzero(pixels.depth > 0).squeeze(-1)
         if valid.numel() > 0:
-            sel = valid[torch.randperm(valid.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
+            gen = torch.Generator().manual_seed(0)
+            sel = valid[torch.randperm(valid.numel(), generator=gen)[:max_depth_points]]
             o, d = pixels.rays(sel)
-            pts = (o + d * pixels.depth[sel, None]).numpy()
-            lo, hi = np.percentile(pts, 2, axis=0), np.percentile(pts, 98, axis=0)
-            pad = (hi - lo) * margin + 1e-3
-            return np.stack([lo - pad, hi + pad])
-    centres = np.stack([f.camera_to_world[:3, 3] for f in scene.frames])
-    axes = np.stack([-f.camera_to_world[:3, 2] for f in scene.frames])
-    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    # Least-squares point nearest to all camera axes: sum_i (I - a a^T)(p - c_i) = 0.
-    a_mat = np.zeros((3, 3))
-    b_vec = np.zeros(3)
-    for c, a in zip(centres, axes):
-        proj = np.eye(3) - np.outer(a, a)
-        a_mat += proj
-        b_vec += proj @ c
-    focus = np.linalg.lstsq(a_mat, b_vec, rcond=None)[0]
-    radius = float(np.linalg.norm(centres - focus, axis=1).mean())
-    return np.stack([focus - radius, focus + radius])
+            points, source = (o + d * pixels.depth[sel, None]).double().numpy(), "depth"
+    if points is None:
+        points = sfm_points if sfm_points is not None else _scene_sfm_points(scene)
+        source = "SfM points"
+    found = foreground_box(c2w, intr, sizes, points, source, box_config)
+    log(found.describe())
+    return found.box
+
+
+def _scene_sfm_points(scene: Scene) -> Optional[np.ndarray]:
+    """``scene.extras['sfm_points']`` as [N, 3] float64 (an array, or a ``.npy`` / ``.ply`` path relative to the
+    scene root), or None."""
+    value = scene.extras.get("sfm_points")
+    if value is None:
+        return reader_sfm_points(scene)  # a reader's SfM model (scene.extras['sfm_points_path'], a COLMAP project)
+    if isinstance(value, (str, Path)):
+        path = Path(value) if Path(value).is_absolute() else scene.root / value
+        if path.suffix == ".npy":
+            value = np.load(path)
+        else:
+            import trimesh
+
+            value = np.asarray(trimesh.load(path).vertices)
+    pts = np.asarray(value, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise SceneFormatError(f"{scene.root}: extras['sfm_points'] must be [N, 3] points; got shape {pts.shape}.")
+    return pts
 
 
 def describe_inputs(pixels: PixelSet) -> list[str]:

@@ -36,6 +36,7 @@ from lift3d.engine.run_dir import RunDir
 from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
 from lift3d.losses.depth import depth_share, expected_depth_loss, line_of_sight_loss
 from lift3d.models import LiftModel
+from lift3d.models.lift_model import resolve_scene_contraction
 from lift3d.objectives import InstanceBatch, build_objective
 
 __all__ = ["Trainer", "StepInfo", "StepCallback", "resolve_device"]
@@ -101,7 +102,11 @@ class Trainer:
                 f"{scene.root}: the masks (mask_path) of the training frames exclude every pixel; nothing is left to "
                 "fit. Check the masks: 0 = excluded, non-zero = used."
             )
-        self.aabb = scene_bounds(scene, self.train_pixels)
+        self.aabb = scene_bounds(scene, self.train_pixels, override=cfg.model.aabb, log=log)
+        box_given = scene.aabb is not None or cfg.model.aabb is not None
+        cfg.model.scene_contraction = resolve_scene_contraction(cfg.model.scene_contraction, box_given)
+        if cfg.model.scene_contraction != "none":
+            log(f"scene contraction: {cfg.model.scene_contraction} (beyond the box, out to infinity, in a shell)")
         self.objective = build_objective(cfg.losses, cfg.model.embedding_dim)
         self.backends = resolve_backends(
             self.device, cfg.model.volume_rendering_backend, cfg.model.radiance.hash_implementation
@@ -278,8 +283,7 @@ class Trainer:
         if depth is not None and weights.depth_weight > 0:
             valid = depth > 0  # sparse depth (0 = unknown) supervises only its valid rays, each weighed per pixel
             share = depth_share(depth, weights.depth_weight_per_pixel)
-            end = model.to_cube(origins + dirs * depth[:, None])
-            inside = valid & (end.abs() <= 1.0).all(-1)  # the surface seen lies in the modelled box
+            inside = valid & model.in_box(origins + dirs * depth[:, None])  # the surface seen lies in the box
             if inside.any():
                 d_loss = expected_depth_loss(samples.depth, depth, inside, model.scene_scale, share)
                 loss = loss + weights.depth_weight * d_loss

@@ -70,12 +70,19 @@ def label_world_points(model: LiftModel, labeler, xyz: np.ndarray, chunk: int = 
     return s.astype(np.int32), inst.astype(np.int32)
 
 
+def _box_extent_in_cube(model: LiftModel) -> float:
+    """Half side of the foreground box in the fields' cube: 1, or 1 / (1 + shell) under the scene contraction (the
+    mesh covers the box, not the contracted far field)."""
+    return 1.0 / (1.0 + model.cfg.contraction_shell) if model.contracted else 1.0
+
+
 @torch.no_grad()
 def density_grid(model: LiftModel, resolution: int, chunk: int = 8192, progress=None) -> np.ndarray:
     """Density sampled on a ``resolution^3`` lattice spanning the model's box corner to corner -> float32
     [R, R, R] indexed (x, y, z). Cells the occupancy grid marks empty hold 0."""
     dev = model.aabb.device
-    lin = torch.linspace(-1.0, 1.0, resolution, device=dev)
+    lim = _box_extent_in_cube(model)
+    lin = torch.linspace(-lim, lim, resolution, device=dev)
     out = np.zeros((resolution,) * 3, np.float32)
     gy, gz = torch.meshgrid(lin, lin, indexing="ij")
     for ix in range(resolution):
@@ -108,8 +115,9 @@ def extract_labelled_mesh(
     if not (grid.max() > level > grid.min()):
         z = np.zeros(0, np.int32)
         return LabelledMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), z, z.copy())
-    verts, faces, _, _ = marching_cubes(grid, level=level, spacing=(2.0 / (resolution - 1),) * 3)
-    cube = torch.as_tensor(verts - 1.0, dtype=torch.float32, device=model.aabb.device)
+    lim = _box_extent_in_cube(model)
+    verts, faces, _, _ = marching_cubes(grid, level=level, spacing=(2.0 * lim / (resolution - 1),) * 3)
+    cube = torch.as_tensor(verts - lim, dtype=torch.float32, device=model.aabb.device)
     world = model.from_cube(cube).cpu().numpy().astype(np.float32)
     faces = faces.astype(np.int64)
     # marching_cubes orients faces by the gradient of the field; density grows inwards, so flip to face outwards.

@@ -180,9 +180,10 @@ class MessyRoomsConfig:
     """Number of rendered viewpoints (frames)."""
     resolution: int = 96
     """Width and height of every image in pixels (square images)."""
-    environment: Literal["old_room", "large_corridor"] = "old_room"
+    environment: Literal["old_room", "large_corridor", "open_floor"] = "old_room"
     """Background environment. The paper projects PolyHaven HDRIs of these names onto a dome; the fast backend uses
-    procedural stand-ins (different floor and wall textures and light)."""
+    procedural stand-ins (different floor and wall textures and light). ``open_floor`` (fast backend only) is an
+    unbounded capture: a paved floor plane 2 km wide under a sky, no walls; sky pixels have depth 0 (unknown)."""
     hdri_path: Optional[Path] = None
     """Equirectangular HDRI for the background and lighting. Used by the kubric backend only; the fast backend
     ignores it (with a warning) and uses its procedural room."""

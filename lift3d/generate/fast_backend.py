@@ -3,7 +3,9 @@
 Per view it produces RGB, depth (distance along the optical axis, metres), ground-truth instance ids (0 = room,
 k = object k, the same in every view because they come from one 3D scene) and ground-truth semantics
 (0 = background, 1 = object). The room is a closed box (floor, four walls, ceiling) around every camera, so every
-ray hits a surface and depth is defined at every pixel.
+ray hits a surface and depth is defined at every pixel. The open environments (``open_floor``) have a floor square
+``OPEN_FLOOR_HALF_SIZE`` wide on each side of the origin and no walls: a ray that misses everything sees the sky
+(:func:`lift3d.generate.textures.sky_radiance`), with depth 0 (unknown), instance 0 and class 0.
 
 Shading (linear RGB, then ``c ** (1 / 2.2)``)::
 
@@ -31,9 +33,12 @@ from lift3d.generate.gso import interpolate_uv, sample_texture_image
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.textures import (
     ENVIRONMENTS,
+    FLOOR,
+    OPEN_ENVIRONMENTS,
     environment_albedo,
     evaluate_texture,
     linear_to_srgb8,
+    sky_radiance,
 )
 from lift3d.generate.views import RenderedViews
 from lift3d.geometry.cameras import Distortion, undistort_normalized
@@ -42,12 +47,14 @@ BACKGROUND_ID = 0
 OBJECT_CLASS = 1
 SHADOW_OFFSET = 1e-3
 """Shadow rays start this far (m) along the surface normal to avoid self-hits."""
+OPEN_FLOOR_HALF_SIZE = 1000.0
+"""Half side (m) of the floor square of the open environments."""
 
 
 class _Scene:
     """Ray-casting scenes plus the per-geometry tables needed to shade a hit."""
 
-    def __init__(self, layout: SceneLayout) -> None:
+    def __init__(self, layout: SceneLayout, environment: str = "old_room") -> None:
         self.primary = o3d.t.geometry.RaycastingScene()
         self.shadow = o3d.t.geometry.RaycastingScene()
         tris, normals, first_tri = [], [], []
@@ -73,7 +80,11 @@ class _Scene:
             self.corner_uvs.append(mesh.corner_uvs)
             self.images.append(mesh.texture_image)
             self.instance_of.append(obj.instance_id)
-        room_v, room_t, room_surface = _room_mesh(layout.room_min, layout.room_max)
+        self.open = environment in OPEN_ENVIRONMENTS
+        if self.open:
+            room_v, room_t, room_surface = _floor_mesh(OPEN_FLOOR_HALF_SIZE)
+        else:
+            room_v, room_t, room_surface = _room_mesh(layout.room_min, layout.room_max)
         self.room_gid = self.primary.add_triangles(
             o3d.core.Tensor(room_v.astype(np.float32)), o3d.core.Tensor(room_t.astype(np.uint32))
         )
@@ -94,7 +105,7 @@ class _Scene:
         prim = ans["primitive_ids"].numpy().astype(np.int64)
         uv = ans["primitive_uvs"].numpy().astype(np.float64)
         face_n = ans["primitive_normals"].numpy().astype(np.float64)
-        if not np.isfinite(t).all():
+        if not self.open and not np.isfinite(t).all():
             raise RuntimeError("A camera ray left the room box; the room must contain every camera.")
         return t, gid, prim, uv, face_n
 
@@ -108,6 +119,13 @@ def _room_mesh(lo: np.ndarray, hi: np.ndarray):
         tris += [[4 * k, 4 * k + 1, 4 * k + 2], [4 * k, 4 * k + 2, 4 * k + 3]]
         surface += [kind, kind]
     return np.asarray(verts, float), np.asarray(tris), np.asarray(surface)
+
+
+def _floor_mesh(half_size: float):
+    """The open environments' floor: one square (2 triangles) at z = 0, ``half_size`` on each side of the origin."""
+    a = half_size
+    verts = np.array([[-a, -a, 0.0], [a, -a, 0.0], [a, a, 0.0], [-a, a, 0.0]])
+    return verts, np.array([[0, 1, 2], [0, 2, 3]]), np.array([FLOOR, FLOOR])
 
 
 def pixel_rays(
@@ -146,8 +164,21 @@ def pixel_rays(
 
 def _shade(scene: _Scene, env: str, origins: np.ndarray, dirs: np.ndarray, shadows: bool) -> np.ndarray:
     """Linear RGB ``[M, 3]`` of rays ``[M, 3]``; also see the module docstring."""
+    hit = scene.cast(origins, dirs)
+    sky = ~np.isfinite(hit[0])
+    if not sky.any():
+        return _shade_hits(scene, env, origins, dirs, shadows, hit)
+    out = np.empty((len(origins), 3))
+    out[sky] = sky_radiance(env, dirs[sky])
+    on = ~sky
+    out[on] = _shade_hits(scene, env, origins[on], dirs[on], shadows, tuple(a[on] for a in hit))
+    return out
+
+
+def _shade_hits(scene: _Scene, env: str, origins: np.ndarray, dirs: np.ndarray, shadows: bool, hit) -> np.ndarray:
+    """Linear RGB ``[M, 3]`` of rays ``[M, 3]`` that hit a surface; ``hit`` = :meth:`_Scene.cast`'s results."""
     style = ENVIRONMENTS[env]
-    t, gid, prim, uv, face_n = scene.cast(origins, dirs)
+    t, gid, prim, uv, face_n = hit
     points = origins + t[:, None] * dirs
     is_obj = gid < scene.num_objects
     normals = face_n.copy()
@@ -199,7 +230,7 @@ def render_views(
             f"'{cfg.environment}' room instead.",
             stacklevel=2,
         )
-    scene = _Scene(layout)
+    scene = _Scene(layout, cfg.environment)
     K = layout.intrinsics
     W, H, s = K.width, K.height, max(1, cfg.rgb_supersampling)
     V = layout.num_views
@@ -214,7 +245,7 @@ def render_views(
         c2w = layout.camera_to_world[v]
         origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1, lens)
         t, gid, *_ = scene.cast(origins.reshape(-1, 3), dirs.reshape(-1, 3))
-        out.depth[v] = t.reshape(H, W)
+        out.depth[v] = np.where(np.isfinite(t), t, 0.0).reshape(H, W)  # sky: 0 = unknown
         inst = scene.instance_of[np.minimum(gid, scene.num_objects)].reshape(H, W)
         out.instance[v] = inst
         out.semantic[v] = (inst != BACKGROUND_ID).astype(np.uint8) * OBJECT_CLASS

@@ -44,7 +44,7 @@ import numpy as np
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.mesh import Mesh
-from lift3d.generate.textures import ENVIRONMENTS, environment_albedo, evaluate_texture
+from lift3d.generate.textures import ENVIRONMENTS, OPEN_ENVIRONMENTS, environment_albedo, evaluate_texture
 from lift3d.generate.views import RenderedViews
 from lift3d.geometry.cameras import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
@@ -496,6 +496,10 @@ def render_views_kubric(
     """
     if cfg.environment not in ENVIRONMENTS:
         raise ValueError(f"Unknown environment {cfg.environment!r}; expected one of {sorted(ENVIRONMENTS)}.")
+    if cfg.environment in OPEN_ENVIRONMENTS:
+        raise ValueError(
+            f"The kubric backend renders closed rooms only; environment {cfg.environment!r} needs --backend fast."
+        )
     K = layout.intrinsics
     if abs(K.fx - K.fy) > 1e-6 * K.fx or abs(K.cx - K.width / 2) > 1e-6 or abs(K.cy - K.height / 2) > 1e-6:
         raise ValueError(

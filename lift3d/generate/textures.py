@@ -208,7 +208,11 @@ class EnvironmentStyle:
 ENVIRONMENTS = {
     "old_room": EnvironmentStyle(35.0, 55.0, (0.95, 0.85, 0.70), (0.36, 0.33, 0.30)),
     "large_corridor": EnvironmentStyle(-120.0, 65.0, (0.80, 0.86, 0.95), (0.40, 0.42, 0.45)),
+    "open_floor": EnvironmentStyle(60.0, 50.0, (1.00, 0.95, 0.85), (0.30, 0.34, 0.40)),
 }
+
+OPEN_ENVIRONMENTS = ("open_floor",)
+"""Environments without walls or ceiling: an unbounded floor plane under the sky (:func:`sky_radiance`)."""
 
 # Room surface indices (as returned by the renderer's room geometry).
 FLOOR, WALL, CEILING = 0, 1, 2
@@ -265,6 +269,35 @@ def _large_corridor(points: np.ndarray, surface: np.ndarray) -> np.ndarray:
     return out
 
 
+def _open_floor(points: np.ndarray, surface: np.ndarray) -> np.ndarray:
+    """Paving of 1 m slabs in three stone tones with dark joints, over a slow (10 m) colour drift so that the far
+    floor still has structure. Only ``FLOOR`` exists in this environment."""
+    out = np.empty((len(points), 3))
+    slab = 1.0
+    cells = np.floor(points[:, :2] / slab).astype(np.int64)
+    tone = hash_cell(cells, 31)
+    tones = srgb_to_linear(np.array([[0.62, 0.60, 0.55], [0.50, 0.52, 0.50], [0.68, 0.63, 0.52]]))
+    base = tones[np.minimum((tone * 3).astype(np.int64), 2)]
+    drift = fbm(np.stack([points[:, 0] * 0.1, points[:, 1] * 0.1, np.zeros(len(points))], 1), 32)
+    base = base * (0.75 + 0.4 * drift[:, None]) * (0.9 + 0.2 * value_noise(points * 4.0, 33)[:, None])
+    joint = (np.mod(points[:, :2], slab) < 0.03).any(axis=1)
+    out[:] = np.where(joint[:, None], base * 0.35, base)
+    return out
+
+
+def sky_radiance(environment: str, dirs: np.ndarray) -> np.ndarray:
+    """Linear-RGB radiance of the sky of an open environment seen along ``dirs`` ``[M, 3]`` (any length):
+    a vertical blend from a pale horizon to a blue zenith, ``c = h + (z - h) * sqrt(max(0, e))`` with ``e`` the
+    sine of the ray's elevation (rays below the horizon see the horizon colour). Returns ``[M, 3]``."""
+    if environment not in OPEN_ENVIRONMENTS:
+        raise ValueError(f"Environment {environment!r} has walls, not a sky; open ones: {OPEN_ENVIRONMENTS}.")
+    d = np.asarray(dirs, dtype=np.float64)
+    e = np.clip(d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-12), 0.0, 1.0)
+    horizon = srgb_to_linear(np.array([0.85, 0.88, 0.92]))
+    zenith = srgb_to_linear(np.array([0.32, 0.50, 0.82]))
+    return horizon + (zenith - horizon) * np.sqrt(e)[:, None]
+
+
 def environment_albedo(environment: str, points: np.ndarray, surface: np.ndarray) -> np.ndarray:
     """Linear-RGB albedo of the room of ``environment`` at world ``points`` ``[M, 3]`` on ``surface`` ``[M]``
     (``FLOOR``, ``WALL`` or ``CEILING``). Returns ``[M, 3]``."""
@@ -272,4 +305,6 @@ def environment_albedo(environment: str, points: np.ndarray, surface: np.ndarray
         return _old_room(points, surface)
     if environment == "large_corridor":
         return _large_corridor(points, surface)
+    if environment == "open_floor":
+        return _open_floor(points, surface)
     raise ValueError(f"Unknown environment {environment!r}; expected one of {sorted(ENVIRONMENTS)}.")

@@ -4,6 +4,11 @@ World points are mapped to the field's cube by ``x_n = (x - centre) / half_size`
 ``x(t) = o + t d`` (``t`` = optical-axis depth, see :mod:`lift3d.data.rays`) keeps its parameter ``t`` in the
 cube; interval lengths used for opacity are measured in world units divided by ``scene_scale`` (the largest
 half size), times ``distance_scale``:  :math:`\\alpha_i = 1 - \\exp(-\\sigma_i \\, s \\, \\delta t_i \\|d\\| / h)`.
+
+With ``scene_contraction = "mipnerf360"`` the box coordinates are further contracted (mip-NeRF 360, Eq. 10; see
+:func:`lift3d.render.samplers.contract_box`): the box fills the middle of the field's cube and everything beyond
+it, out to infinity, the shell around it; rays are sampled past the box (in disparity) and the occupancy grid
+covers the contracted cube. Opacity still uses world lengths.
 """
 
 from __future__ import annotations
@@ -19,10 +24,19 @@ from lift3d.backends import Backends, resolve_backends
 from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField
 from lift3d.fields.mlp import MLP, FrequencyEncoding
 from lift3d.fields.radiance import RadianceField, RadianceFieldConfig
-from lift3d.render.samplers import OccupancyGrid, depth_band_t, intervals_from_t, ray_aabb, stratified_t
+from lift3d.render.samplers import (
+    OccupancyGrid,
+    contract_box,
+    depth_band_t,
+    intervals_from_t,
+    ray_aabb,
+    stratified_t,
+    unbounded_t,
+    uncontract_box,
+)
 from lift3d.render.volume import render_weights
 
-__all__ = ["ModelConfig", "LiftModel", "RaySamples"]
+__all__ = ["ModelConfig", "LiftModel", "RaySamples", "resolve_scene_contraction"]
 
 
 @dataclass
@@ -68,9 +82,36 @@ class ModelConfig:
     model for walls and far floor outside the modelled box); ``none`` = a fixed colour given at render time."""
     background_class: Optional[int] = 0
     """Semantic class of the mass left when a ray leaves the box (the transmittance at exit); None: no class."""
+    scene_contraction: Literal["auto", "none", "mipnerf360"] = "auto"
+    """``none``: the field models the box only; rays are clipped to it and what lies beyond is the background
+    model's. ``mipnerf360``: mip-NeRF 360's contraction (Eq. 10, box-shaped): the box at the centre of the field's
+    cube, everything beyond it contracted into a shell around it, so an unbounded capture's far floor, walls and
+    sky are modelled too (at a resolution falling with distance); rays get ``num_samples_outside`` more samples.
+    ``auto`` (resolved when a fit starts, see :func:`resolve_scene_contraction`): ``none`` when the box is given
+    (the scene's ``aabb`` or ``aabb`` below), ``mipnerf360`` when it is the automatic foreground box."""
+    contraction_shell: float = 1.0
+    """Width of the contracted shell in box half-sizes (1 = mip-NeRF 360's Eq. 10; the box then spans the middle
+    half of the field's cube per axis; smaller values give the box more of the grid)."""
+    num_samples_outside: int = 32
+    """With contraction: extra samples per ray outside the box, a quarter linearly between the camera and the box,
+    the rest uniformly in disparity from the box's exit to ``contraction_far``."""
+    contraction_far: float = 100.0
+    """With contraction: where rays end, in box half-sizes from the camera (contracted to 99% of the shell)."""
+    aabb: Optional[tuple[float, float, float, float, float, float]] = None
+    """Foreground box ``xmin ymin zmin xmax ymax zmax`` (world units) overriding the scene's ``aabb`` and the
+    automatic box (see :func:`lift3d.data.rays.scene_bounds`); None = the scene's, else automatic."""
     volume_rendering_backend: Literal["auto", "nerfacc", "torch"] = "auto"
     """Who computes the rendering weights: nerfacc (auto: on CUDA when its extension loads) or the pure-PyTorch
     twin (auto on CPU: the same operations); resolved once per run by :func:`lift3d.backends.resolve_backends`."""
+
+
+def resolve_scene_contraction(setting: str, box_given: bool) -> str:
+    """``auto`` -> ``none`` when the foreground box is given (a scene's ``aabb`` or ``--model.aabb``: a bounded
+    region someone chose), else ``mipnerf360`` (the automatic box of a capture that may be unbounded); other
+    settings are returned as they are. Measured in docs/results/own-data/bounds.md."""
+    if setting != "auto":
+        return setting
+    return "none" if box_given else "mipnerf360"
 
 
 @dataclass
@@ -144,11 +185,28 @@ class LiftModel(nn.Module):
     def scene_scale(self) -> float:
         return float(self.half_size.max())
 
-    def to_cube(self, x: torch.Tensor) -> torch.Tensor:
-        """World [..., 3] -> cube [..., 3]."""
+    @property
+    def contracted(self) -> bool:
+        """Whether the contraction is on (an unresolved ``auto`` counts as off: a model built outside a fit)."""
+        return self.cfg.scene_contraction == "mipnerf360"
+
+    def to_box(self, x: torch.Tensor) -> torch.Tensor:
+        """World [..., 3] -> box coordinates [..., 3] (the box is [-1, 1]^3): ``(x - centre) / half_size``."""
         return (x - self.centre) / self.half_size
 
+    def in_box(self, x: torch.Tensor) -> torch.Tensor:
+        """World [..., 3] -> bool [...]: inside the foreground box."""
+        return (self.to_box(x).abs() <= 1.0).all(-1)
+
+    def to_cube(self, x: torch.Tensor) -> torch.Tensor:
+        """World [..., 3] -> the fields' cube [..., 3]: box coordinates, contracted when ``scene_contraction``."""
+        x = self.to_box(x)
+        return contract_box(x, self.cfg.contraction_shell) if self.contracted else x
+
     def from_cube(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_cube`."""
+        if self.contracted:
+            x = uncontract_box(x, self.cfg.contraction_shell)
         return x * self.half_size + self.centre
 
     def occupancy_step(self) -> float:
@@ -184,12 +242,18 @@ class LiftModel(nn.Module):
         """
         cfg = self.cfg
         n = num_samples or (cfg.num_samples if jitter else cfg.num_samples_render)
-        o_c = self.to_cube(origins)
+        o_c = self.to_box(origins)
         d_c = dirs / self.half_size
-        near, far = ray_aabb(o_c, d_c)
-        hit = far > near
-        far = torch.where(hit, far, near + 1e-3)
-        t = stratified_t(near, far, n, jitter=jitter)
+        if self.contracted:
+            far = cfg.contraction_far / d_c.norm(dim=-1).clamp_min(1e-9)
+            t, near, _ = unbounded_t(o_c, d_c, n, cfg.num_samples_outside, far, jitter=jitter)
+            near = torch.full_like(near, 1e-3)  # depth-guided samples may lie anywhere on the ray
+            hit = torch.ones_like(near, dtype=torch.bool)
+        else:
+            near, far = ray_aabb(o_c, d_c)
+            hit = far > near
+            far = torch.where(hit, far, near + 1e-3)
+            t = stratified_t(near, far, n, jitter=jitter)
         forced = torch.zeros_like(t, dtype=torch.bool)
         if depth is not None and cfg.depth_guided_samples > 0:
             valid = depth > 0
@@ -207,6 +271,8 @@ class LiftModel(nn.Module):
         t_starts, t_ends = intervals_from_t(t, far, float("inf"))
         t_mid = 0.5 * (t_starts + t_ends)
         pts = o_c[:, None, :] + t_mid[..., None] * d_c[:, None, :]  # [R, S, 3]
+        if self.contracted:
+            pts = contract_box(pts, cfg.contraction_shell)
         live = hit[:, None] & (pts.abs() <= 1.0).all(-1)
         if self.occupancy is not None:
             live &= self.occupancy.query(pts) | forced

@@ -27,6 +27,7 @@ from lift3d.engine.run_lock import run_lock
 from lift3d.engine.trainer import StepCallback, Trainer, resolve_device
 from lift3d.metrics import frame_pq, miou, psnr, scene_pq
 from lift3d.models import InferenceRenderConfig
+from lift3d.models.lift_model import resolve_scene_contraction
 from lift3d.pipeline.decoding import cluster_from_training_views
 from lift3d.pipeline.progress import stage_progress
 
@@ -136,6 +137,8 @@ def fit_scene(
     scene_options = scene_options or SceneOptions()
     scene = scene_options.load(data)  # validates every frame before any work
     require_segments(scene, "lift3d fit")  # a scene without 2D segments: one line naming the fix
+    box_given = scene.aabb is not None or cfg.model.aabb is not None
+    cfg.model.scene_contraction = resolve_scene_contraction(cfg.model.scene_contraction, box_given)
     run = RunDir(out)
     out = run.root
     with run_lock(run.lock, f"lift3d fit {data} --out {out}" + (" --resume" if resume else ""), log=log):

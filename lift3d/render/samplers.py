@@ -1,4 +1,5 @@
-"""Sample placement along rays: AABB clipping, stratified samples, depth-guided samples, occupancy grid."""
+"""Sample placement along rays: AABB clipping, stratified samples, depth-guided samples, occupancy grid, and the
+scene contraction of unbounded captures with its samples (linear in the box, in disparity beyond it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ from typing import Optional
 
 import torch
 
-__all__ = ["ray_aabb", "stratified_t", "depth_band_t", "OccupancyGrid", "intervals_from_t", "march_occupied"]
+__all__ = [
+    "ray_aabb",
+    "stratified_t",
+    "disparity_t",
+    "depth_band_t",
+    "OccupancyGrid",
+    "intervals_from_t",
+    "march_occupied",
+    "contract_box",
+    "uncontract_box",
+    "unbounded_t",
+]
 
 
 def ray_aabb(origins: torch.Tensor, dirs: torch.Tensor, near_min: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,6 +42,84 @@ def stratified_t(
         u = u + 0.5
     frac = u / num_samples
     return near[:, None] + (far - near).clamp_min(0)[:, None] * frac
+
+
+def disparity_t(
+    near: torch.Tensor, far: torch.Tensor, num_samples: int, jitter: bool, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    r"""num_samples positions per ray in [near, far] spaced uniformly in disparity (mip-NeRF 360's sampling of
+    the contracted region): :math:`t = 1 / (u / f + (1 - u) / n)` for one ``u`` per equal bin of [0, 1]
+    (jittered in training). near, far [R] (> 0) -> [R, S], sorted."""
+    u = stratified_t(torch.zeros_like(near), torch.ones_like(near), num_samples, jitter, generator)
+    return 1.0 / (u / far[:, None] + (1.0 - u) / near[:, None])
+
+
+def contract_box(x: torch.Tensor, shell: float = 1.0) -> torch.Tensor:
+    r"""Scene contraction of mip-NeRF 360 (Barron et al. 2022, Eq. 10) around the foreground box, scaled into the
+    field's cube [-1, 1]^3.
+
+    With the box normalised to [-1, 1]^3 (``x`` = box coordinates) and :math:`\|x\| = \|x\|_\infty` (the
+    box-shaped variant nerfstudio uses for its scene box, so that the identity region is the box itself):
+
+    .. math::
+        \mathrm{contract}(x) = \begin{cases} x & \|x\| \le 1 \\
+        \left(1 + k\,(1 - \tfrac{1}{\|x\|})\right) \tfrac{x}{\|x\|} & \|x\| > 1 \end{cases},
+        \qquad y = \mathrm{contract}(x) / (1 + k)
+
+    :math:`k` = ``shell`` is the shell's width in box half-sizes; :math:`k = 1` is Eq. 10 exactly
+    (:math:`2 - 1/\|x\|`). Everything beyond the box, out to infinity, lands in the shell
+    :math:`1 < \|\mathrm{contract}(x)\| < 1 + k`; the map is continuous, and for k = 1 also its radial
+    derivative (1 on both sides of the box surface). The box fills :math:`[-1, 1]^3 / (1 + k)` of the field's cube.
+    x [..., 3] -> y [..., 3] in [-1, 1]^3.
+    """
+    norm = x.abs().amax(-1, keepdim=True).clamp_min(1e-12)
+    outer = (1.0 + shell * (1.0 - 1.0 / norm)) * (x / norm)
+    return torch.where(norm <= 1.0, x, outer) / (1.0 + shell)
+
+
+def uncontract_box(y: torch.Tensor, shell: float = 1.0, max_norm: float = 1e6) -> torch.Tensor:
+    r"""Inverse of :func:`contract_box`: field cube [..., 3] -> box coordinates [..., 3]. With :math:`z = (1+k) y`
+    and :math:`r = \|z\|_\infty > 1`, :math:`x = \frac{z}{r} \cdot \frac{k}{1 + k - r}` (the shell's outer
+    surface, :math:`r = 1 + k`, is infinity: clamped at ``max_norm``)."""
+    z = y * (1.0 + shell)
+    r = z.abs().amax(-1, keepdim=True).clamp_min(1e-12)
+    radius = (shell / (1.0 + shell - r).clamp_min(shell / max_norm)).clamp(max=max_norm)
+    return torch.where(r <= 1.0, z, z / r * radius)
+
+
+def unbounded_t(
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    num_box: int,
+    num_outside: int,
+    far: torch.Tensor,
+    jitter: bool,
+    near_min: float = 1e-3,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample positions of rays through a contracted scene (box = [-1, 1]^3 in the rays' coordinates): ``num_box``
+    spaced linearly over the ray's span in the box (as without contraction), ``num_outside // 4`` linearly from
+    ``near_min`` to where the ray enters the box, and the rest in disparity (:func:`disparity_t`) from where it
+    leaves the box to ``far`` [R] (the ray parameter of "infinity"). A ray that misses the box splits at its closest approach to the box's centre
+    instead (its box samples then coincide there and span zero length).
+
+    origins, dirs [R, 3] (box coordinates) -> (t [R, S] sorted, entry [R], exit [R]) with
+    S = num_box + num_outside."""
+    near_box, far_box = ray_aabb(origins, dirs, near_min)
+    hit = far_box > near_box
+    closest = -(origins * dirs).sum(-1) / (dirs * dirs).sum(-1).clamp_min(1e-12)
+    closest = torch.minimum(closest.clamp_min(near_min), far * 0.5)
+    entry = torch.where(hit, near_box, closest)
+    exit_ = torch.minimum(torch.where(hit, far_box, closest), far * 0.5)
+    entry = torch.minimum(entry, exit_)
+    num_pre = num_outside // 4
+    parts = [stratified_t(entry, exit_, num_box, jitter, generator)]
+    if num_pre > 0:
+        parts.append(stratified_t(torch.full_like(entry, near_min), entry, num_pre, jitter, generator))
+    if num_outside - num_pre > 0:
+        parts.append(disparity_t(exit_, far, num_outside - num_pre, jitter, generator))
+    t, _ = torch.cat(parts, -1).sort(-1)
+    return t, entry, exit_
 
 
 def depth_band_t(
