@@ -73,3 +73,33 @@ def test_stage_progress_without_a_terminal_writes_a_line_per_tenth():
     with stage_progress("x", 1000, "rays", False, lines.append) as advance:
         advance(1000)
     assert lines == []
+
+
+def test_the_viewer_re_clusters_exactly_what_the_fit_clustered(tiny_scene_dir, tmp_path):
+    """The fit renders its clustering views on the pixel grid of cluster.max_view_pixels with the fast path; the
+    viewer's cache renders them through the same function, so re-clustering at the fit's size gives the fit's
+    centroids and labels."""
+    import json
+
+    from lift3d.cluster.slots import load_labeler
+    from lift3d.config_io import apply_overrides
+    from lift3d.export.run import load_export_inputs
+    from lift3d.pipeline import fit_scene
+    from lift3d.presets import get_preset
+    from lift3d.viewer import cache_clustering_embeddings, recluster
+
+    run = tmp_path / "run"
+    cfg = apply_overrides(get_preset("tiny"), ["cluster.max_view_pixels=300"])  # 32x32 views -> every 2nd pixel
+    fit_scene(tiny_scene_dir, run, cfg, preset="tiny", progress=False, log=lambda *_: None)
+    record = json.loads((run / "clustering.json").read_text())
+    assert record["view_sizes"] == [[16, 16]] * len(record["cluster_views"])
+    opened = load_export_inputs(run, device="cpu")
+    cache = cache_clustering_embeddings(opened)
+    assert len(cache.semantic) == 256 * len(record["cluster_views"])
+    fit_labeler = load_labeler(run / "clusters.json")
+    mine = recluster(opened, cache, record["min_cluster_size"])
+    np.testing.assert_array_equal(
+        mine.label(cache.semantic, cache.embedding), fit_labeler.label(cache.semantic, cache.embedding)
+    )
+    for c, cc in fit_labeler.classes.items():
+        np.testing.assert_allclose(mine.classes[c].centroids, cc.centroids)
