@@ -54,9 +54,11 @@ class TwodEval:
     """Frames shown in the contact sheet (image, ground truth, prediction)."""
 
     def run_command(self) -> None:
+        from lift3d.twod.cross_modal import evaluate_cross_modal, twod_method
         from lift3d.twod.evaluate import evaluate_twod
 
-        result = evaluate_twod(
+        cross_modal = twod_method(self.run) == "cross-modal"
+        result = (evaluate_cross_modal if cross_modal else evaluate_twod)(
             self.run, self.data, name=self.name, device=self.device, threads=self.threads, sheet=self.frames_in_sheet
         )
         print(
@@ -86,9 +88,11 @@ class TwodPredict:
     """torch CPU threads."""
 
     def run_command(self) -> None:
+        from lift3d.twod.cross_modal import predict_cross_modal, twod_method
         from lift3d.twod.predict import predict_scene_segments
 
-        out = predict_scene_segments(
+        cross_modal = twod_method(self.model) == "cross-modal"
+        out = (predict_cross_modal if cross_modal else predict_scene_segments)(
             self.data,
             self.model,
             out=self.out,

@@ -23,10 +23,11 @@ meta data needed to rebuild the model (``method: cross-modal``).
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from lift3d.data.sequence import load_sequence, load_sequence_frame
 from lift3d.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from lift3d.losses.ntxent import embedding_norm_regulariser, multi_positive_ntxent
 from lift3d.twod.correspondence import boundary_mask, sample_evenly
+from lift3d.twod.cross_modal_config import METHOD, CrossModalConfig, CrossModalError
 from lift3d.twod.cross_modal_data import CrossModalDataset, collate_cross_modal
 from lift3d.twod.cross_modal_network import RANGE_PRESETS, ImageEmbeddingNet, RangeEmbeddingNet
 from lift3d.twod.dataset import ClassSpace
@@ -43,7 +45,6 @@ from lift3d.twod.mean_shift import EmbeddingTracker, MeanShiftConfig, area_perim
 from lift3d.twod.model import Prediction, TwodModelError, latest_twod_checkpoint, prediction_maps
 from lift3d.twod.network import NETWORK_PRESETS
 from lift3d.twod.spatial_embeddings import Instance
-from lift3d.twod.train import TwodTrainConfig, TwodTrainError, _batch_indices, _dist_env, _jsonable, _progress
 
 __all__ = [
     "CrossModalConfig",
@@ -58,47 +59,6 @@ __all__ = [
     "twod_method",
 ]
 
-METHOD = "cross-modal"
-
-
-@dataclass
-class CrossModalConfig:
-    """Settings of the cross-modal method (Zhu et al. 2022, Sec. III); the shared training settings (steps,
-    batch, learning rate, network preset, ...) are those of ``lift3d twod train``."""
-
-    embedding_dim: int = 32
-    """Embedding channels ``c`` of both branches (the paper: 32)."""
-    temperature: float = 0.1
-    """NT-Xent temperature ``τ``."""
-    exclude_positives_from_denominator: bool = True
-    """Eq. 1's indicator: the denominator holds only other ids (False: every other sample, SupCon)."""
-    reduction: Literal["anchor-mean", "pair-sum"] = "anchor-mean"
-    """``anchor-mean`` (SupCon: mean over anchors of the mean over positives) or ``pair-sum`` (Eq. 3)."""
-    samples_per_image: int = 384
-    """Samples per image (the paper: K1 = 8192 at 2048x1024, 0.4% of the pixels; 384 is ~9% of a 64x64 image)."""
-    samples_per_scan: int = 192
-    """Samples per LiDAR scan, drawn among the returns that project into the image."""
-    boundary_fraction: float = 0.5
-    """Share of each instance's samples drawn near its boundary (the paper: half)."""
-    boundary_width: int = 2
-    """Pixels from a boundary that count as near it (the paper: b = 10 at 2048x1024)."""
-    lidar_positives: bool = True
-    """Contrast LiDAR samples with the image's (the cross-modal positives); off = camera only."""
-    temporal_positives: bool = True
-    """Contrast frame t + 1's samples (flow-warped ids) with frame t's; off = single frame."""
-    temporal_labels: Literal["warped", "ground-truth"] = "warped"
-    """Ids of frame t + 1: frame t's carried along the flow (the paper) or t + 1's own ground truth."""
-    depth_test: bool = True
-    """Pair a LiDAR return with its pixel only when the camera's depth does not hide it."""
-    crop_to_camera: bool = True
-    """Give the range branch only the range-image columns the camera sees (the paper's 64x512 crop of 64x2048)."""
-    norm_weight: float = 0.01
-    """λ of the norm regulariser (Eq. 5; the paper: 0.01)."""
-    semantic_weight: float = 1.0
-    """Weight of the cross-entropy of the image branch's class head."""
-    mean_shift: MeanShiftConfig = field(default_factory=MeanShiftConfig)
-    """Inference: mean-shift threshold, mask filters, tracking (stored with the model)."""
-
 
 class CrossModalModel:
     """The image and range branches with their class space and settings; :meth:`predict` segments an image."""
@@ -109,7 +69,12 @@ class CrossModalModel:
         self.range_net = RangeEmbeddingNet(RANGE_PRESETS[preset], cfg.embedding_dim, not cfg.crop_to_camera).to(device)
 
     def meta(self) -> dict:
-        return {"method": METHOD, "preset": self.preset, "classes": self.classes.to_dict(), "cross_modal": asdict(self.cfg)}
+        return {
+            "method": METHOD,
+            "preset": self.preset,
+            "classes": self.classes.to_dict(),
+            "cross_modal": asdict(self.cfg),
+        }
 
     def state_dict(self) -> dict:
         return {"image": self.image_net.state_dict(), "range": self.range_net.state_dict()}
@@ -251,7 +216,7 @@ def _item_generator(seed: int, step: int, position: int) -> torch.Generator:
 def train_cross_modal(
     sequences: list[Path],
     out: Path,
-    train: TwodTrainConfig,
+    train: Any,
     cfg: CrossModalConfig,
     *,
     resume: bool = False,
@@ -260,7 +225,7 @@ def train_cross_modal(
 ) -> Path:
     """Train the cross-modal method on every usable frame of ``sequences`` into the run folder ``out``.
 
-    ``train`` gives the shared settings (``preset``, ``steps``, ``batch_size``, ``lr`` with the poly decay,
+    ``train`` (a :class:`lift3d.twod.train.TwodTrainConfig`) gives the shared settings (``preset``, ``steps``, ``batch_size``, ``lr`` with the poly decay,
     ``weight_decay``, ``augment`` (its colour jitter only), ``seed``, ``threads``, ``device``, checkpointing,
     ``time_limit_minutes``); ``cfg`` the method's. Runs under DDP when ``WORLD_SIZE > 1`` (torchrun) like
     :func:`lift3d.twod.train.train_twod`. Returns ``out``.
@@ -269,9 +234,9 @@ def train_cross_modal(
     torch.set_num_threads(train.threads)
     out = Path(out)
     if train.batch_size % world:
-        raise TwodTrainError(f"batch_size {train.batch_size} is not divisible by the {world} DDP processes.")
+        raise CrossModalError(f"batch_size {train.batch_size} is not divisible by the {world} DDP processes.")
     if not resume and latest_twod_checkpoint(out) is not None:
-        raise TwodTrainError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
+        raise CrossModalError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
     device = _init_distributed(world, local_rank, train.device)
     data = CrossModalDataset(
         sequences,
@@ -297,7 +262,7 @@ def train_cross_modal(
             range_net = DDP(model.range_net, device_ids=ids)
     if rank == 0:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        config = {"method": METHOD, "train": _jsonable(asdict(train)), "cross_modal": _jsonable(asdict(cfg))}
+        config = {**asdict(train), "method": METHOD, "cross_modal": asdict(cfg)}
         atomic_write_json(
             out / "config.json",
             {"config": config, "scenes": [str(Path(s).resolve()) for s in sequences], "world": world},
@@ -348,6 +313,39 @@ def train_cross_modal(
     return out
 
 
+def _dist_env() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[tuple[int, int]]:
+    """The global batch of ``step`` as ``(epoch, item)`` pairs: consecutive items of per-epoch permutations seeded
+    by ``(seed, epoch)`` (the scheme of :mod:`lift3d.twod.train`: every rank computes the same list)."""
+    out = []
+    for j in range(batch_size):
+        epoch, k = divmod(step * batch_size + j, n_items)
+        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        out.append((epoch, int(perm[k])))
+    return out
+
+
+def _progress(enabled: bool, total: int, start: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    p = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    p.start()
+    return p, p.add_task("cross-modal train", total=total, completed=start)
+
+
 def _init_distributed(world: int, local_rank: int, device: str) -> str:
     if world <= 1:
         return device
@@ -389,7 +387,9 @@ def _checkpoint_path(run_or_file: Path) -> Path:
             )
         return found
     if not path.is_file():
-        raise TwodModelError(f"{path}: no such 2D run folder or checkpoint; pass the --out folder of lift3d twod train.")
+        raise TwodModelError(
+            f"{path}: no such 2D run folder or checkpoint; pass the --out folder of lift3d twod train."
+        )
     return path
 
 

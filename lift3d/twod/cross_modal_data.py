@@ -25,12 +25,13 @@ import torch
 from lift3d.data.sequence import SceneSequence, load_sequence, load_sequence_frame
 from lift3d.geometry.lidar import LidarSensor
 from lift3d.twod.correspondence import pixel_labels_of_points, project_lidar_points, warp_labels_with_flow
+from lift3d.twod.cross_modal_config import CrossModalError
 from lift3d.twod.dataset import AugmentConfig, ClassSpace, MissingGroundTruthError, augment_frame
 
 __all__ = ["camera_columns", "range_input", "CrossModalDataset", "collate_cross_modal", "SequenceDataError"]
 
 
-class SequenceDataError(ValueError):
+class SequenceDataError(CrossModalError):
     """A sequence cannot train the cross-modal method (no LiDAR, no flow, no clip with two frames, ...)."""
 
 
