@@ -199,13 +199,20 @@ def cross_modal_loss(
     sem_target = batch["semantic"]
     if cfg.temporal_positives:
         sem_target = torch.cat([sem_target, batch["next_semantic"]])
-    semantic = torch.nn.functional.cross_entropy(image_logits, sem_target.to(device), ignore_index=-1)
-    if not torch.isfinite(semantic):  # every pixel ignored
-        semantic = image_logits.sum() * 0.0
+    semantic = _per_image_cross_entropy(image_logits, sem_target.to(device))
     total = contrastive + cfg.norm_weight * norm + cfg.semantic_weight * semantic
     parts = {k: float(v.detach()) for k, v in (("contrastive", contrastive), ("norm", norm), ("semantic", semantic))}
     parts.update({k: v / b_items for k, v in counts.items()})
     return total, parts
+
+
+def _per_image_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over images of each image's mean cross-entropy over its labelled pixels (``target`` -1 = ignored), so
+    that DDP's average over equal shares equals the single-process value. ``logits [B, K, H, W]``, ``target
+    [B, H, W]``; images without a labelled pixel count 0."""
+    ce = torch.nn.functional.cross_entropy(logits, target.clamp(min=0), reduction="none")  # [B, H, W]
+    valid = (target >= 0).to(ce.dtype)
+    return ((ce * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1.0)).mean()
 
 
 def _item_generator(seed: int, step: int, position: int) -> torch.Generator:
