@@ -475,14 +475,23 @@ def _thing_ids_of(gt_inst: np.ndarray, gt_sem: np.ndarray, thing_classes: set) -
 
 
 def evaluate_cross_modal(
-    run: Path, sequences: Sequence[Path], name: str = "eval", device: str = "cpu", threads: int = 1, sheet: int = 6
+    run: Path,
+    sequences: Sequence[Path],
+    name: str = "eval",
+    device: str = "cpu",
+    threads: int = 1,
+    sheet: int = 6,
+    mean_shift: Optional[MeanShiftConfig] = None,
 ) -> dict:
     """Evaluate a cross-modal run on every clip of ``sequences`` (with ground truth): COCO mask AP and per-frame PQ
     of the per-frame masks (:func:`lift3d.twod.evaluate.score_predictions`), MOTS of the tracks
     (``lift3d.metrics.mots`` when present), the temporal consistency of Table V, frames per second; writes
-    ``RUN/eval/<name>.json`` and a contact sheet (image, ground truth, tracks) ``<name>.png``."""
+    ``RUN/eval/<name>.json`` and a contact sheet (image, ground truth, tracks) ``<name>.png``. ``mean_shift``
+    replaces the inference settings stored with the model (to choose them on training sequences)."""
     torch.set_num_threads(threads)
     model, state = load_cross_modal_model(run, device)
+    if mean_shift is not None:
+        model.cfg.mean_shift = mean_shift
     things = model.classes.thing_ids
     stuff = [c.id for c in model.classes.classes if not c.thing]
     preds, gts, track_seqs, gt_seqs, distances, rows, seconds = [], [], [], [], [], [], 0.0
@@ -517,6 +526,7 @@ def evaluate_cross_modal(
         frames_per_second=len(preds) / max(seconds, 1e-9),
         step=int(state["step"]),
         method=METHOD,
+        mean_shift=asdict(model.cfg.mean_shift),
         scenes=[str(Path(s).resolve()) for s in sequences],
     )
     out_dir = Path(run) if Path(run).is_dir() else Path(run).parent
