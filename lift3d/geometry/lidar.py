@@ -12,17 +12,19 @@ range :math:`\rho = \lVert p \rVert`, azimuth :math:`\varphi = \operatorname{ata
 so straight ahead is column ``W / 2`` and row 0 is the highest beam. A point whose row falls outside ``[0, B)``
 is outside the field of view. When several points fall into one cell the nearest return wins.
 
-This module is a leaf: numpy only.
+This module belongs to the geometry leaf: numpy and :mod:`lift3d.geometry.cameras` only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["LidarSensor", "RangeImage", "spherical_projection"]
+from lift3d.geometry.cameras import IntrinsicsLike, project
+
+__all__ = ["LidarSensor", "RangeImage", "spherical_projection", "lidar_points_to_pixels"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,40 @@ def spherical_projection(
     out.semantic[r, c] = np.asarray(semantic, np.int64).reshape(-1)[winners]
     out.point_index[r, c] = winners
     return out
+
+
+def lidar_points_to_pixels(
+    points: np.ndarray,
+    lidar_to_camera: np.ndarray,
+    intrinsics: IntrinsicsLike,
+    height: int,
+    width: int,
+    depth: Optional[np.ndarray] = None,
+    depth_tolerance_relative: float = 0.02,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""The camera pixel of each LiDAR point (the LiDAR-to-pixel correspondences of cross-modal training).
+
+    A point :math:`p` of the LiDAR frame is :math:`q = T_{lc} p` in the camera (``lidar_to_camera``, OpenGL axes),
+    projected as in :func:`lift3d.geometry.cameras.project`: depth :math:`z = -q_z`, pixel
+    :math:`(\lfloor f_x q_x / z + c_x \rfloor, \lfloor c_y - f_y q_y / z \rfloor)`.
+
+    Args:
+        points: ``[N, 3]`` points in the LiDAR frame.
+        lidar_to_camera: ``[4, 4]`` LiDAR-to-camera transform.
+        intrinsics: the camera's pinhole intrinsics; ``height``, ``width``: its image size.
+        depth: optional ``[H, W]`` depth map of the camera; with it a point counts as visible only where
+            ``|depth[v, u] - z| <= depth_tolerance_relative * z`` (the camera sees the same surface; the LiDAR sits
+            elsewhere and sees some surfaces the camera does not).
+
+    Returns:
+        ``(u [N] int64, v [N] int64, z [N] float64, visible [N] bool)``: column, row, camera depth, and whether the
+        point lands in the image in front of the camera (and passes the depth test).
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    in_camera = pts @ np.asarray(lidar_to_camera, np.float64)[:3, :3].T + np.asarray(lidar_to_camera)[:3, 3]
+    u, v, z, visible = project(in_camera, np.eye(4), intrinsics, height, width)
+    if depth is not None:
+        seen = np.zeros_like(z)
+        seen[visible] = np.asarray(depth, np.float64)[v[visible], u[visible]]
+        visible &= np.abs(seen - z) <= depth_tolerance_relative * np.abs(z)
+    return u, v, z, visible
