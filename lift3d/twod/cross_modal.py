@@ -35,6 +35,7 @@ import torch
 from lift3d.data.sequence import load_sequence, load_sequence_frame
 from lift3d.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from lift3d.losses.ntxent import embedding_norm_regulariser, multi_positive_ntxent
+from lift3d.metrics.mots import mots_over_sequences
 from lift3d.twod.correspondence import boundary_mask, sample_evenly
 from lift3d.twod.cross_modal_config import METHOD, CrossModalConfig, CrossModalError
 from lift3d.twod.cross_modal_data import CrossModalDataset, collate_cross_modal
@@ -465,6 +466,12 @@ def temporal_consistency(
     return out
 
 
+def _things_only(gt_inst: np.ndarray, gt_sem: np.ndarray, thing_classes: set) -> np.ndarray:
+    """``gt_inst [H, W]`` with every id whose majority class is not a thing set to 0 (MOTS scores things)."""
+    keep = np.asarray(sorted(_thing_ids_of(gt_inst, gt_sem, thing_classes)), np.int64)
+    return np.where(np.isin(gt_inst, keep), gt_inst, 0)
+
+
 def _thing_ids_of(gt_inst: np.ndarray, gt_sem: np.ndarray, thing_classes: set) -> set:
     ids = set()
     for k in np.unique(gt_inst[gt_inst > 0]).tolist():
@@ -506,7 +513,7 @@ def evaluate_cross_modal(
             preds += p
             gts += [(f.gt_instance.astype(np.int64), f.gt_semantic.astype(np.int64)) for f in frames]
             track_seqs.append(tracks)
-            gt_seqs.append([f.gt_instance.astype(np.int64) for f in frames])
+            gt_seqs.append([_things_only(g, s, set(things)) for g, s in gts[-len(frames) :]])
             for j in range(len(frames) - 1):
                 ids = _thing_ids_of(gts[-len(frames) + j][0], gts[-len(frames) + j][1], set(things))
                 distances += temporal_consistency(
@@ -516,7 +523,7 @@ def evaluate_cross_modal(
                 rows.append([rgbs[0], colour_ids(gts[-len(frames)][0]), colour_ids(tracks[0])])
                 rows.append([rgbs[-1], colour_ids(gts[-1][0]), colour_ids(tracks[-1])])
     result = score_predictions(preds, gts, things, stuff)
-    result.update(_mots(track_seqs, gt_seqs, gts, things))
+    result.update(_mots(track_seqs, gt_seqs))
     m = model.cfg.mean_shift.threshold
     result.update(
         temporal_cosine_distance=float(np.mean(distances)) if distances else None,
@@ -538,15 +545,10 @@ def evaluate_cross_modal(
     return {**result, "json": str(json_path), "sheet": str(sheet_path)}
 
 
-def _mots(track_seqs: list, gt_seqs: list, gts: list, things: list) -> dict:
-    """MOTS (sMOTSA, MOTSA, MOTSP, ...) of the tracks against the ground-truth thing instances, when the metric is
-    available in this lift3d (``lift3d.metrics.mots``)."""
-    try:
-        from lift3d.metrics import mots
-    except ImportError:
-        return {"mots": None}
-    del gts, things
-    return {"mots": mots(track_seqs, gt_seqs)}
+def _mots(track_seqs: list, gt_seqs: list) -> dict:
+    """MOTS (sMOTSA, MOTSA, MOTSP, TP / FP / FN / IDS; :func:`lift3d.metrics.mots.mots_over_sequences`, clips
+    pooled) of the tracks against the ground-truth thing instances."""
+    return {"mots": mots_over_sequences(list(zip(track_seqs, gt_seqs))).as_dict()}
 
 
 def write_tracked_maps(model: CrossModalModel, scene, folder: Path) -> int:
