@@ -151,3 +151,19 @@ def test_ddp_two_processes_match_one_process(sequence, tmp_path):
         for k in a["model"][branch]:
             assert torch.allclose(a["model"][branch][k], b["model"][branch][k], atol=1e-5, rtol=1e-4), (branch, k)
     assert sum(float(v["exp_avg"].abs().sum()) for v in a["optimizer"]["state"].values()) > 0
+
+
+def test_range_input_channels_by_hand():
+    from lift3d.geometry.lidar import LidarSensor
+    from lift3d.twod.cross_modal_data import range_input
+
+    sensor = LidarSensor(beams=2, vertical_fov_deg=(0.0, 0.0 + 10.0), columns=4, max_range_m=10.0)
+    r = np.zeros((2, 4), np.float32)
+    r[1, 1] = 5.0  # row 1 = the lower beam (elevation 0); column 1's centre azimuth = pi - 1.5 * pi / 2 = pi / 4
+    x = range_input(r, sensor)
+    assert x.shape == (5, 2, 4)
+    s = 0.5 * np.sqrt(0.5)  # 5 m / 10 m times cos(45 deg)
+    np.testing.assert_allclose(x[:, 1, 1], [0.5, s, s, 0.0, 1.0], atol=1e-6)
+    assert np.count_nonzero(x[:, [0, 1, 1, 1], [0, 0, 2, 3]]) == 0 and np.count_nonzero(x[:, 0]) == 0
+    # a crop keeps its columns' geometry
+    np.testing.assert_allclose(range_input(r[:, 1:3], sensor, np.array([1, 2]))[:, 1, 0], x[:, 1, 1], atol=1e-6)
