@@ -302,6 +302,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.io.atomic import DiskFullError
     from lift3d.pipeline.runs import ResumeMismatchError, StaleResultsError
     from lift3d.segmenters.base import SegmenterError
+    from lift3d.twod.cross_modal_config import CrossModalError
     from lift3d.twod.dataset import MissingGroundTruthError
     from lift3d.twod.model import TwodModelError
     from lift3d.twod.predict import PredictError
@@ -314,6 +315,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         TwodModelError,
         InstanceSelectionError,
         TwodTrainError,
+        CrossModalError,
         SegmentsImportError,
         RunFileError,
         RunLockedError,

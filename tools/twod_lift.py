@@ -26,6 +26,7 @@ from lift3d.io import atomic_write_json
 from lift3d.pipeline import evaluate_run, fit_scene
 from lift3d.pipeline.runs import score_segments
 from lift3d.presets import get_preset
+from lift3d.twod.cross_modal import predict_cross_modal, twod_method
 from lift3d.twod.predict import predict_scene_segments
 
 
@@ -40,7 +41,9 @@ def run(model: Path, scene_dir: Path, work: Path, preset: str, threads: int, log
     predicted = work / "scene-twod"
     t0 = time.perf_counter()
     if not (predicted / "segments" / "twod" / "model.json").exists():
-        predict_scene_segments(scene_dir, model, out=predicted, force=True, threads=threads)
+        cross_modal = twod_method(model) == "cross-modal"  # its masks carry track ids over each clip
+        predict = predict_cross_modal if cross_modal else predict_scene_segments
+        predict(scene_dir, model, out=predicted, force=True, threads=threads)
     t_predict = time.perf_counter() - t0
     scene = load_scene(predicted)
     original = load_scene(scene_dir)

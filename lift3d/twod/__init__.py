@@ -7,5 +7,11 @@ encoder-decoder), :mod:`.spatial_embeddings` (loss and clustering), :mod:`.model
 :mod:`.train` (single-process or DDP), :mod:`.evaluate` (AP, per-frame PQ, contact sheet), :mod:`.predict`
 (a scene's segments from a trained network).
 
+Cross-modal consistency (Zhu et al., IROS 2022; ``--method cross-modal``, on camera + LiDAR sequences):
+:mod:`.cross_modal_network` (image and range-image branches), :mod:`.correspondence` (LiDAR-pixel pairs,
+flow-warped ids, even boundary-aware sampling), :mod:`.cross_modal_data` (training items), :mod:`.mean_shift`
+(cosine mean shift, embedding tracker), :mod:`.cross_modal_config` and :mod:`.cross_modal` (loss, training,
+evaluation with MOTS, tracked prediction); the NT-Xent itself is :mod:`lift3d.losses.ntxent`.
+
 This package imports data, geometry, io, losses and metrics, never the 3D engine.
 """

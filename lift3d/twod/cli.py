@@ -54,15 +54,19 @@ class TwodEval:
     """Frames shown in the contact sheet (image, ground truth, prediction)."""
 
     def run_command(self) -> None:
+        from lift3d.twod.cross_modal import evaluate_cross_modal, twod_method
         from lift3d.twod.evaluate import evaluate_twod
 
-        result = evaluate_twod(
+        cross_modal = twod_method(self.run) == "cross-modal"
+        result = (evaluate_cross_modal if cross_modal else evaluate_twod)(
             self.run, self.data, name=self.name, device=self.device, threads=self.threads, sheet=self.frames_in_sheet
         )
         print(
             f"AP {result['AP']:.3f}  AP50 {result['AP50']:.3f}  per-frame PQ {result['frame_pq']:.3f} "
             f"({result['num_frames']} frames); wrote {result['json']} and {result['sheet']}"
         )
+        if result.get("mots"):
+            print("sMOTSA {smotsa:.3f}  MOTSA {motsa:.3f}  MOTSP {motsp:.3f}  IDS {ids}".format(**result["mots"]))
 
 
 @dataclass
@@ -86,9 +90,11 @@ class TwodPredict:
     """torch CPU threads."""
 
     def run_command(self) -> None:
+        from lift3d.twod.cross_modal import predict_cross_modal, twod_method
         from lift3d.twod.predict import predict_scene_segments
 
-        out = predict_scene_segments(
+        cross_modal = twod_method(self.model) == "cross-modal"
+        out = (predict_cross_modal if cross_modal else predict_scene_segments)(
             self.data,
             self.model,
             out=self.out,

@@ -21,7 +21,14 @@ from lift3d.twod.spatial_embeddings import (
     sigma_for_bandwidth,
 )
 
-__all__ = ["TwodModel", "Prediction", "save_twod_checkpoint", "load_twod_model", "latest_twod_checkpoint"]
+__all__ = [
+    "TwodModel",
+    "Prediction",
+    "prediction_maps",
+    "save_twod_checkpoint",
+    "load_twod_model",
+    "latest_twod_checkpoint",
+]
 
 
 @dataclass
@@ -90,28 +97,34 @@ class TwodModel:
         return self._to_maps(instances, probs.cpu())
 
     def _to_maps(self, instances: list[Instance], probs: torch.Tensor) -> Prediction:
-        ids = self.classes.class_ids
-        stuff = [i for i, c in enumerate(self.classes.classes) if not c.thing] or list(range(len(ids)))
-        best = probs[stuff].argmax(0)
-        semantic = np.asarray(ids)[np.asarray(stuff)[best.numpy()]].astype(np.int64)
-        confidence = probs[stuff].max(0).values.numpy().astype(np.float32)
-        instance = np.zeros(semantic.shape, np.uint16)
-        thing_ids = self.classes.thing_ids
-        classes, scores = [], []
-        for n, inst in enumerate(instances, start=1):
-            m = inst.mask.cpu().numpy()
-            cls = thing_ids[inst.channel] if thing_ids else ids[0]
-            instance[m], semantic[m], confidence[m] = n, cls, inst.score
-            classes.append(cls)
-            scores.append(inst.score)
-        return Prediction(
-            instances=instances,
-            instance=instance,
-            semantic=semantic,
-            confidence=confidence,
-            classes=np.asarray(classes, np.int64),
-            scores=np.asarray(scores, np.float64),
-        )
+        return prediction_maps(self.classes, instances, probs)
+
+
+def prediction_maps(classes: ClassSpace, instances: list[Instance], probs: torch.Tensor) -> Prediction:
+    """Instance, class and confidence maps of one image from its clustered ``instances`` and the class
+    probabilities ``probs [n_classes, H, W]`` (CPU): see :class:`Prediction`."""
+    ids = classes.class_ids
+    stuff = [i for i, c in enumerate(classes.classes) if not c.thing] or list(range(len(ids)))
+    best = probs[stuff].argmax(0)
+    semantic = np.asarray(ids)[np.asarray(stuff)[best.numpy()]].astype(np.int64)
+    confidence = probs[stuff].max(0).values.numpy().astype(np.float32)
+    instance = np.zeros(semantic.shape, np.uint16)
+    thing_ids = classes.thing_ids
+    instance_classes, scores = [], []
+    for n, inst in enumerate(instances, start=1):
+        m = inst.mask.cpu().numpy()
+        cls = thing_ids[inst.channel] if thing_ids else ids[0]
+        instance[m], semantic[m], confidence[m] = n, cls, inst.score
+        instance_classes.append(cls)
+        scores.append(inst.score)
+    return Prediction(
+        instances=instances,
+        instance=instance,
+        semantic=semantic,
+        confidence=confidence,
+        classes=np.asarray(instance_classes, np.int64),
+        scores=np.asarray(scores, np.float64),
+    )
 
 
 def save_twod_checkpoint(path: Path, model: TwodModel, optimizer: Optional[torch.optim.Optimizer], step: int) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -56,9 +56,13 @@ def predict_scene_segments(
     force: bool = False,
     device: str = "cpu",
     threads: int = 1,
+    loader: Callable = load_twod_model,
+    writer: Callable = write_predicted_maps,
 ) -> Path:
     """Write the network ``model`` (a 2D run folder or checkpoint)'s masks into the scene ``data`` (or a copy at
-    ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``."""
+    ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``.
+    ``loader(model, device) -> (network, checkpoint)`` and ``writer(network, scene, folder) -> count`` let other
+    2D methods (the cross-modal one) reuse the checks and the import."""
     data = Path(data)
     torch.set_num_threads(threads)
     if out is None and not force:
@@ -67,7 +71,7 @@ def predict_scene_segments(
             f"Pass --out DATA2 to write a copy of the scene with the network's masks, or --force to change {data}."
         )
     scene = load_scene(data)
-    net, state = load_twod_model(model, device=device)
+    net, state = loader(model, device=device)
     scene_classes = {c.id for c in scene.classes}
     for c in net.classes.classes:
         if c.id not in scene_classes:
@@ -87,7 +91,7 @@ def predict_scene_segments(
         target = out
         scene = load_scene(target)
     with tempfile.TemporaryDirectory(prefix="twod-predict-") as tmp:
-        count = write_predicted_maps(net, scene, Path(tmp))
+        count = writer(net, scene, Path(tmp))
         seg_dir = import_segments(target, Path(tmp), "id-maps", name=name, overwrite=force)
     atomic_write_json(
         seg_dir / "model.json",

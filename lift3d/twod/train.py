@@ -20,6 +20,7 @@ from typing import Callable, Literal, Optional
 import torch
 
 from lift3d.io import atomic_write_json
+from lift3d.twod.cross_modal_config import CrossModalConfig
 from lift3d.twod.dataset import AugmentConfig, FrameDataset, collate
 from lift3d.twod.model import TwodModel, latest_twod_checkpoint, load_twod_model, save_twod_checkpoint
 from lift3d.twod.network import NETWORK_PRESETS, NetworkConfig
@@ -36,8 +37,9 @@ class TwodTrainError(ValueError):
 class TwodTrainConfig:
     """Settings of one 2D training run."""
 
-    method: Literal["spatial-embeddings"] = "spatial-embeddings"
-    """The 2D method (Neven et al. 2019 spatial embeddings with learned bandwidth)."""
+    method: Literal["spatial-embeddings", "cross-modal"] = "spatial-embeddings"
+    """The 2D method: ``spatial-embeddings`` (Neven et al. 2019 spatial embeddings with learned bandwidth) or
+    ``cross-modal`` (Zhu et al. 2022: camera + LiDAR NT-Xent over time; ``--data`` sequences with LiDAR)."""
     preset: Literal["cpu-small", "paper", "tiny"] = "cpu-small"
     """Network size (``lift3d.twod.network.NETWORK_PRESETS``): ``paper`` = ERFNet's widths, ``cpu-small`` for CPUs."""
     steps: int = 2000
@@ -61,6 +63,9 @@ class TwodTrainConfig:
     """Loss weights."""
     clustering: ClusteringConfig = field(default_factory=lambda: ClusteringConfig(min_pixels=8))
     """Inference settings stored with the model (min_pixels 8 suits ~100x100 images; the paper uses 128)."""
+    cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
+    """Settings of ``--method cross-modal`` (ablations: ``--cross-modal.lidar-positives False``,
+    ``--cross-modal.temporal-positives False``)."""
     checkpoint_every: int = 250
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 2
@@ -106,6 +111,10 @@ def train_twod(
 ) -> Path:
     """Train on every frame of ``scenes`` (all must have ground truth) into the run folder ``out``; returns
     ``out``. Runs under DDP when ``WORLD_SIZE > 1`` (torchrun). ``on_step(step, loss)`` is called after each step."""
+    if cfg.method == "cross-modal":
+        from lift3d.twod.cross_modal import train_cross_modal
+
+        return train_cross_modal(scenes, out, cfg, cfg.cross_modal, resume=resume, progress=progress, on_step=on_step)
     rank, world, local_rank = _dist_env()
     torch.set_num_threads(cfg.threads)
     out = Path(out)
