@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from lift3d.geometry.cameras import IntrinsicsLike, _pinhole, backproject
+from lift3d.geometry.cameras import IntrinsicsLike, backproject, project_points
 
 __all__ = ["flow_from_depth", "sample_inverse_depth", "warp_nearest", "warp_bilinear"]
 
@@ -88,16 +88,14 @@ def flow_from_depth(
     depth = np.asarray(depth, dtype=np.float64)
     h, w = depth.shape
     next_intrinsics = intrinsics if next_intrinsics is None else next_intrinsics
-    fx, fy, cx, cy = _pinhole(next_intrinsics, "flow_from_depth")
     hn, wn = (h, w) if next_depth is None else np.asarray(next_depth).shape
     points, known = backproject(depth, camera_to_world, intrinsics)  # [H, W, 3], [H, W]
-    c2w = np.asarray(next_camera_to_world, dtype=np.float64)
-    p = (np.nan_to_num(points) - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (X - t), [H, W, 3]
-    z = -p[..., 2]
-    in_front = known & (z > 0)
-    safe_z = np.where(in_front, z, 1.0)
-    x_next = fx * p[..., 0] / safe_z + cx
-    y_next = cy - fy * p[..., 1] / safe_z
+    # R^T (X - t) projected into frame t + 1 (through its lens model when it has one)
+    uv, z, projected = project_points(np.nan_to_num(points).reshape(-1, 3), next_camera_to_world, next_intrinsics)
+    z = z.reshape(h, w)
+    in_front = known & projected.reshape(h, w)
+    x_next = uv[:, 0].reshape(h, w)
+    y_next = uv[:, 1].reshape(h, w)
     v, u = np.meshgrid(np.arange(h, dtype=np.float64) + 0.5, np.arange(w, dtype=np.float64) + 0.5, indexing="ij")
     flow = np.stack([x_next - u, y_next - v], axis=-1)
     flow[~in_front] = 0.0
