@@ -96,6 +96,75 @@ class KubricConfig:
 
 
 @dataclass
+class VideoConfig:
+    """The camera path of ``--trajectory video`` (``lift3d.generate.trajectory``): a robot driving around the
+    objects on a closed loop at a fixed height and speed, its camera panning; ``num_clips`` clips of
+    ``frames_per_clip`` frames, each starting at a random place of the loop (``docs/sequence-format.md``)."""
+
+    num_clips: int = 4
+    """Number of clips (continuous sequences); the scene has ``num_clips * frames_per_clip`` frames (``num_views``
+    is ignored)."""
+    frames_per_clip: int = 16
+    """Frames per clip (T)."""
+    fps: float = 10.0
+    """Frames per second; consecutive frames are ``1 / fps`` seconds apart."""
+    camera_height_m: float = 0.4
+    """Height of the camera above the floor (m), a small robot's."""
+    speed_m_per_s: float = 0.3
+    """Driving speed along the loop (m/s); the camera moves ``speed / fps`` metres per frame."""
+    pitch_deg: float = -25.0
+    """Camera pitch (degrees, negative = looking down), the same in every frame."""
+    horizontal_fov_deg: float = 60.0
+    """Horizontal (and, square images, vertical) field of view of the camera (degrees)."""
+    path_clearance_m: float = 0.3
+    """The loop is the superellipse ``|x|^n + |y|^n = R^n`` with ``R = floor_half_side + path_clearance_m``."""
+    path_exponent: float = 4.0
+    """Exponent ``n`` of the superellipse (2 = circle; larger = closer to a square around the floor region)."""
+    look_inward_deg: float = 85.0
+    """The camera's yaw is turned this far from the driving direction towards the inside of the loop."""
+    look_around_deg: float = 20.0
+    """Amplitude of the camera's sinusoidal panning about that yaw (degrees)."""
+    look_around_period_s: float = 4.0
+    """Period of the panning (s)."""
+    flow_depth_tolerance_relative: float = 0.03
+    """Occlusion test of the optical flow: relative depth tolerance (``lift3d.geometry.flow``)."""
+    flow_depth_tolerance_m: float = 0.01
+    """Occlusion test of the optical flow: absolute depth tolerance (m); the larger of the two is used."""
+
+    def __post_init__(self) -> None:
+        if self.num_clips < 1 or self.frames_per_clip < 1:
+            raise ValueError(
+                f"video.num_clips and video.frames_per_clip must be >= 1, got {self.num_clips}, {self.frames_per_clip}."
+            )
+        for name in ("fps", "speed_m_per_s", "camera_height_m", "path_clearance_m", "look_around_period_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"video.{name} must be > 0, got {getattr(self, name)}.")
+        if not 0.0 < self.horizontal_fov_deg < 170.0:
+            raise ValueError(f"video.horizontal_fov_deg must be in (0, 170), got {self.horizontal_fov_deg}.")
+        if not -89.0 <= self.pitch_deg <= 89.0:
+            raise ValueError(f"video.pitch_deg must be in [-89, 89], got {self.pitch_deg}.")
+        if self.path_exponent < 2.0:
+            raise ValueError(f"video.path_exponent must be >= 2 (a convex loop), got {self.path_exponent}.")
+
+
+@dataclass
+class LidarConfig:
+    """The spinning LiDAR of ``--lidar`` (``lift3d.generate.lidar``), mounted level above the camera; defaults like a
+    32-beam sensor."""
+
+    beams: int = 32
+    """Number of laser beams (rows of the range image)."""
+    vertical_fov_deg: Tuple[float, float] = (-25.0, 15.0)
+    """Elevation of the lowest and highest beam (degrees)."""
+    columns: int = 900
+    """Azimuth steps per revolution (0.4 degree horizontal resolution for 900)."""
+    max_range_m: float = 30.0
+    """Returns further than this are dropped (m)."""
+    mount_offset_m: float = 0.1
+    """The LiDAR sits this far (m) straight above the camera, level (its z axis the world's up)."""
+
+
+@dataclass
 class MessyRoomsConfig:
     """A Messy Rooms scene: ``num_objects`` procedural objects dropped on a floor and seen by ``num_views`` cameras."""
 
@@ -166,6 +235,18 @@ class MessyRoomsConfig:
     kubric: KubricConfig = field(default_factory=KubricConfig)
     """Settings of the kubric backend (ignored by the fast backend)."""
 
+    # --- video sequences (docs/sequence-format.md) ---
+    trajectory: Literal["dome", "video"] = "dome"
+    """Camera placement: ``dome`` = independent views on the dome-shaped shell (the paper's); ``video`` = clips of a
+    continuous camera path at a robot's height (``video`` settings) with exact optical flow to the next frame."""
+    lidar: bool = False
+    """With ``trajectory video``: also cast a spinning LiDAR per frame (``lidar_sensor`` settings; fast backend's
+    ray caster on the same layout, also for ``backend kubric``)."""
+    video: VideoConfig = field(default_factory=VideoConfig)
+    """The camera path of ``trajectory video``."""
+    lidar_sensor: LidarConfig = field(default_factory=LidarConfig)
+    """The LiDAR of ``--lidar``."""
+
     def __post_init__(self) -> None:
         if self.num_objects < 1:
             raise ValueError(f"num_objects must be >= 1, got {self.num_objects}.")
@@ -180,6 +261,10 @@ class MessyRoomsConfig:
             raise ValueError(f"object_size_range must satisfy 0 < min <= max, got {self.object_size_range}.")
         if self.hdri_path is not None:
             self.hdri_path = Path(self.hdri_path)
+        if self.lidar and self.trajectory != "video":
+            raise ValueError(
+                "lidar needs trajectory='video' (the LiDAR rides with the video camera); add --trajectory video."
+            )
 
     # Derived quantities (Contrastive Lift, Sec. 4) -----------------------------------------------------------
 
@@ -218,6 +303,12 @@ def config_from_dict(d: Dict[str, Any]) -> MessyRoomsConfig:
         d["physics"] = PhysicsConfig(**d["physics"])
     if isinstance(d.get("kubric"), dict):
         d["kubric"] = KubricConfig(**d["kubric"])
+    if isinstance(d.get("video"), dict):
+        d["video"] = VideoConfig(**d["video"])
+    if isinstance(d.get("lidar_sensor"), dict):
+        d["lidar_sensor"] = LidarConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d["lidar_sensor"].items()}
+        )
     for name in ("object_size_range", "camera_elevation_deg"):
         if name in d:
             d[name] = tuple(d[name])
@@ -241,5 +332,7 @@ def config_to_dict(cfg: MessyRoomsConfig) -> Dict[str, Any]:
     d = {f.name: getattr(cfg, f.name) for f in fields(MessyRoomsConfig)}
     d["physics"] = asdict(cfg.physics)
     d["kubric"] = asdict(cfg.kubric)
+    d["video"] = asdict(cfg.video)
+    d["lidar_sensor"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg.lidar_sensor).items()}
     d["hdri_path"] = None if cfg.hdri_path is None else str(cfg.hdri_path)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -144,7 +144,14 @@ def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ) as bar:
-        units = {"physics": "steps", "rendering": "views", "segmenter": "views", "writing": "frames"}
+        units = {
+            "physics": "steps",
+            "rendering": "views",
+            "segmenter": "views",
+            "writing": "frames",
+            "flow": "frames",
+            "lidar": "scans",
+        }
 
         def stage(name: str) -> Callable[[int, int], None]:
             task = bar.add_task(name, total=None, unit=units.get(name, ""))
@@ -187,9 +194,34 @@ def generate_scene(
     t0 = time.perf_counter()
     with _stages(progress) as stage:
         layout = make_layout(cfg, stage("physics"), settle_fn=settle_function(cfg))
+        plan = None
+        if cfg.trajectory == "video":  # docs/sequence-format.md
+            from lift3d.generate.trajectory import video_layout
+
+            layout, plan = video_layout(layout, cfg)
         views = render(layout, cfg, stage("rendering"))
         segments = run_segmenter(views, cfg, stage("segmenter"))
-        write_scene(out_dir, layout, views, segments, cfg, overwrite=overwrite, progress=stage("writing"))
+        num_train, extra_files = None, None
+        if plan is not None:
+            from lift3d.generate.sequence import clip_split, make_sequence_outputs, write_sequence_files
+
+            sequence = make_sequence_outputs(layout, views, plan, cfg, stage)
+            num_train = clip_split(len(plan.clips), cfg.test_fraction) * cfg.video.frames_per_clip
+
+            def extra_files(folder: Path) -> None:
+                write_sequence_files(folder, sequence, cfg)
+
+        write_scene(
+            out_dir,
+            layout,
+            views,
+            segments,
+            cfg,
+            overwrite=overwrite,
+            progress=stage("writing"),
+            num_train=num_train,
+            extra_files=extra_files,
+        )
         if release_dir is not None:
             write_release_layout(release_dir, layout, views, segments, cfg, overwrite=overwrite)
     if progress:

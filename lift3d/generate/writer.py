@@ -84,9 +84,10 @@ def _asset_id(asset) -> str:
     return f"lift3d_procedural_{asset.kind}"
 
 
-def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
+def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig, num_train: Optional[int] = None) -> Dict:
     """The ``transforms.json`` content (see docs/scene-format.md). ``aabb`` is the box around the objects (the
-    region the field models); ``room_aabb`` is the closed room box."""
+    region the field models); ``room_aabb`` is the closed room box. The first ``num_train`` frames are the training
+    frames (default :func:`split_frames`)."""
     K = layout.intrinsics
     frames, names = [], []
     for v in range(layout.num_views):
@@ -104,7 +105,7 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig) -> Dict:
                 "gt_semantic_file_path": f"gt/semantic/{name}",
             }
         )
-    num_train = split_frames(len(frames), cfg.test_fraction)
+    num_train = split_frames(len(frames), cfg.test_fraction) if num_train is None else num_train
     cfg_dict = config_to_dict(cfg)
     return {
         "fl_x": K.fx,
@@ -160,8 +161,13 @@ def write_scene(
     cfg: MessyRoomsConfig,
     overwrite: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
+    num_train: Optional[int] = None,
+    extra_files: Optional[Callable[[Path], None]] = None,
 ) -> Path:
     """Write all frames and ``transforms.json`` atomically to ``out_dir`` (see the module docstring).
+
+    ``num_train`` overrides the split (:func:`transforms_dict`); ``extra_files(folder)`` writes more files into the
+    folder before it is renamed into place (the sequence sidecars of ``lift3d.generate.sequence``).
 
     ``progress(done_frames, num_frames)`` is called after each frame. Returns ``out_dir``. Raises
     ``FileExistsError`` (:func:`check_output_folder`) before writing anything if ``out_dir`` exists, is not empty
@@ -175,7 +181,9 @@ def write_scene(
             write_frame(tmp, v, views, segments)
             if progress is not None:
                 progress(v + 1, V)
-        (tmp / "transforms.json").write_text(json.dumps(transforms_dict(layout, cfg), indent=2))
+        if extra_files is not None:
+            extra_files(tmp)
+        (tmp / "transforms.json").write_text(json.dumps(transforms_dict(layout, cfg, num_train), indent=2))
         (tmp / "layout.json").write_text(json.dumps(layout.to_dict()))
     return out_dir
 
