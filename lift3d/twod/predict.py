@@ -22,7 +22,8 @@ from lift3d.data.images import write_id_map
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.segments_import import import_segments
 from lift3d.io import atomic_folder, atomic_write_json
-from lift3d.twod.model import TwodModel, load_twod_model
+from lift3d.twod.model import TwodModel, load_twod_model, twod_method
+from lift3d.twod.video_predict import IdMode, write_tracked_maps
 
 __all__ = ["predict_scene_segments", "write_predicted_maps", "PredictError"]
 
@@ -56,9 +57,13 @@ def predict_scene_segments(
     force: bool = False,
     device: str = "cpu",
     threads: int = 1,
+    ids: IdMode = "tracks",
 ) -> Path:
     """Write the network ``model`` (a 2D run folder or checkpoint)'s masks into the scene ``data`` (or a copy at
-    ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``."""
+    ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``.
+
+    A ``spatio-temporal`` network needs a sequence (``sequence.json``) and writes its track ids (``ids="tracks"``)
+    or per-frame ids (``ids="per-frame"``), :mod:`lift3d.twod.video_predict`."""
     data = Path(data)
     torch.set_num_threads(threads)
     if out is None and not force:
@@ -67,7 +72,13 @@ def predict_scene_segments(
             f"Pass --out DATA2 to write a copy of the scene with the network's masks, or --force to change {data}."
         )
     scene = load_scene(data)
-    net, state = load_twod_model(model, device=device)
+    video = twod_method(model) == "spatio-temporal"
+    if video:
+        from lift3d.twod.video_model import load_spatio_temporal_model
+
+        net, state = load_spatio_temporal_model(model, device=device)
+    else:
+        net, state = load_twod_model(model, device=device)
     scene_classes = {c.id for c in scene.classes}
     for c in net.classes.classes:
         if c.id not in scene_classes:
@@ -87,10 +98,19 @@ def predict_scene_segments(
         target = out
         scene = load_scene(target)
     with tempfile.TemporaryDirectory(prefix="twod-predict-") as tmp:
-        count = write_predicted_maps(net, scene, Path(tmp))
+        if video:
+            count = write_tracked_maps(net, target, Path(tmp), ids)
+        else:
+            count = write_predicted_maps(net, scene, Path(tmp))
         seg_dir = import_segments(target, Path(tmp), "id-maps", name=name, overwrite=force)
     atomic_write_json(
         seg_dir / "model.json",
-        {"model": str(Path(model).resolve()), "step": int(state["step"]), "instances": count, **net.meta()},
+        {
+            "model": str(Path(model).resolve()),
+            "step": int(state["step"]),
+            "instances": count,
+            **({"ids": ids} if video else {}),
+            **net.meta(),
+        },
     )
     return seg_dir

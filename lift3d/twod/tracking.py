@@ -123,8 +123,8 @@ class EmbeddingTracker:
                     if tr.label == labels[i]:
                         mean = torch.stack([m for _, m in tr.memory]).mean(0)
                         cost[i, j] = float((c.mean - mean).norm())
-            finite = np.where(np.isfinite(cost), cost, 1e9)
-            rows, cols = linear_sum_assignment(finite)
+            gated = np.where(cost < self.cfg.match_distance, cost, 1e9)  # gate first: far pairs never compete
+            rows, cols = linear_sum_assignment(gated)
             for i, j in zip(rows, cols):
                 if cost[i, j] < self.cfg.match_distance:
                     ids[i] = live[j].track_id

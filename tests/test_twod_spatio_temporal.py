@@ -1,0 +1,163 @@
+"""Paper 001's network on a generated video sequence: causal end to end, the depth loss is smallest at the
+generator's depth, flipped clips keep the geometry exact, training lowers the loss and predicts consistent tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lift3d.data.loading import load_frame
+from lift3d.data.sequence import load_sequence
+from lift3d.twod.clips import ClipAugmentConfig, ClipDataset, augment_clip, collate_clips
+from lift3d.twod.depth import DepthLossConfig, relative_pose, self_supervised_depth_loss
+from lift3d.twod.network import NETWORK_PRESETS
+from lift3d.twod.spatio_temporal import SpatioTemporalConfig, SpatioTemporalNetwork, spatio_temporal_loss
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory) -> Path:
+    """4 objects, 2 clips of 6 frames, 64x64, with ground truth."""
+    from lift3d.generate import MessyRoomsConfig, generate_scene
+    from lift3d.generate.config import VideoConfig
+
+    out = tmp_path_factory.mktemp("stnet") / "seq"
+    cfg = MessyRoomsConfig(
+        num_objects=4, resolution=64, seed=0, trajectory="video", video=VideoConfig(num_clips=2, frames_per_clip=6)
+    )
+    return generate_scene(cfg, out, progress=False)
+
+
+def test_the_whole_network_is_causal():
+    torch.manual_seed(0)
+    net = SpatioTemporalNetwork(NETWORK_PRESETS["tiny"], 3, SpatioTemporalConfig(embedding_dim=4)).eval()
+    clip = torch.rand(1, 5, 3, 32, 32)
+    out = net(clip)
+    changed = clip.clone()
+    changed[:, 3:] = torch.rand_like(changed[:, 3:])
+    again = net(changed)
+    for name in ("embedding", "semantic_logits", "depth"):
+        a, b = getattr(out, name), getattr(again, name)
+        assert torch.equal(a[:, :3], b[:, :3]), name
+        assert not torch.allclose(a[:, 3], b[:, 3]), name
+
+
+def test_without_temporal_model_frames_are_independent():
+    torch.manual_seed(0)
+    net = SpatioTemporalNetwork(NETWORK_PRESETS["tiny"], 3, SpatioTemporalConfig(temporal=False, depth=False)).eval()
+    clip = torch.rand(1, 3, 3, 32, 32)
+    changed = clip.clone()
+    changed[:, 0] = torch.rand_like(changed[:, 0])
+    a, b = net(clip), net(changed)
+    assert torch.allclose(a.embedding[:, 1:], b.embedding[:, 1:], atol=1e-6) and a.depth is None
+    assert net.temporal is None
+
+
+def _gt_pair(seq_path: Path, flip: bool):
+    data = ClipDataset([seq_path], 2)
+    sample = data[0]
+    seq = load_sequence(seq_path, check_files=False)
+    frames = data.items[0][1]
+    depth = torch.tensor(np.stack([load_frame(seq.scene, i).depth for i in frames]))
+    if flip:
+        sample = augment_clip(sample, ClipAugmentConfig(flip=True, brightness=0, contrast=0), _flip_generator())
+        depth = depth.flip(-1)
+    return sample, depth
+
+
+def _flip_generator() -> torch.Generator:
+    for s in range(100):  # the first seed whose first draw flips
+        g = torch.Generator().manual_seed(s)
+        if float(torch.rand((), generator=torch.Generator().manual_seed(s))) < 0.5:
+            return g
+    raise AssertionError
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_depth_loss_is_smallest_at_the_generators_depth(sequence, flip):
+    sample, depth = _gt_pair(sequence, flip)
+    images = sample.images.float()[:, None] / 255.0  # [T, 1, 3, H, W]
+    rel = relative_pose(sample.camera_to_world[0], sample.camera_to_world[1])[None, None]
+    cfg = DepthLossConfig(smoothness_weight=0.0, automask=False)
+    k = sample.intrinsics[None]
+    losses = {}
+    for scale in (0.6, 0.8, 0.9, 1.0, 1.1, 1.25, 1.6):
+        d = (depth[0] * scale)[None, None].clamp(min=0.05)
+        losses[scale] = self_supervised_depth_loss(1 / d, d, images[0], images[1:2], rel, k, cfg)[1]["reprojection"]
+    assert min(losses, key=losses.get) == 1.0, losses
+    assert losses[1.0] < 0.7 * min(losses[0.6], losses[1.6])
+
+
+def test_spatio_temporal_loss_parts(sequence):
+    data = ClipDataset([sequence], 3)
+    batch = collate_clips([data[0], data[1]])
+    assert batch["images"].shape == (2, 3, 3, 64, 64) and batch["intrinsics"].shape == (2, 4)
+    ids = batch["instance"][0].unique()
+    assert len(ids) > 1  # thing instances present in the clip
+    torch.manual_seed(0)
+    net = SpatioTemporalNetwork(NETWORK_PRESETS["tiny"], len(data.classes.classes), SpatioTemporalConfig())
+    images = batch["images"].float() / 255.0
+    out = net(images)
+    cfg = SpatioTemporalConfig()
+    loss, parts = spatio_temporal_loss(
+        out, images, batch["instance"], batch["semantic"], cfg, batch["camera_to_world"], batch["intrinsics"]
+    )
+    expect = cfg.discriminative.w_pull * parts["pull"] + parts["push"] + 0.001 * parts["reg"]
+    assert float(loss) > expect and parts["depth"] > 0 and 0 < parts["automask"] <= 1
+    loss.backward()
+    assert net.decoder_depth[-1].weight.grad.abs().sum() > 0
+    no_depth = SpatioTemporalConfig(depth=False)
+    net2 = SpatioTemporalNetwork(NETWORK_PRESETS["tiny"], len(data.classes.classes), no_depth)
+    _, parts2 = spatio_temporal_loss(net2(images), images, batch["instance"], batch["semantic"], no_depth)
+    assert parts2["depth"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def trained(sequence, tmp_path_factory):
+    from lift3d.twod.train import TwodTrainConfig, train_twod
+
+    run = tmp_path_factory.mktemp("stnet") / "run"
+    losses: list[float] = []
+    cfg = TwodTrainConfig(
+        method="spatio-temporal", preset="cpu-small", steps=40, batch_size=2, lr=2e-3, checkpoint_every=40
+    )
+    cfg.spatio_temporal.clip_length = 3
+    torch.set_num_threads(1)
+    train_twod([sequence], run, cfg, progress=False, on_step=lambda s, loss: losses.append(loss))
+    return run, losses
+
+
+def test_training_lowers_the_loss_and_resumes(trained, sequence, tmp_path):
+    import json
+    import shutil
+
+    from lift3d.twod.train import TwodTrainConfig, TwodTrainError, train_twod
+
+    run, losses = trained
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    history = json.loads((run / "train.json").read_text())["history"]
+    assert len(history) == 40 and {"pull", "push", "reg", "depth", "semantic"} <= set(history[-1])
+    cfg = TwodTrainConfig(method="spatio-temporal", preset="cpu-small", steps=41, batch_size=2, checkpoint_every=1)
+    cfg.spatio_temporal.clip_length = 3
+    with pytest.raises(TwodTrainError, match="--resume"):
+        train_twod([sequence], run, cfg, progress=False)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    train_twod([sequence], copy, cfg, resume=True, progress=False)
+    assert [h["step"] for h in json.loads((copy / "train.json").read_text())["history"][-2:]] == [40, 41]
+
+
+def test_online_prediction_equals_the_whole_clip(trained, sequence):
+    from lift3d.twod.video_model import load_spatio_temporal_model
+
+    model, _ = load_spatio_temporal_model(trained[0])
+    seq = load_sequence(sequence, check_files=False)
+    rgb = [np.clip(np.round(load_frame(seq.scene, i).rgb * 255), 0, 255).astype(np.uint8) for i in seq.clips[0].frames]
+    whole = model.predict_clip(rgb)
+    prefix = model.predict_clip(rgb[:3])
+    for a, b in zip(prefix.frames, whole.frames[:3]):  # frame t never waits for t + 1: online = offline
+        assert np.array_equal(a.instance, b.instance) and np.array_equal(a.semantic, b.semantic)
+    assert np.allclose(prefix.depth[2], whole.depth[2], atol=1e-5)
+    assert len(whole.frames) == 6 and whole.depth[0].shape == (64, 64)
