@@ -195,7 +195,8 @@ def self_supervised_depth_loss(
     identity = None
     if cfg.automask:
         identity = torch.stack([photometric_error(target, sources[s], cfg.ssim_weight) for s in range(len(sources))])
-        identity = identity + 1e-5 * torch.rand_like(identity)  # Monodepth2 breaks ties towards the warp
+        # ties go to the warp (Monodepth2 adds random noise of 1e-5; a constant keeps runs and DDP ranks identical)
+        identity = identity + 1e-5
     l_p, mask = min_reprojection_loss(torch.stack(errors), identity, torch.stack(valids))
     l_s = edge_aware_smoothness(disparity, target)
     total = l_p + cfg.smoothness_weight * l_s
