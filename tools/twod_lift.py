@@ -34,13 +34,13 @@ def _segments_of(scene, views):
     return [f.semantic for f in frames], [f.instance for f in frames]
 
 
-def run(model: Path, scene_dir: Path, work: Path, preset: str, threads: int, log=print) -> dict:
+def run(model: Path, scene_dir: Path, work: Path, preset: str, threads: int, log=print, ids: str = "tracks") -> dict:
     torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
     predicted = work / "scene-twod"
     t0 = time.perf_counter()
     if not (predicted / "segments" / "twod" / "model.json").exists():
-        predict_scene_segments(scene_dir, model, out=predicted, force=True, threads=threads)
+        predict_scene_segments(scene_dir, model, out=predicted, force=True, threads=threads, ids=ids)
     t_predict = time.perf_counter() - t0
     scene = load_scene(predicted)
     original = load_scene(scene_dir)
@@ -69,8 +69,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, required=True, help="JSON to write")
     p.add_argument("--preset", default="cpu-small", help="lift3d fit preset")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ids", default="tracks", choices=["tracks", "per-frame"], help="spatio-temporal networks only")
     a = p.parse_args(argv)
-    result = run(a.model, a.scene, a.work, a.preset, a.threads)
+    result = run(a.model, a.scene, a.work, a.preset, a.threads, ids=a.ids)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out, result)
     keys = ("pq_scene", "pq_frame", "miou")
