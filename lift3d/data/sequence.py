@@ -268,9 +268,10 @@ def _parse_lidar(raw, where: str) -> Optional[LidarRig]:
         raise SceneFormatError(f"{where}: 'lidar' must be null or an object (see docs/sequence-format.md).")
     at = f"{where}, lidar"
     try:
-        fov = tuple(_number(v, "vertical_fov_deg", at) for v in raw.get("vertical_fov_deg", ()))
-        if len(fov) != 2:
-            raise SceneFormatError(f"{at}: 'vertical_fov_deg' must be [down, up] in degrees.")
+        fov_raw = raw.get("vertical_fov_deg")
+        if not isinstance(fov_raw, list) or len(fov_raw) != 2:
+            raise SceneFormatError(f"{at}: 'vertical_fov_deg' must be [down, up] in degrees, got {fov_raw!r}.")
+        fov = tuple(_number(v, "vertical_fov_deg", at) for v in fov_raw)
         sensor = LidarSensor(
             beams=int(_number(raw.get("beams"), "beams", at)),
             vertical_fov_deg=fov,
@@ -321,24 +322,25 @@ def read_sequence_json(path: Path) -> dict:
 
 
 def _read_npz(path: Path, keys: Tuple[str, ...], where: str) -> Dict[str, np.ndarray]:
+    """The arrays ``keys`` of the ``.npz`` at ``path``; ``where`` (naming the file and frame) prefixes errors."""
     if not path.exists():
-        raise SceneFormatError(f"{where}: {path} does not exist; generate the sequence again (or remove the frame).")
+        raise SceneFormatError(f"{where}: the file does not exist; generate the sequence again (or remove the frame).")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in keys if k not in z.files]
             if missing:
-                raise SceneFormatError(f"{where}: {path.name} lacks the arrays {missing} (it holds {z.files}).")
+                raise SceneFormatError(f"{where}: lacks the arrays {missing} (it holds {z.files}); write it again.")
             return {k: z[k] for k in keys}
     except SceneFormatError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise SceneFormatError(
-            f"{where}: {path} cannot be read ({type(err).__name__}: {err}); the file is damaged or truncated. "
-            "Write it again."
+            f"{where}: cannot be read ({type(err).__name__}: {err}); the file is damaged or truncated. Write it again."
         ) from None
 
 
 def _check_array(arr: np.ndarray, kind: str, shape: Tuple[Optional[int], ...], name: str, where: str) -> None:
+    """``where`` names the file and frame, ``name`` the array."""
     ok_kind = {
         "float": np.issubdtype(arr.dtype, np.floating),
         "int": np.issubdtype(arr.dtype, np.integer),
@@ -355,25 +357,25 @@ def _check_array(arr: np.ndarray, kind: str, shape: Tuple[Optional[int], ...], n
 
 def read_flow_file(path: Path, height: int, width: int, where: str = "") -> Tuple[np.ndarray, np.ndarray]:
     """``(flow float32 [H, W, 2], valid bool [H, W])`` of a flow sidecar, checked against the frame's size."""
-    where = where or str(path)
+    where = f"{where}: {path}" if where else str(path)
     z = _read_npz(path, FLOW_KEYS, where)
-    _check_array(z["flow"], "float", (height, width, 2), f"{path.name}: flow", where)
-    _check_array(z["valid"], "bool", (height, width), f"{path.name}: valid", where)
+    _check_array(z["flow"], "float", (height, width, 2), "flow", where)
+    _check_array(z["valid"], "bool", (height, width), "valid", where)
     return z["flow"].astype(np.float32), z["valid"]
 
 
 def read_lidar_file(path: Path, sensor: LidarSensor, where: str = "") -> LidarScan:
     """The :class:`LidarScan` of a LiDAR sidecar, checked against ``sensor`` (range images ``[beams, columns]``)."""
-    where = where or str(path)
+    where = f"{where}: {path}" if where else str(path)
     z = _read_npz(path, LIDAR_KEYS, where)
     n = len(z["points"]) if z["points"].ndim == 2 else None
     grid = (sensor.beams, sensor.columns)
-    _check_array(z["points"], "float", (None, 3), f"{path.name}: points", where)
-    _check_array(z["instance"], "int", (n,), f"{path.name}: instance", where)
-    _check_array(z["semantic"], "int", (n,), f"{path.name}: semantic", where)
-    _check_array(z["range_image"], "float", grid, f"{path.name}: range_image", where)
-    _check_array(z["range_instance"], "int", grid, f"{path.name}: range_instance", where)
-    _check_array(z["range_semantic"], "int", grid, f"{path.name}: range_semantic", where)
+    _check_array(z["points"], "float", (None, 3), "points", where)
+    _check_array(z["instance"], "int", (n,), "instance", where)
+    _check_array(z["semantic"], "int", (n,), "semantic", where)
+    _check_array(z["range_image"], "float", grid, "range_image", where)
+    _check_array(z["range_instance"], "int", grid, "range_instance", where)
+    _check_array(z["range_semantic"], "int", grid, "range_semantic", where)
     return LidarScan(
         points=z["points"].astype(np.float32),
         instance=z["instance"].astype(np.int64),
@@ -466,6 +468,8 @@ def load_sequence_frame(seq: SceneSequence, index: int, with_ground_truth: bool 
 
     ``flow`` / ``flow_valid`` are None for the last frame of a clip (or without flow), ``lidar`` None without LiDAR.
     """
+    if not 0 <= index < seq.num_frames:
+        raise IndexError(f"{seq.root}: frame {index} is out of range (the sequence has {seq.num_frames} frames).")
     if index not in seq._position:
         raise SceneFormatError(f"{_frame_where(seq, index)}: the frame is in no clip of {SEQUENCE_FILE}.")
     clip, position = seq.clip_of(index)

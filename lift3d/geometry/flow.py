@@ -30,7 +30,7 @@ import numpy as np
 
 from lift3d.geometry.cameras import IntrinsicsLike, _pinhole, backproject
 
-__all__ = ["flow_from_depth", "sample_inverse_depth", "warp_nearest"]
+__all__ = ["flow_from_depth", "sample_inverse_depth", "warp_nearest", "warp_bilinear"]
 
 
 def sample_inverse_depth(depth: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -119,3 +119,24 @@ def warp_nearest(next_image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     col = np.clip(np.floor(u + flow[..., 0]).astype(np.int64), 0, wn - 1)
     row = np.clip(np.floor(v + flow[..., 1]).astype(np.int64), 0, hn - 1)
     return next_image[row, col]
+
+
+def warp_bilinear(next_image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward-warp ``next_image`` (``[H', W']`` or ``[H', W', C]``, float) onto frame ``t`` with its forward
+    ``flow`` ``[H, W, 2]``, bilinearly: ``out[v, u]`` is ``next_image`` sampled at the continuous point
+    ``(u + 0.5 + du, v + 0.5 + dv)`` (pixel centres at ``+0.5``; clamped at the border). Returns float64."""
+    image = np.asarray(next_image, dtype=np.float64)
+    squeeze = image.ndim == 2
+    if squeeze:
+        image = image[..., None]
+    h, w = flow.shape[:2]
+    hn, wn = image.shape[:2]
+    v, u = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    x = np.clip(u + flow[..., 0], 0.0, wn - 1.0)  # (u + 0.5 + du) - 0.5: in units of pixel-centre indices
+    y = np.clip(v + flow[..., 1], 0.0, hn - 1.0)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, wn - 1), np.minimum(y0 + 1, hn - 1)
+    ax, ay = (x - x0)[..., None], (y - y0)[..., None]
+    out = (1 - ax) * (1 - ay) * image[y0, x0] + ax * (1 - ay) * image[y0, x1]
+    out += (1 - ax) * ay * image[y1, x0] + ax * ay * image[y1, x1]
+    return out[..., 0] if squeeze else out
