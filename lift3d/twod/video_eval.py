@@ -30,7 +30,7 @@ from lift3d.data.sequence import load_sequence
 from lift3d.io import atomic_write_bytes, atomic_write_json
 from lift3d.metrics import scene_pq
 from lift3d.metrics.depth import depth_metrics
-from lift3d.metrics.mots import mots
+from lift3d.metrics.mots import mots_over_sequences
 from lift3d.twod.clips import thing_track_ids
 from lift3d.twod.evaluate import colour_ids, contact_sheet, score_predictions
 from lift3d.twod.video_model import load_spatio_temporal_model
@@ -39,7 +39,8 @@ __all__ = ["evaluate_spatio_temporal", "depth_to_rgb"]
 
 
 def depth_to_rgb(depth: np.ndarray, max_depth: float) -> np.ndarray:
-    """``depth [H, W]`` -> ``[H, W, 3]`` uint8 grey, near = bright (0 m white, ``max_depth`` black)."""
+    """``depth [H, W]`` -> ``[H, W, 3]`` uint8 grey, near = bright (0 m white, ``max_depth`` and beyond black); the
+    sheet uses the clip's 98th percentile of predicted depth as ``max_depth``."""
     v = np.clip(1.0 - depth / max(max_depth, 1e-6), 0.0, 1.0)
     return np.repeat((v * 255).astype(np.uint8)[..., None], 3, -1)
 
@@ -91,7 +92,7 @@ def evaluate_spatio_temporal(
                 for k in sorted(set(picks.tolist())):
                     row = [rgb[k], colour_ids(gi[k]), colour_ids(out.frames[k].instance.astype(np.int64))]
                     if out.depth is not None:
-                        row.append(depth_to_rgb(out.depth[k], model.cfg.depth_loss.max_depth / 2))
+                        row.append(depth_to_rgb(out.depth[k], float(np.percentile(np.stack(out.depth), 98))))
                     rows.append(row)
             clips_done += 1
     if not clips_done:
@@ -121,13 +122,17 @@ def evaluate_spatio_temporal(
 
 
 def _pooled_mots(pred_tracks: list[list[np.ndarray]], gt_tracks: list[list[np.ndarray]]) -> dict:
-    """MOTS of every clip (tracks never continue across clips), pooled by concatenating the clips with the ids of
-    each clip offset so they cannot collide."""
-    pred_all, gt_all = [], []
-    offset_p = offset_g = 0
-    for p_clip, g_clip in zip(pred_tracks, gt_tracks):
-        pred_all += [np.where(p > 0, p + offset_p, 0) for p in p_clip]
-        gt_all += [np.where(g > 0, g + offset_g, 0) for g in g_clip]
-        offset_p += int(max(int(p.max()) for p in p_clip)) + 1
-        offset_g += int(max(int(g.max()) for g in g_clip)) + 1
-    return mots(pred_all, gt_all)
+    """MOTS of every clip pooled (counts summed; tracks never continue across clips), with the metrics under
+    ``sMOTSA`` / ``MOTSA`` / ``MOTSP`` and the counts ``TP``, ``FP``, ``FN``, ``IDS``, ``num_gt``."""
+    r = mots_over_sequences(zip(pred_tracks, gt_tracks))
+    return {
+        "sMOTSA": r.smotsa,
+        "MOTSA": r.motsa,
+        "MOTSP": r.motsp,
+        "TP": r.tp,
+        "FP": r.fp,
+        "FN": r.fn,
+        "IDS": r.ids,
+        "soft_TP": r.soft_tp,
+        "num_gt": r.num_gt,
+    }
