@@ -188,3 +188,57 @@ def test_ddp_two_processes_match_one_process(sequence, tmp_path):
         assert torch.allclose(a["model"][k], b["model"][k], atol=1e-4, rtol=1e-4), k
     moved = sum(float(v["exp_avg"].abs().sum()) for v in a["optimizer"]["state"].values())
     assert moved > 0
+
+
+def test_twod_eval_cli_scores_tracks_depth_and_writes_a_sheet(trained, sequence, capsys):
+    import json
+
+    from PIL import Image
+
+    from lift3d.cli import entrypoint
+    from lift3d.twod.clips import thing_track_ids
+
+    run, _ = trained
+    entrypoint(["twod", "eval", str(run), "--data", str(sequence), "--name", "cli"])
+    result = json.loads((run / "eval" / "cli.json").read_text())
+    seq = load_sequence(sequence, check_files=False)
+    frames = [load_frame(seq.scene, i, with_ground_truth=True) for c in seq.clips for i in c.frames]
+    things = [c.id for c in seq.scene.classes if c.thing]
+    gt_masks = sum(len(np.unique(thing_track_ids(f.gt_instance, f.gt_semantic, things))) - 1 for f in frames)
+    m = result["mots"]
+    assert m["num_gt"] == gt_masks and m["TP"] + m["FN"] == gt_masks  # every GT mask of every clip counted once
+    assert result["num_clips"] == 2 and result["num_frames"] == 12 and len(result["scene_pq_per_clip"]) == 2
+    valid = sum(int((f.depth > 0).sum()) for f in frames)
+    assert result["depth"]["num_pixels"] == valid and 0 < result["depth"]["abs_rel"] < 1
+    assert f"sMOTSA {m['sMOTSA']:.3f}" in capsys.readouterr().out
+    with Image.open(run / "eval" / "cli.png") as im:  # 6 frames x (image, gt, tracks, depth), x2
+        assert im.size == (4 * 64 * 2, 6 * 64 * 2)
+
+
+def test_predict_writes_tracks_or_per_frame_ids_into_a_scene(trained, sequence, tmp_path):
+    import json
+
+    from lift3d.data.loading import load_scene
+    from lift3d.twod.predict import predict_scene_segments
+    from lift3d.twod.video_model import load_spatio_temporal_model
+    from lift3d.twod.video_predict import renumber_per_frame
+
+    assert renumber_per_frame(np.array([[0, 7, 7], [3, 3, 9]])).tolist() == [[0, 1, 1], [2, 2, 3]]
+    run, _ = trained
+    model, _ = load_spatio_temporal_model(run)
+    seq = load_sequence(sequence, check_files=False)
+    tracks = predict_scene_segments(sequence, run, out=tmp_path / "tracks", ids="tracks")
+    per_frame = predict_scene_segments(sequence, run, out=tmp_path / "frames", ids="per-frame")
+    assert json.loads((tracks / "model.json").read_text())["ids"] == "tracks"
+    assert json.loads((per_frame / "model.json").read_text())["ids"] == "per-frame"
+    st, sf = load_scene(tmp_path / "tracks"), load_scene(tmp_path / "frames")
+    offset = 0
+    for clip in seq.clips:
+        rgb = [np.clip(np.round(load_frame(seq.scene, i).rgb * 255), 0, 255).astype(np.uint8) for i in clip.frames]
+        pred = model.predict_clip(rgb)
+        for i, p in zip(clip.frames, pred.frames):
+            expect = np.where(p.instance > 0, p.instance.astype(np.int64) + offset, 0)
+            assert np.array_equal(load_frame(st, i).instance, expect)
+            assert np.array_equal(load_frame(sf, i).instance, renumber_per_frame(p.instance.astype(np.int64)))
+            assert np.array_equal(load_frame(st, i).semantic, p.semantic)
+        offset += max(int(p.instance.max()) for p in pred.frames)
