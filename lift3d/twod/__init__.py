@@ -7,5 +7,11 @@ encoder-decoder), :mod:`.spatial_embeddings` (loss and clustering), :mod:`.model
 :mod:`.train` (single-process or DDP), :mod:`.evaluate` (AP, per-frame PQ, contact sheet), :mod:`.predict`
 (a scene's segments from a trained network).
 
+Video (paper 001, spatio-temporal embeddings): :mod:`.clips` (training windows of sequences), :mod:`.temporal`
+(causal 3-D-convolution temporal model), :mod:`.depth` (self-supervised monocular depth, Monodepth2's losses; also a
+stand-alone depth network), :mod:`.spatio_temporal` (network and loss), :mod:`.tracking` (mean-shift clustering
+per frame, ids carried over time), :mod:`.video_model` (checkpoint + inference of a clip), :mod:`.video_eval` (MOTS,
+AP, PQ, depth metrics), :mod:`.video_predict` (tracks or per-frame ids into a scene).
+
 This package imports data, geometry, io, losses and metrics, never the 3D engine.
 """

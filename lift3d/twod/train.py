@@ -1,5 +1,8 @@
 """Training of a 2D instance-embedding network (``lift3d twod train``), single-process or under torch DDP.
 
+Methods: ``spatial-embeddings`` (:func:`train_twod` on the frames of scenes) and ``spatio-temporal``
+(:func:`train_spatio_temporal` on ``clip_length`` windows of the clips of sequences; paper 001).
+
 Started with ``torchrun --nproc_per_node N``, the same code runs one process per rank (gloo on the CPU, nccl on
 CUDA): every rank draws the same global batch of ``batch_size`` items for a step (a permutation seeded by the epoch),
 takes its contiguous share of ``batch_size / N`` items, and DDP averages the gradients, so with a batch-independent
@@ -68,8 +71,8 @@ class TwodTrainConfig:
     clustering: ClusteringConfig = field(default_factory=lambda: ClusteringConfig(min_pixels=8))
     """Inference settings stored with the model (min_pixels 8 suits ~100x100 images; the paper uses 128)."""
     spatio_temporal: SpatioTemporalConfig = field(default_factory=SpatioTemporalConfig)
-    """Network switches and loss weights of ``--method spatio-temporal`` (ablations: ``--spatio-temporal.temporal
-    False``, ``--spatio-temporal.depth False``)."""
+    """Network switches and loss weights of ``--method spatio-temporal`` (ablations: ``--spatio-temporal.no-temporal``,
+    ``--spatio-temporal.no-depth``)."""
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     """Clustering and tracking settings of ``--method spatio-temporal``, stored with the model."""
     clip_augment: ClipAugmentConfig = field(default_factory=ClipAugmentConfig)
