@@ -215,16 +215,20 @@ def test_twod_eval_cli_scores_tracks_depth_and_writes_a_sheet(trained, sequence,
         assert im.size == (4 * 64 * 2, 6 * 64 * 2)
 
 
-def test_predict_writes_tracks_or_per_frame_ids_into_a_scene(trained, sequence, tmp_path):
+def test_predict_writes_tracks_or_per_frame_ids_into_a_scene(trained, sequence, tmp_path, tiny_scene_dir):
     import json
 
     from lift3d.data.loading import load_scene
+    from lift3d.data.scene import SceneFormatError
     from lift3d.twod.predict import predict_scene_segments
     from lift3d.twod.video_model import load_spatio_temporal_model
     from lift3d.twod.video_predict import renumber_per_frame
 
     assert renumber_per_frame(np.array([[0, 7, 7], [3, 3, 9]])).tolist() == [[0, 1, 1], [2, 2, 3]]
     run, _ = trained
+    with pytest.raises(SceneFormatError, match="sequence.json"):  # a still scene: refused before anything is copied
+        predict_scene_segments(tiny_scene_dir, run, out=tmp_path / "still")
+    assert not (tmp_path / "still").exists()
     model, _ = load_spatio_temporal_model(run)
     seq = load_sequence(sequence, check_files=False)
     tracks = predict_scene_segments(sequence, run, out=tmp_path / "tracks", ids="tracks")

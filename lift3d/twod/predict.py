@@ -21,6 +21,7 @@ import torch
 from lift3d.data.images import write_id_map
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.segments_import import import_segments
+from lift3d.data.sequence import load_sequence
 from lift3d.io import atomic_folder, atomic_write_json
 from lift3d.twod.model import TwodModel, load_twod_model, twod_method
 from lift3d.twod.video_predict import IdMode, write_tracked_maps
@@ -77,6 +78,7 @@ def predict_scene_segments(
         from lift3d.twod.video_model import load_spatio_temporal_model
 
         net, state = load_spatio_temporal_model(model, device=device)
+        load_sequence(data, check_files=False)  # a video network needs the clips: refuse before copying anything
     else:
         net, state = load_twod_model(model, device=device)
     scene_classes = {c.id for c in scene.classes}
