@@ -246,3 +246,20 @@ def test_predict_writes_tracks_or_per_frame_ids_into_a_scene(trained, sequence, 
             assert np.array_equal(load_frame(sf, i).instance, renumber_per_frame(p.instance.astype(np.int64)))
             assert np.array_equal(load_frame(st, i).semantic, p.semantic)
         offset += max(int(p.instance.max()) for p in pred.frames)
+
+
+def test_pose_network_replaces_the_poses_and_learns_from_the_depth_loss():
+    torch.manual_seed(0)
+    cfg = SpatioTemporalConfig(pose_network=True, embedding_dim=4)
+    net = SpatioTemporalNetwork(NETWORK_PRESETS["tiny"], 2, cfg)
+    assert net.pose is not None
+    images = torch.rand(1, 3, 3, 32, 32)
+    out = net(images)
+    instance = torch.zeros(1, 3, 32, 32, dtype=torch.long)
+    semantic = torch.zeros(1, 3, 32, 32, dtype=torch.long)
+    k = torch.tensor([[30.0, 30.0, 16.0, 16.0]])
+    with pytest.raises(ValueError, match="poses"):
+        spatio_temporal_loss(out, images, instance, semantic, SpatioTemporalConfig(), intrinsics=k)
+    loss, parts = spatio_temporal_loss(out, images, instance, semantic, cfg, intrinsics=k, pose_network=net.pose)
+    loss.backward()
+    assert parts["depth"] > 0 and float(net.pose.head.weight.grad.abs().sum()) > 0
