@@ -32,9 +32,10 @@ def test_sky_pixels_have_unknown_depth_and_background_ids(horizon_view):
     rgb = views.rgb[0][sky].astype(int)
     assert (rgb[:, 2] > rgb[:, 0]).all()  # blue above pale: the sky's blend
     # the zenith side is bluer than the horizon row
-    assert views.rgb[0][0, :, 2].mean() - views.rgb[0][0, :, 0].mean() > views.rgb[0][7, :, 2].mean() - views.rgb[
-        0
-    ][7, :, 0].mean()
+    assert (
+        views.rgb[0][0, :, 2].mean() - views.rgb[0][0, :, 0].mean()
+        > views.rgb[0][7, :, 2].mean() - views.rgb[0][7, :, 0].mean()
+    )
 
 
 def test_floor_depth_is_the_plane_intersection(horizon_view):

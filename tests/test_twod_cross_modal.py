@@ -22,10 +22,10 @@ from lift3d.twod.cross_modal import (
     predict_cross_modal,
     track_clip,
     train_cross_modal,
-    twod_method,
 )
 from lift3d.twod.cross_modal_config import CrossModalConfig, CrossModalError
 from lift3d.twod.cross_modal_data import CrossModalDataset
+from lift3d.twod.model import twod_method
 from lift3d.twod.train import TwodTrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,8 @@ from lift3d.io import atomic_write_json
 from lift3d.pipeline import evaluate_run, fit_scene
 from lift3d.pipeline.runs import score_segments
 from lift3d.presets import get_preset
-from lift3d.twod.cross_modal import predict_cross_modal, twod_method
+from lift3d.twod.cross_modal import predict_cross_modal
+from lift3d.twod.model import twod_method
 from lift3d.twod.predict import predict_scene_segments
 
 
@@ -35,15 +36,16 @@ def _segments_of(scene, views):
     return [f.semantic for f in frames], [f.instance for f in frames]
 
 
-def run(model: Path, scene_dir: Path, work: Path, preset: str, threads: int, log=print) -> dict:
+def run(model: Path, scene_dir: Path, work: Path, preset: str, threads: int, log=print, ids: str = "tracks") -> dict:
     torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
     predicted = work / "scene-twod"
     t0 = time.perf_counter()
     if not (predicted / "segments" / "twod" / "model.json").exists():
-        cross_modal = twod_method(model) == "cross-modal"  # its masks carry track ids over each clip
-        predict = predict_cross_modal if cross_modal else predict_scene_segments
-        predict(scene_dir, model, out=predicted, force=True, threads=threads)
+        if twod_method(model) == "cross-modal":  # its masks carry track ids over each clip
+            predict_cross_modal(scene_dir, model, out=predicted, force=True, threads=threads)
+        else:
+            predict_scene_segments(scene_dir, model, out=predicted, force=True, threads=threads, ids=ids)
     t_predict = time.perf_counter() - t0
     scene = load_scene(predicted)
     original = load_scene(scene_dir)
@@ -72,8 +74,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, required=True, help="JSON to write")
     p.add_argument("--preset", default="cpu-small", help="lift3d fit preset")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ids", default="tracks", choices=["tracks", "per-frame"], help="spatio-temporal networks only")
     a = p.parse_args(argv)
-    result = run(a.model, a.scene, a.work, a.preset, a.threads)
+    result = run(a.model, a.scene, a.work, a.preset, a.threads, ids=a.ids)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out, result)
     keys = ("pq_scene", "pq_frame", "miou")

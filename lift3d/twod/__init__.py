@@ -13,5 +13,11 @@ flow-warped ids, even boundary-aware sampling), :mod:`.cross_modal_data` (traini
 (cosine mean shift, embedding tracker), :mod:`.cross_modal_config` and :mod:`.cross_modal` (loss, training,
 evaluation with MOTS, tracked prediction); the NT-Xent itself is :mod:`lift3d.losses.ntxent`.
 
+Video (paper 001, spatio-temporal embeddings): :mod:`.clips` (training windows of sequences), :mod:`.temporal`
+(causal 3-D-convolution temporal model), :mod:`.depth` (self-supervised monocular depth, Monodepth2's losses; also a
+stand-alone depth network), :mod:`.spatio_temporal` (network and loss), :mod:`.tracking` (mean-shift clustering
+per frame, ids carried over time), :mod:`.video_model` (checkpoint + inference of a clip), :mod:`.video_eval` (MOTS,
+AP, PQ, depth metrics), :mod:`.video_predict` (tracks or per-frame ids into a scene).
+
 This package imports data, geometry, io, losses and metrics, never the 3D engine.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import tyro
 
@@ -15,11 +15,14 @@ __all__ = ["TwodTrain", "TwodEval", "TwodPredict"]
 
 @dataclass
 class TwodTrain(TwodTrainConfig):
-    """Train a 2D instance network (spatial embeddings, Neven et al. 2019) on scenes with ground truth. Start it with
-    torchrun --nproc_per_node N -m lift3d.cli twod train ... for DDP (gloo on CPU, nccl on CUDA)."""
+    """Train a 2D instance network on scenes with ground truth: --method spatial-embeddings (Neven et al. 2019, single
+    images) or spatio-temporal (paper 001: causal temporal model, discriminative loss over clips, self-supervised
+    depth; --data sequences). Start it with torchrun --nproc_per_node N -m lift3d.cli twod train ... for DDP (gloo
+    on CPU, nccl on CUDA)."""
 
     data: list[Path] = field(default_factory=list)
-    """Scene folders with ground-truth instance and class maps (every frame of each is a training frame)."""
+    """Scene folders with ground-truth instance and class maps (every frame of each is a training frame); sequence
+    folders (sequence.json) for --method spatio-temporal (every window of --spatio-temporal.clip-length frames)."""
     out: Path = Path("runs/twod")
     """Run folder: config.json, checkpoints/, train.json."""
     resume: bool = False
@@ -38,7 +41,8 @@ class TwodTrain(TwodTrainConfig):
 @dataclass
 class TwodEval:
     """Evaluate a trained 2D network on scenes with ground truth: COCO mask AP, AP50, per-frame PQ, and a contact
-    sheet of predictions; writes RUN2D/eval/<name>.json and .png."""
+    sheet of predictions; for a spatio-temporal network on sequences also MOTS (sMOTSA, MOTSA, MOTSP), PQ^scene of
+    its tracks per clip and depth metrics. Writes RUN2D/eval/<name>.json and .png."""
 
     run: tyro.conf.Positional[Path]
     """The 2D run folder (or a checkpoint file)."""
@@ -52,11 +56,28 @@ class TwodEval:
     """torch CPU threads."""
     frames_in_sheet: int = 6
     """Frames shown in the contact sheet (image, ground truth, prediction)."""
+    split: Optional[Literal["train", "test"]] = None
+    """Sequences only: evaluate the clips of this split (default: every clip)."""
 
     def run_command(self) -> None:
-        from lift3d.twod.cross_modal import evaluate_cross_modal, twod_method
+        from lift3d.twod.cross_modal import evaluate_cross_modal
         from lift3d.twod.evaluate import evaluate_twod
+        from lift3d.twod.model import twod_method
 
+        if twod_method(self.run) == "spatio-temporal":
+            from lift3d.twod.video_eval import evaluate_spatio_temporal
+
+            r = evaluate_spatio_temporal(
+                self.run, self.data, self.name, self.split, self.device, self.threads, self.frames_in_sheet
+            )
+            m, d = r["mots"], r["depth"]
+            depth = f"  depth AbsRel {d['abs_rel']:.3f} RMSE {d['rmse']:.3f} d<1.25 {d['delta1']:.3f}" if d else ""
+            print(
+                f"sMOTSA {m['sMOTSA']:.3f}  MOTSA {m['MOTSA']:.3f}  MOTSP {m['MOTSP']:.3f}  IDS {m['IDS']}  "
+                f"AP {r['AP']:.3f}  per-frame PQ {r['frame_pq']:.3f}  PQ^scene/clip {r['scene_pq']:.3f}{depth} "
+                f"({r['num_clips']} clips, {r['num_frames']} frames); wrote {r['json']} and {r['sheet']}"
+            )
+            return
         cross_modal = twod_method(self.run) == "cross-modal"
         result = (evaluate_cross_modal if cross_modal else evaluate_twod)(
             self.run, self.data, name=self.name, device=self.device, threads=self.threads, sheet=self.frames_in_sheet
@@ -88,19 +109,17 @@ class TwodPredict:
     """Where the network runs."""
     threads: int = 1
     """torch CPU threads."""
+    ids: Literal["tracks", "per-frame"] = "tracks"
+    """Spatio-temporal networks: write track ids (consistent through each clip) or per-frame ids (for the lift)."""
 
     def run_command(self) -> None:
-        from lift3d.twod.cross_modal import predict_cross_modal, twod_method
+        from lift3d.twod.cross_modal import predict_cross_modal
+        from lift3d.twod.model import twod_method
         from lift3d.twod.predict import predict_scene_segments
 
-        cross_modal = twod_method(self.model) == "cross-modal"
-        out = (predict_cross_modal if cross_modal else predict_scene_segments)(
-            self.data,
-            self.model,
-            out=self.out,
-            name=self.name,
-            force=self.force,
-            device=self.device,
-            threads=self.threads,
-        )
+        common = dict(out=self.out, name=self.name, force=self.force, device=self.device, threads=self.threads)
+        if twod_method(self.model) == "cross-modal":  # its masks carry track ids over each clip
+            out = predict_cross_modal(self.data, self.model, **common)
+        else:
+            out = predict_scene_segments(self.data, self.model, ids=self.ids, **common)
         print(f"wrote the network's masks into {out}; lift3d fit {out.parent.parent} uses them")

@@ -57,7 +57,6 @@ __all__ = [
     "evaluate_cross_modal",
     "write_tracked_maps",
     "predict_cross_modal",
-    "twod_method",
 ]
 
 
@@ -399,17 +398,6 @@ def _checkpoint_path(run_or_file: Path) -> Path:
             f"{path}: no such 2D run folder or checkpoint; pass the --out folder of lift3d twod train."
         )
     return path
-
-
-def twod_method(run_or_file: Path) -> str:
-    """The method of a 2D run folder or checkpoint (``spatial-embeddings`` when none is recorded)."""
-    path = Path(run_or_file)
-    config = path / "config.json"
-    if path.is_dir() and config.exists():
-        cfg = json.loads(config.read_text()).get("config", {})
-        return str(cfg.get("method", "spatial-embeddings"))
-    state = torch.load(_checkpoint_path(path), map_location="cpu", weights_only=True)
-    return str(state["meta"].get("method", "spatial-embeddings"))
 
 
 def load_cross_modal_model(run_or_file: Path, device: str = "cpu") -> tuple[CrossModalModel, dict]:

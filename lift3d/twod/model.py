@@ -28,6 +28,8 @@ __all__ = [
     "save_twod_checkpoint",
     "load_twod_model",
     "latest_twod_checkpoint",
+    "twod_method",
+    "twod_checkpoint_path",
 ]
 
 
@@ -145,10 +147,8 @@ class TwodModelError(FileNotFoundError):
     """The path given as a trained 2D network is not one: no run folder with checkpoints, no checkpoint file."""
 
 
-def load_twod_model(run_or_file: Path, device: str = "cpu") -> tuple[TwodModel, dict]:
-    """Load a trained 2D network from a run folder (its latest checkpoint) or a checkpoint file.
-
-    Returns the model (in eval mode) and the raw checkpoint (``step``, ``optimizer``, ``meta``)."""
+def twod_checkpoint_path(run_or_file: Path) -> Path:
+    """The checkpoint file of a 2D run folder (its latest) or the file itself; :class:`TwodModelError` if none."""
     path = Path(run_or_file)
     if path.is_dir():
         found = latest_twod_checkpoint(path)
@@ -156,13 +156,30 @@ def load_twod_model(run_or_file: Path, device: str = "cpu") -> tuple[TwodModel, 
             raise TwodModelError(
                 f"{path}: no checkpoints/step_*.pt; train a 2D network first (lift3d twod train --out {path} ...)."
             )
-        path = found
-    elif not path.is_file():
+        return found
+    if not path.is_file():
         raise TwodModelError(
             f"{path}: no such 2D network run folder or checkpoint; pass the --out folder of `lift3d twod train`."
         )
+    return path
+
+
+def twod_method(run_or_file: Path) -> str:
+    """The ``--method`` a 2D run folder or checkpoint was trained with (``meta.method``; checkpoints written before
+    the field existed are ``spatial-embeddings``)."""
+    state = torch.load(twod_checkpoint_path(run_or_file), map_location="cpu", weights_only=True)
+    return str(state["meta"].get("method", "spatial-embeddings"))
+
+
+def load_twod_model(run_or_file: Path, device: str = "cpu") -> tuple[TwodModel, dict]:
+    """Load a trained 2D network from a run folder (its latest checkpoint) or a checkpoint file.
+
+    Returns the model (in eval mode) and the raw checkpoint (``step``, ``optimizer``, ``meta``)."""
+    path = twod_checkpoint_path(run_or_file)
     state = torch.load(path, map_location=device, weights_only=True)  # plain data only: no code runs from the file
     meta = state["meta"]
+    if meta.get("method", "spatial-embeddings") != "spatial-embeddings":
+        raise TwodModelError(f"{path}: a {meta['method']} network, not spatial-embeddings; load it with its method.")
     model = TwodModel(
         NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()}),
         ClassSpace.from_dict(meta["classes"]),

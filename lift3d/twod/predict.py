@@ -21,8 +21,10 @@ import torch
 from lift3d.data.images import write_id_map
 from lift3d.data.loading import load_frame, load_scene
 from lift3d.data.segments_import import import_segments
+from lift3d.data.sequence import load_sequence
 from lift3d.io import atomic_folder, atomic_write_json
-from lift3d.twod.model import TwodModel, load_twod_model
+from lift3d.twod.model import TwodModel, load_twod_model, twod_method
+from lift3d.twod.video_predict import IdMode, write_tracked_maps
 
 __all__ = ["predict_scene_segments", "write_predicted_maps", "PredictError"]
 
@@ -58,11 +60,15 @@ def predict_scene_segments(
     threads: int = 1,
     loader: Callable = load_twod_model,
     writer: Callable = write_predicted_maps,
+    ids: IdMode = "tracks",
 ) -> Path:
     """Write the network ``model`` (a 2D run folder or checkpoint)'s masks into the scene ``data`` (or a copy at
     ``out``) as ``segments/<name>/`` and point its ``transforms.json`` at them; returns ``segments/<name>``.
     ``loader(model, device) -> (network, checkpoint)`` and ``writer(network, scene, folder) -> count`` let other
-    2D methods (the cross-modal one) reuse the checks and the import."""
+    2D methods (the cross-modal one) reuse the checks and the import.
+
+    A ``spatio-temporal`` network needs a sequence (``sequence.json``) and writes its track ids (``ids="tracks"``)
+    or per-frame ids (``ids="per-frame"``), :mod:`lift3d.twod.video_predict`."""
     data = Path(data)
     torch.set_num_threads(threads)
     if out is None and not force:
@@ -71,7 +77,14 @@ def predict_scene_segments(
             f"Pass --out DATA2 to write a copy of the scene with the network's masks, or --force to change {data}."
         )
     scene = load_scene(data)
-    net, state = loader(model, device=device)
+    video = twod_method(model) == "spatio-temporal"
+    if video:
+        from lift3d.twod.video_model import load_spatio_temporal_model
+
+        net, state = load_spatio_temporal_model(model, device=device)
+        load_sequence(data, check_files=False)  # a video network needs the clips: refuse before copying anything
+    else:
+        net, state = loader(model, device=device)
     scene_classes = {c.id for c in scene.classes}
     for c in net.classes.classes:
         if c.id not in scene_classes:
@@ -91,10 +104,19 @@ def predict_scene_segments(
         target = out
         scene = load_scene(target)
     with tempfile.TemporaryDirectory(prefix="twod-predict-") as tmp:
-        count = writer(net, scene, Path(tmp))
+        if video:
+            count = write_tracked_maps(net, target, Path(tmp), ids)
+        else:
+            count = writer(net, scene, Path(tmp))
         seg_dir = import_segments(target, Path(tmp), "id-maps", name=name, overwrite=force)
     atomic_write_json(
         seg_dir / "model.json",
-        {"model": str(Path(model).resolve()), "step": int(state["step"]), "instances": count, **net.meta()},
+        {
+            "model": str(Path(model).resolve()),
+            "step": int(state["step"]),
+            "instances": count,
+            **({"ids": ids} if video else {}),
+            **net.meta(),
+        },
     )
     return seg_dir

@@ -1,5 +1,8 @@
 """Training of a 2D instance-embedding network (``lift3d twod train``), single-process or under torch DDP.
 
+Methods: ``spatial-embeddings`` (:func:`train_twod` on the frames of scenes) and ``spatio-temporal``
+(:func:`train_spatio_temporal` on ``clip_length`` windows of the clips of sequences; paper 001).
+
 Started with ``torchrun --nproc_per_node N``, the same code runs one process per rank (gloo on the CPU, nccl on
 CUDA): every rank draws the same global batch of ``batch_size`` items for a step (a permutation seeded by the epoch),
 takes its contiguous share of ``batch_size / N`` items, and DDP averages the gradients, so with a batch-independent
@@ -20,13 +23,17 @@ from typing import Callable, Literal, Optional
 import torch
 
 from lift3d.io import atomic_write_json
+from lift3d.twod.clips import ClipAugmentConfig, ClipDataset, collate_clips
 from lift3d.twod.cross_modal_config import CrossModalConfig
 from lift3d.twod.dataset import AugmentConfig, FrameDataset, collate
 from lift3d.twod.model import TwodModel, latest_twod_checkpoint, load_twod_model, save_twod_checkpoint
 from lift3d.twod.network import NETWORK_PRESETS, NetworkConfig
 from lift3d.twod.spatial_embeddings import ClusteringConfig, SpatialEmbeddingLossConfig, spatial_embedding_loss
+from lift3d.twod.spatio_temporal import SpatioTemporalConfig, spatio_temporal_loss
+from lift3d.twod.tracking import TrackingConfig
+from lift3d.twod.video_model import SpatioTemporalModel, load_spatio_temporal_model, save_spatio_temporal_checkpoint
 
-__all__ = ["TwodTrainConfig", "train_twod", "TwodTrainError"]
+__all__ = ["TwodTrainConfig", "train_twod", "train_spatio_temporal", "TwodTrainError"]
 
 
 class TwodTrainError(ValueError):
@@ -37,9 +44,11 @@ class TwodTrainError(ValueError):
 class TwodTrainConfig:
     """Settings of one 2D training run."""
 
-    method: Literal["spatial-embeddings", "cross-modal"] = "spatial-embeddings"
-    """The 2D method: ``spatial-embeddings`` (Neven et al. 2019 spatial embeddings with learned bandwidth) or
-    ``cross-modal`` (Zhu et al. 2022: camera + LiDAR NT-Xent over time; ``--data`` sequences with LiDAR)."""
+    method: Literal["spatial-embeddings", "spatio-temporal", "cross-modal"] = "spatial-embeddings"
+    """The 2D method: ``spatial-embeddings`` (Neven et al. 2019, single images, ``--data`` scenes),
+    ``spatio-temporal`` (paper 001: causal temporal model, discriminative loss over clips, self-supervised depth;
+    ``--data`` sequences, ``batch_size`` clips per step) or ``cross-modal`` (Zhu et al. 2022: camera + LiDAR NT-Xent
+    over time; ``--data`` sequences with LiDAR)."""
     preset: Literal["cpu-small", "paper", "tiny"] = "cpu-small"
     """Network size (``lift3d.twod.network.NETWORK_PRESETS``): ``paper`` = ERFNet's widths, ``cpu-small`` for CPUs."""
     steps: int = 2000
@@ -66,6 +75,13 @@ class TwodTrainConfig:
     cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
     """Settings of ``--method cross-modal`` (ablations: ``--cross-modal.lidar-positives False``,
     ``--cross-modal.temporal-positives False``)."""
+    spatio_temporal: SpatioTemporalConfig = field(default_factory=SpatioTemporalConfig)
+    """Network switches and loss weights of ``--method spatio-temporal`` (ablations: ``--spatio-temporal.no-temporal``,
+    ``--spatio-temporal.no-depth``)."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Clustering and tracking settings of ``--method spatio-temporal``, stored with the model."""
+    clip_augment: ClipAugmentConfig = field(default_factory=ClipAugmentConfig)
+    """Clip augmentations of ``--method spatio-temporal`` (flip with mirrored cameras, colour)."""
     checkpoint_every: int = 250
     """Write a checkpoint every this many steps (and at the end)."""
     keep_checkpoints: int = 2
@@ -115,22 +131,10 @@ def train_twod(
         from lift3d.twod.cross_modal import train_cross_modal
 
         return train_cross_modal(scenes, out, cfg, cfg.cross_modal, resume=resume, progress=progress, on_step=on_step)
-    rank, world, local_rank = _dist_env()
-    torch.set_num_threads(cfg.threads)
+    if cfg.method == "spatio-temporal":
+        return train_spatio_temporal(scenes, out, cfg, resume=resume, progress=progress, on_step=on_step)
+    rank, world, local_rank, device = _start(out, cfg, resume)
     out = Path(out)
-    if cfg.batch_size % world:
-        raise TwodTrainError(f"batch_size {cfg.batch_size} is not divisible by the {world} DDP processes.")
-    if not resume and latest_twod_checkpoint(out) is not None:
-        raise TwodTrainError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
-    device = cfg.device
-    if world > 1:
-        import torch.distributed as dist
-
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend)
-        if device.startswith("cuda"):
-            device = f"cuda:{local_rank}"
     data = FrameDataset(scenes, augment=cfg.augment, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model = TwodModel(
@@ -209,13 +213,122 @@ def train_twod(
     return out
 
 
-def _sample(data: FrameDataset, epoch: int, index: int):
+def _start(out: Path, cfg: TwodTrainConfig, resume: bool) -> tuple[int, int, int, str]:
+    """Checks and DDP set-up shared by the methods: ``(rank, world, local rank, device)``."""
+    rank, world, local_rank = _dist_env()
+    torch.set_num_threads(cfg.threads)
+    if cfg.batch_size % world:
+        raise TwodTrainError(f"batch_size {cfg.batch_size} is not divisible by the {world} DDP processes.")
+    if not resume and latest_twod_checkpoint(Path(out)) is not None:
+        raise TwodTrainError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
+    device = cfg.device
+    if world > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+    return rank, world, local_rank, device
+
+
+def train_spatio_temporal(
+    sequences: list[Path],
+    out: Path,
+    cfg: TwodTrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Optional[Callable[[int, float], None]] = None,
+) -> Path:
+    """Train paper 001's network on every ``clip_length`` window of the clips of ``sequences`` (with ground truth)
+    into the run folder ``out``; the same DDP scheme, checkpoints and ``train.json`` as :func:`train_twod` (one
+    batch item = one clip)."""
+    rank, world, local_rank, device = _start(out, cfg, resume)
+    out = Path(out)
+    st = cfg.spatio_temporal
+    data = ClipDataset(sequences, st.clip_length, augment=cfg.clip_augment, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = SpatioTemporalModel(cfg.network(), data.classes, st, cfg.tracking, device=device)
+    opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, history = 0, []
+    if resume and latest_twod_checkpoint(out) is not None:
+        loaded, state = load_spatio_temporal_model(out, device=device)
+        model.net.load_state_dict(loaded.net.state_dict())
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        if (out / "train.json").exists():
+            history = json.loads((out / "train.json").read_text())["history"][:start]
+    net = model.net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model.net, device_ids=[local_rank] if device.startswith("cuda") else None)
+    if rank == 0:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            out / "config.json",
+            {"config": _jsonable(asdict(cfg)), "scenes": [str(Path(s).resolve()) for s in sequences], "world": world},
+        )
+    share = cfg.batch_size // world
+    t0 = time.perf_counter()
+    bar = _progress(progress and rank == 0, cfg.steps, start)
+    try:
+        for step in range(start, cfg.steps):
+            net.train()
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
+            idx = _batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
+            batch = collate_clips([_sample(data, epoch, i) for epoch, i in idx])
+            images = batch["images"].float().to(device) / 255.0
+            o = net(images)
+            loss, parts = spatio_temporal_loss(
+                o,
+                images,
+                batch["instance"].to(device),
+                batch["semantic"].to(device),
+                st,
+                batch["camera_to_world"].to(device),
+                batch["intrinsics"].to(device),
+                model.net.pose,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append({"step": step + 1, "loss": float(loss.detach()), **parts})
+            if on_step is not None:
+                on_step(step + 1, float(loss.detach()))
+            if bar is not None:
+                bar[0].update(bar[1], advance=1, description=f"twod train (spatio-temporal) loss {float(loss):.3f}")
+            done = step + 1 == cfg.steps
+            over = cfg.time_limit_minutes is not None and time.perf_counter() - t0 > 60 * cfg.time_limit_minutes
+            if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or done or over):
+                save_spatio_temporal_checkpoint(out / "checkpoints" / f"step_{step + 1:07d}.pt", model, opt, step + 1)
+                _finish_checkpoint(out, step + 1, history, cfg.keep_checkpoints, time.perf_counter() - t0)
+            if over:
+                break
+    finally:
+        if bar is not None:
+            bar[0].stop()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+    return out
+
+
+def _sample(data, epoch: int, index: int):
     data.set_epoch(epoch)
     return data[index]
 
 
 def _checkpoint(out: Path, model: TwodModel, opt, step: int, history: list, keep: int, seconds: float) -> None:
     save_twod_checkpoint(out / "checkpoints" / f"step_{step:07d}.pt", model, opt, step)
+    _finish_checkpoint(out, step, history, keep, seconds)
+
+
+def _finish_checkpoint(out: Path, step: int, history: list, keep: int, seconds: float) -> None:
     for old in sorted((out / "checkpoints").glob("step_*.pt"))[:-keep]:
         old.unlink()
     atomic_write_json(out / "train.json", {"step": step, "seconds_this_session": seconds, "history": history})
