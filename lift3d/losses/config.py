@@ -50,7 +50,7 @@ class LossConfig:
     depth and line-of-sight losses (means over the batch's rays that carry depth) are scaled by the fraction of
     the batch's rays that carry depth (1 for dense depth, so dense fits are unchanged). False: plain means over the
     rays with depth, which give each of a sparse map's few points 1 / density times the weight of a dense map's
-    pixel (0.36% valid: 280x; it made fits worse than no depth, docs/results/own-data/sparse-depth.md)."""
+    pixel (0.36% valid: 280x; the issue saw such fits do worse than no depth; tools/study_sparse_depth.py)."""
     margin_positive: float = 0.5
     """margin loss: positive pairs are pulled until closer than this."""
     margin_negative: float = 1.5
