@@ -12,6 +12,7 @@ masks are scored against the ground truth with per-frame panoptic quality
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lift3d.io import atomic_write_json
@@ -71,7 +72,10 @@ def main(argv=None) -> dict:
             row.update(score_preset(scene, data, name, args.seed))
             rows.append(row)
             print(row, flush=True)
-    out = {"rows": rows, "command": "python -m tools.bench_segmenter_noise " + " ".join(argv or [])}
+    out = {
+        "rows": rows,
+        "command": "python -m tools.bench_segmenter_noise " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
     atomic_write_json(args.out, out)
     return out
 
