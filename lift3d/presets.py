@@ -17,7 +17,8 @@
   paper-size, 100 on CPU: override with ``--losses.num-slots K``), ``associative-embedding``, ``margin``,
   ``dino`` (appendix E).
 - ``gpu-fast``: aimed at a 600-view 256x256 Messy Rooms scene in at most 10 minutes on one H100 / H200: hash-grid
-  radiance (tinycudann when it imports), the packed CUDA path (``model.packed_sampling = cuda``), 20k iterations
+  radiance (tinycudann when it imports), the packed CUDA path (``model.packed_sampling = cuda``; colour MLP in
+  bfloat16), 20k iterations
   of 4096 rays. Not measured yet (no GPU was lent when it was written): ``tools/bench_gpu.py`` measures it.
 - ``tiny``: a seconds-long configuration for tests.
 
@@ -157,7 +158,7 @@ def _gpu_fast() -> FitConfig:
     ``tools/bench_gpu.py`` measures it."""
     cfg = _contrastive_lift()
     cfg.model.radiance = RadianceFieldConfig(backbone="hashgrid", hash_implementation="auto")
-    cfg.model.packed_sampling = "cuda"
+    cfg.model.packed_sampling, cfg.model.mixed_precision = "cuda", True
     cfg.model.num_samples, cfg.model.num_samples_render = 256, 384
     cfg.losses = LossConfig(semantic_start=2_000, instance_start=8_000, segment_consistency_start=14_000)
     cfg.optim = OptimConfig(

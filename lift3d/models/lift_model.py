@@ -75,6 +75,9 @@ class ModelConfig:
     """Ray sampling layout: ``off`` = dense stratified samples; ``cuda`` = packed occupancy-grid marching
     (:mod:`lift3d.models.packed_sampling`, nerfacc on CUDA) on CUDA devices, dense elsewhere; ``on`` = packed on
     every device (torch twin on CPU). Packed needs the occupancy grid; rays with depth-guided samples stay dense."""
+    mixed_precision: bool = False
+    """Packed path only: evaluate the colour MLP under bfloat16 autocast (density, weights and compositing stay
+    float32: the exponentials of Eq. 1 are where low precision would hurt)."""
 
 
 @dataclass

@@ -34,7 +34,7 @@ import torch
 from lift3d.render.samplers import march_occupied
 from lift3d.render.volume import render_weights_packed_torch
 
-__all__ = ["packed_samples", "pad_packed", "sample_rays_packed", "nerfacc_estimator"]
+__all__ = ["packed_samples", "pad_packed", "sample_rays_packed", "nerfacc_estimator", "radiance_mixed_precision"]
 
 
 def nerfacc_estimator(occupied: torch.Tensor, resolution: int):
@@ -100,6 +100,15 @@ def pad_packed(ray_indices: torch.Tensor, num_rays: int, *values: torch.Tensor) 
     return tuple(out)
 
 
+def radiance_mixed_precision(radiance, pts: torch.Tensor, viewdirs: torch.Tensor):
+    """``radiance(pts, viewdirs)`` (-> sigma [n], rgb [n, 3]) with density and appearance features in float32 and
+    only the colour MLP under bfloat16 autocast (on the points' device type); rgb is returned as float32."""
+    sigma, feat = radiance._density_and_feature(pts, need_feature=True)
+    with torch.autocast(device_type=pts.device.type, dtype=torch.bfloat16):
+        logits = radiance.color_mlp(torch.cat([feat, radiance.viewdir_encoding(viewdirs)], dim=-1))
+    return sigma, torch.sigmoid(logits.float())
+
+
 def sample_rays_packed(
     model,
     origins: torch.Tensor,
@@ -128,7 +137,10 @@ def sample_rays_packed(
     pts = o_c[ray_indices] + t_mid[:, None] * d_c[ray_indices]
     rgb_packed = None
     with torch.set_grad_enabled(density_grad and torch.is_grad_enabled()):
-        if with_color:
+        if with_color and cfg.mixed_precision:
+            vd = torch.nn.functional.normalize(dirs, dim=-1)[ray_indices]
+            sigma, rgb_packed = radiance_mixed_precision(model.radiance, pts, vd)
+        elif with_color:
             vd = torch.nn.functional.normalize(dirs, dim=-1)[ray_indices]
             sigma, rgb_packed = model.radiance(pts, vd)
         else:
