@@ -242,7 +242,7 @@ class Demo:
     """Number of views."""
     resolution: int = 96
     """Image width and height."""
-    segmenter_noise: Literal["clean", "detic-like", "heavy"] = "detic-like"
+    segmenter_noise: Literal["clean", "detic-like", "detic-real", "heavy"] = "detic-like"
     """Noise of the simulated 2D segmenter."""
     preset: PresetName = "cpu-small"
     """Fit preset."""

@@ -16,6 +16,10 @@
   ``vanilla`` (Eq. 3), ``vanilla-concentration`` (Table 3), ``panoptic-lifting`` (linear assignment; K = 500
   paper-size, 100 on CPU: override with ``--losses.num-slots K``), ``associative-embedding``, ``margin``,
   ``dino`` (appendix E).
+- ``gpu-fast``: aimed at a 600-view 256x256 Messy Rooms scene in at most 10 minutes on one H100 / H200: hash-grid
+  radiance (tinycudann when it imports), the packed CUDA path (``model.packed_sampling = cuda``; colour MLP in
+  bfloat16), 20k iterations
+  of 4096 rays. Not measured yet (no GPU was lent when it was written): ``tools/bench_gpu.py`` measures it.
 - ``tiny``: a seconds-long configuration for tests.
 
 Presets are resolved here and by the callers (CLI, demo, tools); the engine is handed the resulting
@@ -146,6 +150,29 @@ def _tiny() -> FitConfig:
     return cfg
 
 
+def _gpu_fast() -> FitConfig:
+    """Contrastive Lift's method aimed at a 600-view 256x256 Messy Rooms scene in at most 10 minutes on one
+    H100 / H200 (issue 14): the paper's fields with a hash-grid radiance backbone (tinycudann when it imports),
+    the packed CUDA path (nerfacc occupancy marching + packed rendering, :mod:`lift3d.models.packed_sampling`),
+    20k iterations of 4096 rays with the paper's loss onsets scaled by 20k / 400k. Not yet measured on a GPU:
+    ``tools/bench_gpu.py`` measures it."""
+    cfg = _contrastive_lift()
+    cfg.model.radiance = RadianceFieldConfig(backbone="hashgrid", hash_implementation="auto")
+    cfg.model.packed_sampling, cfg.model.mixed_precision = "cuda", True
+    cfg.model.num_samples, cfg.model.num_samples_render = 256, 384
+    cfg.losses = LossConfig(semantic_start=2_000, instance_start=8_000, segment_consistency_start=14_000)
+    cfg.optim = OptimConfig(
+        iterations=20_000,
+        rays_per_batch=4096,
+        instance_pixels=2048,
+        lr_grid=1e-2,
+        lr_network=5e-4,
+        lr_instance=5e-4,
+    )
+    cfg.cluster_views, cfg.checkpoint_every, cfg.render_chunk = 12, 5000, 65536
+    return cfg
+
+
 def _variant(
     base: Callable[[], FitConfig], instance_loss: str, concentration_weight: float, num_slots: Optional[int] = None
 ) -> Callable[[], FitConfig]:
@@ -175,7 +202,7 @@ _VARIANTS = {
     "dino": ("dino", 0.0, None, None),
 }
 
-PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny}
+PRESETS: dict[str, Callable[[], FitConfig]] = {"tiny": _tiny, "gpu-fast": _gpu_fast}
 for _suffix, (_loss, _conc, _k_paper, _k_cpu) in _VARIANTS.items():
     # paper-size presets: contrastive-lift (the method), vanilla, panoptic-lifting, ...
     _paper_name = {"": "contrastive-lift", "no-concentration": "contrastive-lift-no-concentration"}.get(

@@ -15,6 +15,10 @@ scene (paper Fig. 5), and write ``results.json``, ``results.md``, ``pq_vs_object
 
 Scenes and runs go to ``--work`` (default ``outputs/study/<config>``); a re-run with the same ``--work`` resumes:
 finished scenes, base fits and (method, N) entries of ``OUT/results.json`` are kept (``--fresh`` ignores them).
+``--ray`` runs one Ray task per scene (local Ray, ``--ray-workers`` CPUs; ``--ray-address`` joins a cluster):
+see tools/study_ray.py.
+
+    python -m tools.study --config cpu-small --out docs/results/cpu-small --ray --ray-workers 2
 """
 
 from __future__ import annotations
@@ -412,9 +416,14 @@ def run_study(
     command: str = "",
     config_name: str = "",
     log=print,
+    use_ray: bool = False,
+    ray_address: Optional[str] = None,
+    ray_workers: Optional[int] = None,
 ) -> dict:
     """Run the study (see the module docstring) and write its results into ``out``; returns results.json's dict.
 
+    ``use_ray``: one Ray task per scene (tools/study_ray.py; local Ray with ``ray_workers`` CPUs, or the cluster at
+    ``ray_address``) for the scenes, shared fits, baselines and methods, then the rest serially.
     ``cfg.threads`` applies for the duration of the call; torch's thread count is restored afterwards."""
     import torch
 
@@ -422,7 +431,8 @@ def run_study(
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        return _run_study(cfg, out, work, embedding_sweep, fresh, reuse_scenes, command, config_name, log)
+        ray_opts = {"address": ray_address, "workers": ray_workers} if use_ray or ray_address else None
+        return _run_study(cfg, out, work, embedding_sweep, fresh, reuse_scenes, command, config_name, log, ray_opts)
     finally:
         torch.set_num_threads(threads)
 
@@ -475,6 +485,7 @@ def _run_study(
     command: str,
     config_name: str,
     log,
+    ray_opts: Optional[dict] = None,
 ) -> dict:
     from lift3d.data.loading import load_scene
 
@@ -492,6 +503,31 @@ def _run_study(
     res = _Results(out / "results.json", fresh, header)
     objects = sorted(cfg.objects)
     scenes, bases, fits = {}, {}, {}
+
+    # 0. with Ray: one task per scene (scene, shared fields, baselines, methods); steps 1-3 then find them done
+    if ray_opts is not None:
+        from tools.study_ray import run_scene_tasks
+
+        def done_of(n: int) -> list:
+            return [name for name, per_n in res.data["results"].items() if str(n) in per_n]
+
+        def on_result(r: dict) -> None:
+            res.data["scenes"][str(r["n"])] = r["stats"]
+            for name, entry in r["results"].items():
+                res.data["results"].setdefault(name, {})[str(r["n"])] = entry
+            res.save()
+
+        run_scene_tasks(
+            cfg,
+            objects,
+            work,
+            reuse_scenes,
+            done_of,
+            list(BASELINES) + list(cfg.methods),
+            on_result,
+            log=log,
+            **ray_opts,
+        )
 
     # 1. scenes and shared fields
     for n in objects:
@@ -520,6 +556,8 @@ def _run_study(
         stats["instance_steps"] = instance_steps_for(cfg, len(scene.train_indices))
         stats["num_slots"] = num_slots_for(n, stats["max_segments_per_train_view"], cfg.slot_margin)
         stats["cluster_views"], stats["cluster_max_points"] = fit.cluster_views, fit.cluster.max_points
+        if stats["seconds_generate"] is None:  # keep the generation time of the run (or Ray task) that generated it
+            stats["seconds_generate"] = res.data["scenes"].get(str(n), {}).get("seconds_generate")
         res.put("scenes", str(n), None, stats)
         scenes[n], bases[n], fits[n] = scene, base_run, fit
 
@@ -657,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="StudyConfig fields, e.g. --set min_instance_steps=300 throughput_rounds=4",
     )
     p.add_argument("--fresh", action="store_true", help="ignore the entries of an existing OUT/results.json")
+    p.add_argument("--ray", action="store_true", help="one Ray task per scene on local Ray (tools/study_ray.py)")
+    p.add_argument("--ray-workers", type=int, default=None, help="CPUs of local Ray (default: all)")
+    p.add_argument("--ray-address", default=None, help="join this Ray cluster (implies --ray)")
     return p
 
 
@@ -713,6 +754,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
         command=command,
         config_name=args.config,
         log=log,
+        use_ray=args.ray,
+        ray_address=args.ray_address,
+        ray_workers=args.ray_workers,
     )
 
 

@@ -196,7 +196,7 @@ class MessyRoomsConfig:
     ``meshes/model.obj`` and ``materials/textures/texture.png``), from which objects are drawn uniformly with the
     layout's seed, rescaled to ``object_size_range`` and rendered with their image textures by both backends (see
     ``lift3d.generate.gso``)."""
-    segmenter_noise: Literal["clean", "detic-like", "heavy"] = "detic-like"
+    segmenter_noise: Literal["clean", "detic-like", "detic-real", "heavy"] = "detic-like"
     """Noise preset of the simulated 2D segmenter (see ``lift3d.generate.segmenter``)."""
     seed: int = 0
     """Seed of every random choice; the same seed gives the same layout, cameras, images and 2D segments."""

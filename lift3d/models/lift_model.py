@@ -103,6 +103,13 @@ class ModelConfig:
     volume_rendering_backend: Literal["auto", "nerfacc", "torch"] = "auto"
     """Who computes the rendering weights: nerfacc (auto: on CUDA when its extension loads) or the pure-PyTorch
     twin (auto on CPU: the same operations); resolved once per run by :func:`lift3d.backends.resolve_backends`."""
+    packed_sampling: Literal["off", "cuda", "on"] = "off"
+    """Ray sampling layout: ``off`` = dense stratified samples; ``cuda`` = packed occupancy-grid marching
+    (:mod:`lift3d.models.packed_sampling`, nerfacc on CUDA) on CUDA devices, dense elsewhere; ``on`` = packed on
+    every device (torch twin on CPU). Packed needs the occupancy grid; rays with depth-guided samples stay dense."""
+    mixed_precision: bool = False
+    """Packed path only: evaluate the colour MLP under bfloat16 autocast (density, weights and compositing stay
+    float32: the exponentials of Eq. 1 are where low precision would hurt)."""
 
 
 def resolve_scene_contraction(setting: str, box_given: bool) -> str:
@@ -219,6 +226,16 @@ class LiftModel(nn.Module):
             self.occupancy.update(self.radiance.density, self.occupancy_step())
 
     # ------------------------------------------------------------------ rendering
+    def uses_packed_sampling(self, depth: Optional[torch.Tensor]) -> bool:
+        """Whether :meth:`sample_rays` takes the packed path (``cfg.packed_sampling``, an occupancy grid, and no
+        depth-guided samples for this batch)."""
+        mode = self.cfg.packed_sampling
+        if mode == "off" or self.occupancy is None:
+            return False
+        if depth is not None and self.cfg.depth_guided_samples > 0:
+            return False
+        return mode == "on" or str(self.occupancy.density.device).startswith("cuda")
+
     def sample_rays(
         self,
         origins: torch.Tensor,
@@ -241,6 +258,11 @@ class LiftModel(nn.Module):
             density_grad: keep the autograd graph of density (False for instance/semantic-only batches).
         """
         cfg = self.cfg
+        if self.uses_packed_sampling(depth):
+            from lift3d.models.packed_sampling import sample_rays_packed
+
+            return sample_rays_packed(self, origins, dirs, with_color, density_grad, num_samples, jitter, background)
+        self.last_backend = "dense"
         n = num_samples or (cfg.num_samples if jitter else cfg.num_samples_render)
         o_c = self.to_box(origins)
         d_c = dirs / self.half_size

@@ -1,0 +1,150 @@
+"""Ray fan-out of the study runner (tools/study.py): one Ray task per scene size N.
+
+A task generates (or reuses) scene N, fits its shared fields, scores the 2D baselines and fits and scores every
+lifted method not yet in ``OUT/results.json``, and returns those entries; the driver writes each task's entries into
+``results.json`` as the task finishes (so an interrupted study resumes: scenes whose entries are all there get no
+task, and a task skips the methods already there) and shows one progress bar over the tasks. Then the serial
+runner does what needs every scene in one process (the round-robin throughput, the embedding sweep, the report),
+reusing the scenes and fits the tasks wrote: its results are the serial runner's, task for task (same seeds, same
+threads per fit).
+
+Local Ray by default (``ray.init(num_cpus=workers)``: no cluster needed); ``--ray-address`` joins a running
+cluster, whose nodes must see the same ``--work`` folder and have lift3d importable. A task asks for
+``cfg.threads`` CPUs (1 when unset) and, when the cluster has GPUs and the device is not ``cpu``, one GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Optional
+
+__all__ = ["scene_unit", "run_scene_tasks", "init_ray"]
+
+
+def scene_unit(cfg, n: int, work: Path, reuse_scenes: Optional[Path], done: list, log: Callable = print) -> dict:
+    """Everything of scene ``n`` the study can do alone: scene, shared fields, 2D baselines, lifted methods.
+
+    ``done``: the result names (methods and baselines) already in ``results.json`` for ``n``; they are not redone.
+    Returns ``{"n", "stats", "results": {name: entry}}`` with the entries this call computed. Runs in a Ray worker
+    or in the driver; the work (scenes, runs) goes to ``work`` exactly as the serial runner writes it.
+    """
+    import torch
+
+    from lift3d.data.loading import load_scene
+    from tools.study import fit_config_for, instance_steps_for, network_input_scene, prepare_scene
+    from tools.study_baselines import BASELINES, score_baselines
+    from tools.study_lift import fit_and_score_method, fit_shared_fields, method_config, num_slots_for
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    work = Path(work)
+    scene_dir = (Path(reuse_scenes) if reuse_scenes else work / "scenes") / f"N{n:03d}"
+    stats = prepare_scene(cfg, n, scene_dir, log, regenerate_stale=reuse_scenes is None)
+    generated = stats.pop("generated")
+    if generated:
+        stale_runs = work / "runs" / f"N{n:03d}"
+        if stale_runs.exists():
+            log(f"[N={n}] removing {stale_runs}: fitted on the previous scene")
+            shutil.rmtree(stale_runs)
+        done = []  # entries of the previous scene are stale
+    if cfg.two_d_input == "network":
+        scene_dir = network_input_scene(cfg, n, scene_dir, work, stats, generated, log)
+    scene = load_scene(scene_dir)
+    fit = fit_config_for(cfg, n, len(scene.train_indices))
+    shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
+    base_run = work / "runs" / f"N{n:03d}" / "shared"
+    summary = fit_shared_fields(scene, shared, base_run, log=log)
+    stats["shared_fit"] = {k: summary.get(k) for k in ("iterations", "seconds", "iterations_per_second")}
+    stats["num_slots"] = num_slots_for(n, stats["max_segments_per_train_view"], cfg.slot_margin)
+    steps = instance_steps_for(cfg, len(scene.train_indices))
+    results = {}
+    if not all(b in done for b in BASELINES):
+        results.update(score_baselines(scene, log=log))
+    for m in cfg.methods:
+        if m in done:
+            continue
+        mcfg = method_config(fit, m, stats["num_slots"])
+        label = f"[N={n}] {m}"
+        results[m] = fit_and_score_method(
+            scene, mcfg, base_run, work / "runs" / f"N{n:03d}" / m, steps, log=log, label=label
+        )
+        log(f"{label}: PQ^scene {results[m]['pq_scene']:.3f}")
+    return {"n": n, "stats": stats, "results": results}
+
+
+def init_ray(address: Optional[str], workers: Optional[int]):
+    """Start local Ray with ``workers`` CPUs (default: all) or join the cluster at ``address``; returns ``ray``."""
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - the ray extra is installed by make test
+        raise ImportError("the Ray study needs ray: pip install 'lift3d[ray]'") from e
+    if ray.is_initialized():
+        return ray
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (_repo_root(), os.environ.get("PYTHONPATH")) if p)}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=workers or os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=100 * 1024 * 1024,
+            runtime_env=env,
+            log_to_driver=True,
+        )
+    return ray
+
+
+def _repo_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def run_scene_tasks(
+    cfg,
+    objects: list,
+    work: Path,
+    reuse_scenes: Optional[Path],
+    done_of: Callable[[int], list],
+    all_names: list,
+    on_result: Callable[[dict], None],
+    address: Optional[str] = None,
+    workers: Optional[int] = None,
+    log: Callable = print,
+) -> int:
+    """Dispatch :func:`scene_unit` for every ``n`` in ``objects`` that misses any of ``all_names`` (``done_of(n)``
+    lists those it has); ``on_result`` receives each task's return value as it finishes. Returns the number of
+    tasks run."""
+    from tqdm import tqdm
+
+    todo = [n for n in objects if not all(name in done_of(n) for name in all_names)]
+    if not todo:
+        return 0
+    ray = init_ray(address, workers)
+    gpus = ray.cluster_resources().get("GPU", 0) if cfg.device != "cpu" else 0
+    options = {"num_cpus": cfg.threads or 1, "num_gpus": 1 if gpus >= 1 else 0, "max_retries": 0}
+    remote = ray.remote(_scene_task).options(**options)
+    log(
+        f"Ray: {len(todo)} scene tasks (N = {todo}) on {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs"
+    )
+    pending = {
+        remote.remote(cfg, n, str(work), str(reuse_scenes) if reuse_scenes else None, done_of(n)): n for n in todo
+    }
+    with tqdm(total=len(pending), desc="scene tasks", unit="scene") as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            n = pending.pop(ready[0])
+            on_result(ray.get(ready[0]))
+            bar.update(1)
+            log(f"[N={n}] scene task finished ({len(pending)} left)")
+    return len(todo)
+
+
+def _scene_task(cfg, n, work, reuse_scenes, done):
+    """The Ray task body (a module-level function so that workers import it by name)."""
+
+    def log(msg: str) -> None:
+        print(f"[N={n} worker] {msg}", flush=True)
+
+    return scene_unit(cfg, n, Path(work), Path(reuse_scenes) if reuse_scenes else None, done, log)
