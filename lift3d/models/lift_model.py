@@ -24,6 +24,7 @@ from lift3d.backends import Backends, resolve_backends
 from lift3d.fields.heads import HeadConfig, InstanceField, SemanticField
 from lift3d.fields.mlp import MLP, FrequencyEncoding
 from lift3d.fields.radiance import RadianceField, RadianceFieldConfig
+from lift3d.models.ray_samples import RaySamples
 from lift3d.render.samplers import (
     OccupancyGrid,
     contract_box,
@@ -119,29 +120,6 @@ def resolve_scene_contraction(setting: str, box_given: bool) -> str:
     if setting != "auto":
         return setting
     return "none" if box_given else "mipnerf360"
-
-
-@dataclass
-class RaySamples:
-    """Samples of a batch of rays and their (possibly detached) rendering weights."""
-
-    points: torch.Tensor
-    """[R, S, 3] sample positions in the field's cube."""
-    weights: torch.Tensor
-    """[R, S] rendering weights."""
-    t: torch.Tensor
-    """[R, S] sample positions along the rays (optical-axis depth)."""
-    rgb: Optional[torch.Tensor] = None
-    """[R, 3] rendered colour, if requested."""
-
-    @property
-    def depth(self) -> torch.Tensor:
-        """[R] expected optical-axis depth ``sum_i w_i t_i``."""
-        return (self.weights * self.t).sum(-1)
-
-    @property
-    def opacity(self) -> torch.Tensor:
-        return self.weights.sum(-1)
 
 
 class LiftModel(nn.Module):

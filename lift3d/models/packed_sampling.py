@@ -31,6 +31,7 @@ from typing import Optional
 
 import torch
 
+from lift3d.models.ray_samples import RaySamples
 from lift3d.render.samplers import march_occupied
 from lift3d.render.volume import render_weights_packed_torch
 
@@ -122,7 +123,6 @@ def sample_rays_packed(
     """:meth:`LiftModel.sample_rays` on the packed layout (no depth-guided samples): ``origins, dirs [R, 3]``
     world rays -> :class:`RaySamples` with ``[R, S_max]`` padded samples. The step is ``2 / n`` cube units with
     ``n = num_samples`` or the model's training / render sample count (``jitter`` picks it, as the dense path)."""
-    from lift3d.models.lift_model import RaySamples
 
     cfg = model.cfg
     backend = model.backends.volume_rendering
