@@ -23,7 +23,6 @@ meta data needed to rebuild the model (``method: cross-modal``).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +40,7 @@ from lift3d.twod.cross_modal_config import METHOD, CrossModalConfig, CrossModalE
 from lift3d.twod.cross_modal_data import CrossModalDataset, collate_cross_modal
 from lift3d.twod.cross_modal_network import RANGE_PRESETS, ImageEmbeddingNet, RangeEmbeddingNet
 from lift3d.twod.dataset import ClassSpace
+from lift3d.twod.distributed import batch_indices, dist_env, init_distributed, training_progress
 from lift3d.twod.evaluate import colour_ids, contact_sheet, score_predictions
 from lift3d.twod.mean_shift import EmbeddingTracker, MeanShiftConfig, area_perimeter_ratio, cosine_mean_shift
 from lift3d.twod.model import Prediction, TwodModelError, latest_twod_checkpoint, prediction_maps
@@ -237,14 +237,14 @@ def train_cross_modal(
     ``time_limit_minutes``); ``cfg`` the method's. Runs under DDP when ``WORLD_SIZE > 1`` (torchrun) like
     :func:`lift3d.twod.train.train_twod`. Returns ``out``.
     """
-    rank, world, local_rank = _dist_env()
+    rank, world, local_rank = dist_env()
     torch.set_num_threads(train.threads)
     out = Path(out)
     if train.batch_size % world:
         raise CrossModalError(f"batch_size {train.batch_size} is not divisible by the {world} DDP processes.")
     if not resume and latest_twod_checkpoint(out) is not None:
         raise CrossModalError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
-    device = _init_distributed(world, local_rank, train.device)
+    device = init_distributed(world, local_rank, train.device)
     data = CrossModalDataset(
         sequences,
         temporal=cfg.temporal_positives,
@@ -276,13 +276,13 @@ def train_cross_modal(
         )
     share = train.batch_size // world
     t0 = time.perf_counter()
-    bar = _progress(progress and rank == 0, train.steps, start)
+    bar = training_progress(progress and rank == 0, train.steps, start, "cross-modal train")
     try:
         for step in range(start, train.steps):
             image_net.train(), range_net.train()
             for g in opt.param_groups:
                 g["lr"] = train.lr * (1.0 - step / train.steps) ** 0.9
-            picks = _batch_indices(len(data), train.batch_size, step, train.seed)[rank * share : (rank + 1) * share]
+            picks = batch_indices(len(data), train.batch_size, step, train.seed)[rank * share : (rank + 1) * share]
             items = []
             for epoch, i in picks:
                 data.set_epoch(epoch)
@@ -318,49 +318,6 @@ def train_cross_modal(
 
             dist.barrier()
     return out
-
-
-def _dist_env() -> tuple[int, int, int]:
-    """``(rank, world size, local rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[tuple[int, int]]:
-    """The global batch of ``step`` as ``(epoch, item)`` pairs: consecutive items of per-epoch permutations seeded
-    by ``(seed, epoch)`` (the scheme of :mod:`lift3d.twod.train`: every rank computes the same list)."""
-    out = []
-    for j in range(batch_size):
-        epoch, k = divmod(step * batch_size + j, n_items)
-        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        out.append((epoch, int(perm[k])))
-    return out
-
-
-def _progress(enabled: bool, total: int, start: int):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    p = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    p.start()
-    return p, p.add_task("cross-modal train", total=total, completed=start)
-
-
-def _init_distributed(world: int, local_rank: int, device: str) -> str:
-    if world <= 1:
-        return device
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return f"cuda:{local_rank}" if device.startswith("cuda") else device
 
 
 def _resume(out: Path, model: CrossModalModel, opt, device: str) -> tuple[int, list]:

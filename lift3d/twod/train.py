@@ -14,7 +14,6 @@ float tolerance. Rank 0 writes the run folder: ``config.json``, ``checkpoints/st
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from lift3d.io import atomic_write_json
 from lift3d.twod.clips import ClipAugmentConfig, ClipDataset, collate_clips
 from lift3d.twod.cross_modal_config import CrossModalConfig
 from lift3d.twod.dataset import AugmentConfig, FrameDataset, collate
+from lift3d.twod.distributed import batch_indices, dist_env, init_distributed, training_progress
 from lift3d.twod.model import TwodModel, latest_twod_checkpoint, load_twod_model, save_twod_checkpoint
 from lift3d.twod.network import NETWORK_PRESETS, NetworkConfig
 from lift3d.twod.spatial_embeddings import ClusteringConfig, SpatialEmbeddingLossConfig, spatial_embedding_loss
@@ -99,23 +99,6 @@ class TwodTrainConfig:
         return NETWORK_PRESETS[self.preset]
 
 
-def _dist_env() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[tuple[int, int]]:
-    """The global batch of ``step`` as ``(epoch, item)`` pairs: consecutive items of per-epoch permutations seeded
-    by ``(seed, epoch)``."""
-    out = []
-    for j in range(batch_size):
-        pos = step * batch_size + j
-        epoch, k = divmod(pos, n_items)
-        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        out.append((epoch, int(perm[k])))
-    return out
-
-
 def train_twod(
     scenes: list[Path],
     out: Path,
@@ -146,35 +129,19 @@ def train_twod(
         initial_bandwidth_pixels=cfg.initial_bandwidth_pixels,
     )
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, history = 0, []
-    if resume and latest_twod_checkpoint(out) is not None:
-        loaded, state = load_twod_model(out, device=device)
-        model.net.load_state_dict(loaded.net.state_dict())
-        opt.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        if (out / "train.json").exists():
-            history = json.loads((out / "train.json").read_text())["history"][:start]
-    net = model.net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model.net, device_ids=[local_rank] if device.startswith("cuda") else None)
-    if rank == 0:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out / "config.json",
-            {"config": _jsonable(asdict(cfg)), "scenes": [str(Path(s).resolve()) for s in scenes], "world": world},
-        )
+    start, history, net = _resume_wrap_and_record(
+        model, opt, load_twod_model, out, cfg, scenes, resume, rank, world, local_rank, device
+    )
     share = cfg.batch_size // world
     t0 = time.perf_counter()
-    bar = _progress(progress and rank == 0, cfg.steps, start)
+    bar = training_progress(progress and rank == 0, cfg.steps, start, "twod train")
     step = start
     try:
         for step in range(start, cfg.steps):
             net.train()
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
-            idx = _batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
+            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
             batch = collate([_sample(data, epoch, i) for epoch, i in idx])
             images = batch["images"].float().to(device) / 255.0
             o = net(images)
@@ -213,24 +180,53 @@ def train_twod(
     return out
 
 
+def _resume_wrap_and_record(
+    model,
+    opt,
+    loader,
+    out: Path,
+    cfg: TwodTrainConfig,
+    scenes,
+    resume: bool,
+    rank: int,
+    world: int,
+    local_rank: int,
+    device: str,
+):
+    """Shared by the methods' loops: continue from the run's latest checkpoint (``loader(out, device)`` -> (model,
+    checkpoint)) when resuming, wrap ``model.net`` in DDP when ``world > 1``, and (rank 0) write ``config.json``.
+    Returns ``(start step, loss history, the network to train)``."""
+    start, history = 0, []
+    if resume and latest_twod_checkpoint(out) is not None:
+        loaded, state = loader(out, device=device)
+        model.net.load_state_dict(loaded.net.state_dict())
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        if (out / "train.json").exists():
+            history = json.loads((out / "train.json").read_text())["history"][:start]
+    net = model.net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model.net, device_ids=[local_rank] if device.startswith("cuda") else None)
+    if rank == 0:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            out / "config.json",
+            {"config": _jsonable(asdict(cfg)), "scenes": [str(Path(s).resolve()) for s in scenes], "world": world},
+        )
+    return start, history, net
+
+
 def _start(out: Path, cfg: TwodTrainConfig, resume: bool) -> tuple[int, int, int, str]:
     """Checks and DDP set-up shared by the methods: ``(rank, world, local rank, device)``."""
-    rank, world, local_rank = _dist_env()
+    rank, world, local_rank = dist_env()
     torch.set_num_threads(cfg.threads)
     if cfg.batch_size % world:
         raise TwodTrainError(f"batch_size {cfg.batch_size} is not divisible by the {world} DDP processes.")
     if not resume and latest_twod_checkpoint(Path(out)) is not None:
         raise TwodTrainError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out.")
-    device = cfg.device
-    if world > 1:
-        import torch.distributed as dist
-
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend)
-        if device.startswith("cuda"):
-            device = f"cuda:{local_rank}"
-    return rank, world, local_rank, device
+    return rank, world, local_rank, init_distributed(world, local_rank, cfg.device)
 
 
 def train_spatio_temporal(
@@ -252,34 +248,18 @@ def train_spatio_temporal(
     torch.manual_seed(cfg.seed)
     model = SpatioTemporalModel(cfg.network(), data.classes, st, cfg.tracking, device=device)
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, history = 0, []
-    if resume and latest_twod_checkpoint(out) is not None:
-        loaded, state = load_spatio_temporal_model(out, device=device)
-        model.net.load_state_dict(loaded.net.state_dict())
-        opt.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        if (out / "train.json").exists():
-            history = json.loads((out / "train.json").read_text())["history"][:start]
-    net = model.net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model.net, device_ids=[local_rank] if device.startswith("cuda") else None)
-    if rank == 0:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out / "config.json",
-            {"config": _jsonable(asdict(cfg)), "scenes": [str(Path(s).resolve()) for s in sequences], "world": world},
-        )
+    start, history, net = _resume_wrap_and_record(
+        model, opt, load_spatio_temporal_model, out, cfg, sequences, resume, rank, world, local_rank, device
+    )
     share = cfg.batch_size // world
     t0 = time.perf_counter()
-    bar = _progress(progress and rank == 0, cfg.steps, start)
+    bar = training_progress(progress and rank == 0, cfg.steps, start, "twod train")
     try:
         for step in range(start, cfg.steps):
             net.train()
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
-            idx = _batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
+            idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
             batch = collate_clips([_sample(data, epoch, i) for epoch, i in idx])
             images = batch["images"].float().to(device) / 255.0
             o = net(images)
@@ -332,22 +312,6 @@ def _finish_checkpoint(out: Path, step: int, history: list, keep: int, seconds: 
     for old in sorted((out / "checkpoints").glob("step_*.pt"))[:-keep]:
         old.unlink()
     atomic_write_json(out / "train.json", {"step": step, "seconds_this_session": seconds, "history": history})
-
-
-def _progress(enabled: bool, total: int, start: int):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    p = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    p.start()
-    return p, p.add_task("twod train", total=total, completed=start)
 
 
 def _jsonable(obj):
