@@ -277,3 +277,78 @@ def test_sweep_with_the_tree_cache_scores_what_fresh_fits_score_and_reports_prog
     )
     assert done == [1, 1, 1]
     assert scores == {s: float(fit_scene_clusters(x, sem, [1], cfg, s).num_instances) for s in sizes}
+
+
+# ----------------------------------------------------------------------------- surface points joined (position_weight)
+def _shared_embedding_scene(seed=0):
+    """Four objects: two embeddings (A, B), each used by two objects at opposite ends of a 10 m room (objects never
+    seen together may share an embedding); positions are small 0.2 m blobs."""
+    rng = np.random.default_rng(seed)
+    emb_centres = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    places = np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [10.0, 10.0, 0.0]])
+    emb, pos, y = [], [], []
+    for k in range(4):
+        n = 150
+        emb.append(emb_centres[k % 2] + 0.02 * rng.standard_normal((n, 3)))
+        pos.append(places[k] + 0.1 * rng.standard_normal((n, 3)))
+        y.append(np.full(n, k))
+    return np.concatenate(emb), np.concatenate(pos), np.concatenate(y)
+
+
+def test_positions_separate_objects_that_share_an_embedding():
+    emb, pos, y = _shared_embedding_scene()
+    alone = fit_class_clusters(emb, ClusterConfig(), min_cluster_size=30)
+    assert alone.num_clusters == 2  # the embedding alone merges the objects that share it
+    joined = fit_class_clusters(emb, ClusterConfig(), min_cluster_size=30, positions=pos, position_weight=1.0)
+    assert joined.num_clusters == 4 and joined.uses_position
+    assert adjusted_rand_score(y, joined.assign(emb, pos)) == 1.0
+    # the stored map: centroids are [e rescaled to [0, 1], w (x - x_min) / L] with L the largest side of the box
+    assert joined.centroids.shape == (4, 6)
+    assert joined.position_scale == pytest.approx(np.ptp(pos[np.abs(emb - emb.mean(0)).max(1) < 10], 0).max())
+    with pytest.raises(ValueError, match="surface point"):
+        joined.assign(emb)
+
+
+def test_scene_clusters_with_positions_round_trip_and_demand_positions(tmp_path):
+    emb, pos, y = _shared_embedding_scene(1)
+    sem = np.ones(len(emb), np.int64)
+    clusters = fit_scene_clusters(emb, sem, [1], ClusterConfig(), 30, positions=pos, position_weight=0.5)
+    assert clusters.uses_position
+    path = tmp_path / "clusters.json"
+    clusters.save(path)
+    again = SceneClusters.load(path)
+    np.testing.assert_array_equal(again.label(sem, emb, pos), clusters.label(sem, emb, pos))
+    assert len(np.unique(again.label(sem, emb, pos))) == 4
+    with pytest.raises(ValueError, match="position"):
+        again.label(sem, emb)
+    # clusters without positions ignore them (old files load as before)
+    plain = fit_scene_clusters(emb, sem, [1], ClusterConfig(), 30)
+    assert not plain.uses_position
+    np.testing.assert_array_equal(plain.label(sem, emb), plain.label(sem, emb, pos))
+
+
+def test_weight_sweep_keeps_the_largest_weight_the_training_score_does_not_punish():
+    from lift3d.cluster.decoders import decode_by_clustering
+
+    emb, pos, y = _shared_embedding_scene(2)
+    emb = emb.mean(0) + (emb - emb.mean(0)) * 0.25  # tighter embedding clusters (noise 0.005)
+    pos[np.flatnonzero(y == 0)[:75], 0] += 1.0  # object 0 is two patches 1 m apart (a table's two legs)
+    sem = np.ones(len(emb), np.int64)
+    calls = []
+
+    def score(clusters):  # a per-view score: blind to merges across views, punishes a split object
+        labels = clusters.label(sem, emb, pos if clusters.uses_position else None)
+        calls.append(max(cc.position_weight for cc in clusters.classes.values()))
+        split = sum(len(np.unique(labels[y == k])) - 1 for k in range(4))
+        return 1.0 - 0.1 * split
+
+    cfg = dataclasses.replace(ClusterConfig(), position_weight=None, position_weights=(0.0, 0.05, 50.0))
+    decoding = decode_by_clustering(emb, sem, [1], cfg, [30], score, positions=pos)
+    # weight 50 puts the legs 5 units apart (split, the score drops); 0 merges objects (the score cannot see it);
+    # 0.05 separates the four objects and keeps the legs together: the largest weight the score does not punish
+    assert decoding.info["position_weight"] == 0.05
+    assert sorted(set(calls)) == [0.0, 0.05, 50.0]
+    assert decoding.labeler.num_instances == 4
+    assert adjusted_rand_score(y, decoding.labeler.label(sem, emb, pos)) == 1.0
+    with pytest.raises(ValueError, match="surface points"):
+        decode_by_clustering(emb, sem, [1], cfg, [30], score)

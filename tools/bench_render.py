@@ -234,7 +234,11 @@ def _bench_clustering(run: Path, model, cfg, pixels: PixelSet, fast: ViewRender,
     things, stuff = scene.thing_ids, scene.stuff_ids
     labeler = load_labeler(RunDir(run).clusters)
     segments = np.asarray(
-        labeler.label(fast.semantic.reshape(-1), fast.embedding.reshape(-1, fast.embedding.shape[-1]))
+        labeler.label(
+            fast.semantic.reshape(-1),
+            fast.embedding.reshape(-1, fast.embedding.shape[-1]),
+            fast.position.reshape(-1, 3),
+        )
     )
     segments = segments.reshape(fast.semantic.shape)
     ccfg: ClusterConfig = cfg.cluster
@@ -264,9 +268,11 @@ def _bench_clustering(run: Path, model, cfg, pixels: PixelSet, fast: ViewRender,
 
 def _score_with(labeler, renders, scene, views) -> dict:
     inst = [
-        np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
-            r.semantic.shape
-        )
+        np.asarray(
+            labeler.label(
+                r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]), r.position.reshape(-1, 3)
+            )
+        ).reshape(r.semantic.shape)
         for r in renders
     ]
     metrics = score_segments(scene, views, [r.semantic for r in renders], inst, [r.rgb for r in renders])

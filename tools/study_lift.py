@@ -259,9 +259,11 @@ def fit_and_score_method(
     views = list(scene.test_indices)
     renders = render_pixel_set(trainer.model, load_pixel_set(scene, views), cfg.render_chunk)
     inst = [
-        np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
-            r.semantic.shape
-        )
+        np.asarray(
+            labeler.label(
+                r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]), r.position.reshape(-1, 3)
+            )
+        ).reshape(r.semantic.shape)
         for r in renders
     ]
     t_render = time.perf_counter() - t0

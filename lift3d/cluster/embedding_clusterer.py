@@ -14,6 +14,11 @@ reference code):
 5. One centroid per cluster in the rescaled space. Every pixel of the class (outliers and noise
    included) is labelled by its nearest centroid.
 
+With ``ClusterConfig.position_weight`` w > 0 (lift3d's addition) each point's rendered surface point ``x`` is
+joined to its rescaled embedding as ``w (x - x_min) / L`` (``L`` the largest side of the inliers' box, one scale
+for the three axes so the room keeps its shape) before steps 4-5: objects that share an embedding because they
+were never seen in one image are still told apart by where they are.
+
 Instance ids are made globally unique across classes by a per-class offset; stuff pixels get 0.
 """
 
@@ -60,43 +65,80 @@ class ClassClusters:
     scale: np.ndarray
     """``[dim]`` inliers' per-dimension max - min (1 where the range is 0)."""
     centroids: np.ndarray
-    """``[num_clusters, dim]`` centroids in the rescaled space (at least one)."""
+    """``[num_clusters, dim]`` centroids in the rescaled space (at least one); ``[num_clusters, dim + 3]`` when
+    positions are joined (``position_weight > 0``)."""
+    position_weight: float = 0.0
+    """Weight of the joined surface point (0: the embedding alone)."""
+    position_offset: np.ndarray | None = None
+    """``[3]`` inliers' minimum surface point (world units), when ``position_weight > 0``."""
+    position_scale: float = 1.0
+    """Largest side of the inliers' surface points' bounding box (world units), when ``position_weight > 0``."""
 
     @property
     def num_clusters(self) -> int:
         return int(self.centroids.shape[0])
 
-    def rescale(self, embeddings) -> np.ndarray:
-        """``(x - offset) / scale`` for ``[M, dim]`` embeddings, as float64 numpy."""
+    @property
+    def uses_position(self) -> bool:
+        return self.position_weight > 0
+
+    def rescale(self, embeddings, positions=None) -> np.ndarray:
+        """``[M, dim]`` embeddings -> ``(e - offset) / scale`` as float64 numpy, joined with
+        ``position_weight (x - position_offset) / position_scale`` for ``positions`` ``[M, 3]`` when the clusters
+        use positions."""
         x = _to_numpy(embeddings).astype(np.float64, copy=False)
         if x.ndim != 2 or x.shape[1] != self.offset.shape[0]:
             raise ValueError(
                 f"ClassClusters: embeddings must be [num_points, {self.offset.shape[0]}], got {x.shape}; "
                 "render with the same embedding_dim that the clusters were fitted on."
             )
-        return (x - self.offset) / self.scale
+        z = (x - self.offset) / self.scale
+        if not self.uses_position:
+            return z
+        if positions is None:
+            raise ValueError(
+                "ClassClusters: these clusters were fitted on embeddings joined with surface points "
+                f"(cluster.position_weight={self.position_weight}); pass each pixel's rendered surface point "
+                "(position [M, 3]) to label it."
+            )
+        p = _to_numpy(positions).astype(np.float64, copy=False).reshape(-1, 3)
+        if len(p) != len(z):
+            raise ValueError(f"ClassClusters: {len(z)} embeddings but {len(p)} positions.")
+        return np.concatenate([z, self.position_weight * (p - self.position_offset) / self.position_scale], axis=1)
 
-    def assign(self, embeddings):
-        """Label ``[M, dim]`` embeddings with the index ``0..K-1`` of the nearest centroid (Euclidean, in
-        the rescaled space). Every point gets a label. Returns ``[M]`` int64 (a torch long tensor if the
-        input is a tensor)."""
-        x = self.rescale(embeddings)
+    def assign(self, embeddings, positions=None):
+        """Label ``[M, dim]`` embeddings (with their ``[M, 3]`` surface points when the clusters use positions)
+        with the index ``0..K-1`` of the nearest centroid (Euclidean, in the rescaled space). Every point gets a
+        label. Returns ``[M]`` int64 (a torch long tensor if the input is a tensor)."""
+        x = self.rescale(embeddings, positions)
         if x.shape[0] == 0:
             return _like(np.zeros(0, dtype=np.int64), embeddings)
         _, idx = cKDTree(self.centroids).query(x, k=1)
         return _like(np.asarray(idx, dtype=np.int64), embeddings)
 
     def to_dict(self) -> dict:
-        return {"offset": self.offset.tolist(), "scale": self.scale.tolist(), "centroids": self.centroids.tolist()}
+        d = {"offset": self.offset.tolist(), "scale": self.scale.tolist(), "centroids": self.centroids.tolist()}
+        if self.uses_position:
+            d["position"] = {
+                "weight": float(self.position_weight),
+                "offset": self.position_offset.tolist(),
+                "scale": float(self.position_scale),
+            }
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassClusters":
         centroids = np.asarray(d["centroids"], dtype=np.float64)
         offset = np.asarray(d["offset"], dtype=np.float64)
+        pos = d.get("position")
+        dim = offset.shape[0] + (3 if pos else 0)
         return cls(
             offset=offset,
             scale=np.asarray(d["scale"], dtype=np.float64),
-            centroids=centroids.reshape(-1, offset.shape[0]),
+            centroids=centroids.reshape(-1, dim),
+            position_weight=float(pos["weight"]) if pos else 0.0,
+            position_offset=np.asarray(pos["offset"], dtype=np.float64) if pos else None,
+            position_scale=float(pos["scale"]) if pos else 1.0,
         )
 
 
@@ -158,7 +200,12 @@ def _run_algorithm(
 
 
 def fit_class_clusters(
-    embeddings, cfg: ClusterConfig, min_cluster_size: int | None = None, memory: Any = None
+    embeddings,
+    cfg: ClusterConfig,
+    min_cluster_size: int | None = None,
+    memory: Any = None,
+    positions=None,
+    position_weight: float = 0.0,
 ) -> ClassClusters:
     """Fit the clusters of one semantic class (module docstring, steps 2-5).
 
@@ -167,6 +214,8 @@ def fit_class_clusters(
         cfg: clustering configuration.
         min_cluster_size: overrides ``cfg.min_cluster_size``; one of the two must be set.
         memory: a :func:`tree_cache` shared by calls on the same points (a sweep); None = no cache.
+        positions: ``[N, 3]`` rendered surface points of the same pixels (needed when ``position_weight > 0``).
+        position_weight: weight of the joined surface point (module docstring; 0: the embedding alone).
 
     Returns:
         :class:`ClassClusters` with ``K >= 1`` centroids. Centroids are the members' means in the rescaled
@@ -185,11 +234,23 @@ def fit_class_clusters(
         raise ValueError(f"fit_class_clusters: expected non-empty [N, dim] embeddings, got shape {x.shape}.")
     if not np.isfinite(x).all():
         raise ValueError("fit_class_clusters: embeddings contain NaN or inf; check the rendered instance field.")
-    inl = x[_inlier_mask(x, cfg.outlier_sigma)]
+    inliers = _inlier_mask(x, cfg.outlier_sigma)
+    inl = x[inliers]
     offset = inl.min(axis=0)
     scale = inl.max(axis=0) - offset
     scale = np.where(scale > 0, scale, 1.0)
     z = (inl - offset) / scale
+    position_offset, position_scale = None, 1.0
+    if position_weight > 0:
+        if positions is None:
+            raise ValueError("fit_class_clusters: position_weight > 0 needs the points' positions [N, 3].")
+        p = _to_numpy(positions).astype(np.float64).reshape(-1, 3)
+        if len(p) != len(x) or not np.isfinite(p).all():
+            raise ValueError(f"fit_class_clusters: positions must be finite [{len(x)}, 3], got {p.shape}.")
+        p = p[inliers]
+        position_offset = p.min(axis=0)
+        position_scale = float((p.max(axis=0) - position_offset).max()) or 1.0
+        z = np.concatenate([z, position_weight * (p - position_offset) / position_scale], axis=1)
     if len(z) > cfg.max_points:
         rng = np.random.default_rng(cfg.seed)
         z = z[rng.choice(len(z), size=cfg.max_points, replace=False)]
@@ -203,7 +264,14 @@ def fit_class_clusters(
             centroids.append(np.average(z[members], axis=0, weights=w) if w.sum() > 0 else z[members].mean(axis=0))
     if not centroids:
         centroids = [z.mean(axis=0)]
-    return ClassClusters(offset=offset, scale=scale, centroids=np.stack(centroids))
+    return ClassClusters(
+        offset=offset,
+        scale=scale,
+        centroids=np.stack(centroids),
+        position_weight=float(position_weight) if position_weight > 0 else 0.0,
+        position_offset=position_offset,
+        position_scale=position_scale,
+    )
 
 
 @dataclass
@@ -241,12 +309,19 @@ class SceneClusters:
                 out[off + k + 1] = c
         return out
 
-    def label(self, sem, emb):
+    @property
+    def uses_position(self) -> bool:
+        """Whether labelling needs each pixel's surface point (clusters fitted with ``position_weight > 0``)."""
+        return any(cc.uses_position for cc in self.classes.values())
+
+    def label(self, sem, emb, position=None):
         """Instance id of every pixel.
 
         Args:
             sem: semantic class per pixel, ``[H, W]`` or ``[M]`` (numpy or torch).
             emb: instance embeddings, ``[*sem.shape, dim]``.
+            position: rendered surface points ``[*sem.shape, 3]`` (world units); required when
+                :attr:`uses_position`, ignored otherwise.
 
         Returns:
             Instance ids with ``sem``'s shape (int64 numpy, or torch long if ``sem`` is a tensor):
@@ -261,11 +336,21 @@ class SceneClusters:
             )
         s_flat = s.reshape(-1)
         e_flat = e.reshape(-1, e.shape[-1])
+        p_flat = None
+        if self.uses_position:
+            if position is None:
+                raise ValueError(
+                    "SceneClusters.label: these clusters join each pixel's surface point to its embedding "
+                    "(cluster.position_weight > 0); pass position=[*sem.shape, 3] (o + depth * d)."
+                )
+            p_flat = _to_numpy(position).reshape(-1, 3)
+            if len(p_flat) != len(s_flat):
+                raise ValueError(f"SceneClusters.label: {len(p_flat)} positions for {len(s_flat)} pixels.")
         out = np.zeros(s_flat.shape, dtype=np.int64)
         for c, off in self.id_offsets().items():
             mask = s_flat == c
             if mask.any():
-                out[mask] = off + 1 + self.classes[c].assign(e_flat[mask])
+                out[mask] = off + 1 + self.classes[c].assign(e_flat[mask], None if p_flat is None else p_flat[mask])
         return _like(out.reshape(s.shape), sem)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -305,8 +390,11 @@ def fit_scene_clusters(
     cfg: ClusterConfig,
     min_cluster_size: int | None = None,
     memory: Any = None,
+    positions=None,
+    position_weight: float = 0.0,
 ) -> SceneClusters:
-    """Fit :class:`ClassClusters` for every thing class present in ``sem`` (``memory``: a :func:`tree_cache`).
+    """Fit :class:`ClassClusters` for every thing class present in ``sem`` (``memory``: a :func:`tree_cache`;
+    ``positions`` ``[N, 3]`` and ``position_weight``: see :func:`fit_class_clusters`).
 
     Args:
         emb: ``[N, dim]`` rendered fast-field embeddings (pixels of views the method may see: never the
@@ -322,11 +410,14 @@ def fit_scene_clusters(
     if len(e) != len(s):
         raise ValueError(f"fit_scene_clusters: {len(e)} embeddings but {len(s)} semantic labels.")
     things = tuple(sorted(int(c) for c in thing_classes))
+    p = None if positions is None else _to_numpy(positions).reshape(-1, 3)
     classes = {}
     for c in things:
         mask = s == c
         if mask.any():
-            classes[c] = fit_class_clusters(e[mask], cfg, min_cluster_size, memory)
+            classes[c] = fit_class_clusters(
+                e[mask], cfg, min_cluster_size, memory, None if p is None else p[mask], position_weight
+            )
     return SceneClusters(thing_classes=things, classes=classes)
 
 
@@ -339,6 +430,8 @@ def sweep_min_cluster_size(
     score_fn: Callable[[SceneClusters], float] | None = None,
     progress: Callable[[int], None] | None = None,
     memory: Any = None,
+    positions=None,
+    position_weight: float = 0.0,
 ) -> tuple[int, dict[int, float]]:
     """Choose ``min_cluster_size`` by fitting every candidate: the smallest size whose score is within
     ``cfg.sweep_tolerance`` of the best score.
@@ -358,6 +451,7 @@ def sweep_min_cluster_size(
         progress: called with 1 after each candidate.
         memory: a :func:`tree_cache` (None: one is made for the sweep); HDBSCAN's tree is computed once per
             class and reused by every candidate.
+        positions, position_weight: surface points joined to the embeddings (:func:`fit_class_clusters`).
 
     Returns:
         ``(chosen_size, {size: score})``.
@@ -373,7 +467,8 @@ def sweep_min_cluster_size(
     scores = {}
     with nullcontext(memory) if memory is not None else tree_cache() as cache:
         for size in sizes:
-            scores[size] = float(score_fn(fit_scene_clusters(emb, sem, things, cfg, size, cache)))
+            clusters = fit_scene_clusters(emb, sem, things, cfg, size, cache, positions, position_weight)
+            scores[size] = float(score_fn(clusters))
             if progress is not None:
                 progress(1)
     best = max(scores.values())

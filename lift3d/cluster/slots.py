@@ -28,8 +28,12 @@ class ArgmaxSlots:
     def num_instances(self) -> int:
         return self.num_slots
 
-    def label(self, sem, emb) -> np.ndarray:
-        """sem [M] or [H, W], emb [..., K] -> ids: ``argmax_k emb + 1`` on thing pixels, 0 elsewhere."""
+    uses_position = False
+    """Argmax needs no surface points (same interface as :class:`lift3d.cluster.SceneClusters`)."""
+
+    def label(self, sem, emb, position=None) -> np.ndarray:
+        """sem [M] or [H, W], emb [..., K] -> ids: ``argmax_k emb + 1`` on thing pixels, 0 elsewhere
+        (``position`` is ignored)."""
         sem = np.asarray(sem)
         emb = np.asarray(emb).reshape(sem.size, -1)
         ids = emb.argmax(-1).astype(np.int64) + 1

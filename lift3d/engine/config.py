@@ -59,6 +59,16 @@ class ClusterConfig:
     MeanShift always use the plain mean of the members."""
     seed: int = 0
     """Seed of the subsampling."""
+    position_weight: Optional[float] = 0.0
+    """Weight ``w`` of each pixel's rendered surface point joined to its embedding before clustering: the clustered
+    feature is ``[e, w (x - x_min) / L]`` with ``e`` the embedding rescaled to ``[0, 1]`` per dimension, ``x`` the
+    expected surface point ``o + z d`` in world units and ``L`` the largest side of the points' bounding box. The
+    contrastive losses only separate objects seen in one image, so objects never seen together may share an
+    embedding; their places in the room still separate them. 0: the embedding alone (the paper). None: chosen
+    together with ``min_cluster_size`` from ``position_weights`` on the training views (see
+    :func:`lift3d.cluster.decoders.decode_by_clustering`)."""
+    position_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+    """Candidates for ``position_weight = None``."""
 
 
 @dataclass
@@ -70,7 +80,16 @@ class OptimConfig:
     rays_per_batch: int = 2048
     """Random rays (over all training views) per step for the photometric, depth and semantic losses."""
     instance_pixels: int = 1024
-    """Pixels of ONE training image per instance step (split into fast and slow halves)."""
+    """Pixels per instance step (split into fast and slow halves), drawn from ``instance_images`` training images."""
+    instance_images: int = 1
+    """Training images per instance step (1: the paper). ``instance_pixels`` are split evenly among them; each
+    image's loss is computed on its own pixels only (2D ids are consistent within an image, never across), the
+    losses are averaged and the instance field takes one optimiser step. More images per step visit more views
+    for the same pixel budget, which matters when a scene has many views per object (500 objects, 1200 views)."""
+    instance_pixel_sampling: Literal["image", "segment"] = "image"
+    """How an image's pixels are drawn for the instance and segment-consistency losses: ``image`` uniformly
+    over its segment pixels (the paper: large segments dominate), ``segment`` evenly over its 2D segments (round
+    robin: every segment gives the same number of random pixels until it runs out, so small objects are seen)."""
     lr_grid: float = 2e-2
     """Learning rate of the feature grids (TensoRF planes/lines, hash tables)."""
     lr_network: float = 1e-3

@@ -38,6 +38,9 @@ class ViewRender:
     """float32 [H, W, D] fast instance embedding."""
     instance: Optional[np.ndarray] = None
     """int64 [H, W] instance ids after clustering (0 = stuff)."""
+    position: Optional[np.ndarray] = None
+    """float32 [H, W, 3] expected surface point ``o + depth d`` in world units (``d`` has camera-space z = -1);
+    what :class:`lift3d.cluster.SceneClusters` joins to the embedding when ``cluster.position_weight > 0``."""
 
 
 @torch.inference_mode()
@@ -69,7 +72,7 @@ def render_pixel_set(
         for pos, frame_index in enumerate(pixels.view_ids):
             rows = pixels.view_rows(pos)
             h, w = pixels.sizes[pos]
-            rgb, dep, sem, emb = [], [], [], []
+            rgb, dep, sem, emb, pos = [], [], [], [], []
             for i in range(0, rows.numel(), chunk):
                 r = rows[i : i + chunk]
                 o, d = (x.to(device) for x in pixels.rays(r))
@@ -81,6 +84,7 @@ def render_pixel_set(
                     log_probs, embedding = render_heads(model, s, fast, stats)
                 rgb.append(s.rgb.cpu())
                 dep.append(s.depth.cpu())
+                pos.append((o + s.depth[:, None] * d).cpu())
                 sem.append(log_probs.argmax(-1).cpu())
                 emb.append(embedding.cpu())
                 if progress is not None:
@@ -92,6 +96,7 @@ def render_pixel_set(
                     depth=torch.cat(dep).reshape(h, w).numpy(),
                     semantic=torch.cat(sem).reshape(h, w).numpy().astype(np.int64),
                     embedding=torch.cat(emb).reshape(h, w, -1).numpy(),
+                    position=torch.cat(pos).reshape(h, w, 3).numpy(),
                 )
             )
     finally:

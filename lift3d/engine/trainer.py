@@ -3,8 +3,8 @@
 One iteration:
 1. ``rays_per_batch`` random pixels over all training views -> photometric loss (+ depth loss when the scene has
    depth, on the rays whose depth is known; + semantic cross-entropy after ``semantic_start``).
-2. after ``instance_start``: ONE random training image, up to ``instance_pixels`` of its pixels that carry a 2D
-   segment. Their weights are computed without gradient (instance/segment losses never reach density). The
+2. after ``instance_start``: ONE random training image (``instance_images`` of them), up to ``instance_pixels``
+   of its pixels that carry a 2D segment (uniformly, or evenly over its segments: ``instance_pixel_sampling``). Their weights are computed without gradient (instance/segment losses never reach density). The
    image's thing pixels go to the instance objective (:mod:`lift3d.objectives`, chosen by
    ``losses.instance_loss``; e.g. split at random into a fast and a slow half, Contrastive Lift (Bhalgat et al.
    2023), Eq. 4); pairs only ever form within that image. After the step the objective's hook runs (the slow
@@ -313,39 +313,72 @@ class Trainer:
         return logs
 
     def _image_step(self, inst_on: bool, seg_on: bool, logs: dict) -> None:
-        """One training image's pixels: segment consistency (gradient into the semantic field, applied by the
-        caller's field optimiser step) and the instance objective (its own optimiser step + the objective's
-        after-step hook, e.g. the EMA of the slow field)."""
+        """``optim.instance_images`` training images' pixels: segment consistency (gradient into the semantic field,
+        applied by the caller's field optimiser step) and the instance objective (its own optimiser step + the
+        objective's after-step hook, e.g. the EMA of the slow field). Every loss is computed per image (2D ids are
+        consistent within one image only) and averaged over the images."""
         if not (inst_on or seg_on) or not self.instance_views:
             return
-        weights, pixels, model = self.cfg.losses, self.train_pixels, self.model
-        view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
-        candidates = self.view_segment_rows[view]
-        order = torch.randperm(candidates.numel(), generator=self.generator)
-        pick = candidates[order[: self.cfg.optim.instance_pixels]]
+        weights, pixels, model, optim = self.cfg.losses, self.train_pixels, self.model, self.cfg.optim
+        num_images = max(1, int(optim.instance_images))
+        per_image = max(8, optim.instance_pixels // num_images)
+        picks = []
+        for _ in range(num_images):
+            view = self.instance_views[int(torch.randint(len(self.instance_views), (1,), generator=self.generator))]
+            picks.append(self._draw_image_pixels(view, per_image))
+        pick = torch.cat(picks) if num_images > 1 else picks[0]
+        bounds = [0]
+        for p in picks:
+            bounds.append(bounds[-1] + p.numel())
         img_origins, img_dirs = pixels.rays(pick)
         img_depth = pixels.depth[pick] if pixels.depth is not None else None
         with torch.no_grad():
             img_samples = model.sample_rays(
                 img_origins, img_dirs, img_depth, jitter=True, with_color=False, density_grad=False
             )
+        segment_ids = pixels.instance[pick]
         if seg_on:
             log_probs = model.render_semantic(img_samples)
-            seg_loss = segment_consistency_loss(log_probs, pixels.instance[pick])
+            seg_loss = sum(
+                segment_consistency_loss(log_probs[a:b], segment_ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:])
+            ) / len(picks)
             (weights.segment_consistency_weight * seg_loss).backward()
             logs["seg"] = float(seg_loss.detach())
         if inst_on:
             is_thing = torch.isin(pixels.semantic[pick], self.thing_ids)
-            thing_rows = is_thing.nonzero().squeeze(-1)
-            if thing_rows.numel() >= 4:
-                batch = InstanceBatch(
-                    img_samples, thing_rows, pixels.instance[pick][thing_rows], pixels.confidence[pick][thing_rows]
-                )
-                inst_loss = self.instance_loss(batch, logs)
+            confidence = pixels.confidence[pick]
+            losses = []
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                thing_rows = is_thing[a:b].nonzero().squeeze(-1) + a
+                if thing_rows.numel() >= 4:
+                    batch = InstanceBatch(img_samples, thing_rows, segment_ids[thing_rows], confidence[thing_rows])
+                    losses.append(self.instance_loss(batch, logs))
+            if losses:
+                inst_loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
                 self.opt_instance.zero_grad(set_to_none=True)
                 (weights.instance_weight * inst_loss).backward()
                 self.opt_instance.step()
                 self.objective.after_step(model)
+
+    def _draw_image_pixels(self, view: int, count: int) -> torch.Tensor:
+        """Up to ``count`` random rows of ``view``'s segment pixels (``optim.instance_pixel_sampling``): uniformly,
+        or evenly over its 2D segments (round robin over segments in a random order within each)."""
+        candidates = self.view_segment_rows[view]
+        order = torch.randperm(candidates.numel(), generator=self.generator)
+        if self.cfg.optim.instance_pixel_sampling == "image" or candidates.numel() <= count:
+            return candidates[order[:count]]
+        ids = self.train_pixels.instance[candidates[order]]
+        # rank of each (shuffled) pixel within its segment: 0 for the first pixel of each id, 1 for the second, ...
+        by_id = torch.sort(ids, stable=True).indices
+        sorted_ids = ids[by_id]
+        starts = torch.ones_like(sorted_ids, dtype=torch.bool)
+        starts[1:] = sorted_ids[1:] != sorted_ids[:-1]
+        position = torch.arange(sorted_ids.numel())
+        first = torch.cummax(torch.where(starts, position, torch.zeros_like(position)), 0).values
+        rank = torch.empty_like(position)
+        rank[by_id] = position - first
+        take = torch.sort(rank, stable=True).indices[:count]
+        return candidates[order[take]]
 
     def instance_loss(self, batch: InstanceBatch, logs: dict) -> torch.Tensor:
         """The instance objective's loss on one image's thing pixels (its parts logged into ``logs``)."""

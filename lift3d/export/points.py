@@ -91,7 +91,7 @@ def surface_points(
         r = render_rays(model, o, d, chunk)
         xyz = (o.numpy() + r.depth[:, None] * d.numpy()).astype(np.float32)
         keep = (r.opacity >= min_opacity) & np.all((xyz >= lo) & (xyz <= hi), axis=1)
-        inst = np.asarray(labeler.label(r.semantic, r.embedding)).reshape(-1)
+        inst = np.asarray(labeler.label(r.semantic, r.embedding, xyz)).reshape(-1)
         inst = np.where(r.semantic_confidence >= min_class_confidence, inst, 0)
         parts.append(
             LabelledPoints(

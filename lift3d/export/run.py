@@ -85,7 +85,7 @@ class ExportedRun:
         if self.points is not None:
             p = self.points
             p.instance = (
-                np.asarray(labeler.label(p.semantic.astype(np.int64), p.embedding)).reshape(-1).astype(np.int32)
+                np.asarray(labeler.label(p.semantic.astype(np.int64), p.embedding, p.xyz)).reshape(-1).astype(np.int32)
             )
         self.mesh = None
 

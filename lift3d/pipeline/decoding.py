@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from lift3d.cluster.decoders import decode_instance_field
+from lift3d.cluster.decoders import decode_instance_field, sweep_steps
 from lift3d.data.rays import PixelSet, load_pixel_set
 from lift3d.data.scene import Scene
 from lift3d.engine.config import FitConfig
@@ -132,11 +132,12 @@ def cluster_from_training_views(
     things = scene.thing_ids
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
     emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     void: tuple[int, ...] = ()
     if pixels.valid is not None:  # masked pixels: no clustering sample, void in the sweep's score
         keep = pixels.valid.numpy()
-        sem, emb = sem[keep], emb[keep]
+        sem, emb, pos = sem[keep], emb[keep], pos[keep]
         void = (scene.num_classes,)  # an id no class uses
         for p in range(len(views)):
             inputs_sem[p] = np.where(
@@ -146,9 +147,11 @@ def cluster_from_training_views(
 
     def label_views(labeler) -> list[np.ndarray]:
         return [
-            np.asarray(labeler.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))).reshape(
-                r.semantic.shape
-            )
+            np.asarray(
+                labeler.label(
+                    r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]), r.position.reshape(-1, 3)
+                )
+            ).reshape(r.semantic.shape)
             for r in renders
         ]
 
@@ -168,10 +171,10 @@ def cluster_from_training_views(
     info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
     t0 = time.perf_counter()
-    sweep = len(cfg.sweep_sizes) if cfg.cluster.min_cluster_size is None else 1
+    sweep = sweep_steps(cfg.cluster, cfg.sweep_sizes) if objective.decoder == "clustering" else 1
     with stage_progress("cluster: min_cluster_size sweep", sweep, "sizes", progress, log) as advance:
         decoding = decode_instance_field(
-            objective, emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views, progress=advance
+            objective, emb, sem, things, cfg.cluster, cfg.sweep_sizes, score, label_views, advance, pos
         )
     info.update(decoding.info)
     info["view_sizes"] = [list(size) for size in pixels.sizes]

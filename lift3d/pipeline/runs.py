@@ -276,7 +276,9 @@ def render_run(
             renders = render_pixel_set(model, pixels, cfg.render_chunk, progress=advance, exact=exact, fast=fast)
         for r in renders:
             r.instance = np.asarray(
-                clusters.label(r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]))
+                clusters.label(
+                    r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]), r.position.reshape(-1, 3)
+                )
             ).reshape(r.semantic.shape)
         out_dir = run_dir.renders(split)
         write_renders(out_dir, renders, [scene.frames[i].name for i in views], made_from=source)

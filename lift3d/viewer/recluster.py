@@ -20,6 +20,8 @@ class EmbeddingCache:
     """int64 [N]."""
     embedding: np.ndarray
     """float32 [N, D]."""
+    position: np.ndarray
+    """float32 [N, 3] rendered surface points (joined to the embedding when the fit's clusters use them)."""
     views: list[int]
     """Frame indices rendered."""
 
@@ -30,18 +32,27 @@ def cache_clustering_embeddings(opened: ExportedRun) -> EmbeddingCache:
     views, _, renders = render_clustering_views(opened.model, opened.scene, opened.cfg)
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
     emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
-    return EmbeddingCache(sem, emb, views)
+    pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
+    return EmbeddingCache(sem, emb, pos, views)
 
 
 def recluster(opened: ExportedRun, cache: EmbeddingCache, min_cluster_size: int) -> SceneClusters:
     """Cluster the cached embeddings at ``min_cluster_size`` with the run's clustering settings (the same call as
-    the fit's decoder, :func:`lift3d.cluster.fit_scene_clusters`)."""
+    the fit's decoder, :func:`lift3d.cluster.fit_scene_clusters`), surface points joined with the weight the fit
+    chose (``cluster.position_weight``)."""
     if not isinstance(opened.labeler, SceneClusters):
         raise ValueError(
             f"{opened.run.clusters}: this run decodes instances by argmax over slots; there is no clustering to redo."
         )
+    weight = max((cc.position_weight for cc in opened.labeler.classes.values()), default=0.0)
     return fit_scene_clusters(
-        cache.embedding, cache.semantic, opened.scene.thing_ids, opened.cfg.cluster, int(min_cluster_size)
+        cache.embedding,
+        cache.semantic,
+        opened.scene.thing_ids,
+        opened.cfg.cluster,
+        int(min_cluster_size),
+        positions=cache.position,
+        position_weight=weight,
     )
 
 

@@ -131,7 +131,8 @@ def render_camera(
     labeler = getattr(opened, "labeler", None)  # None while a fit runs: no instances yet
     inst = np.zeros(len(r.opacity), np.int64)
     if labeler is not None:
-        inst = np.where(r.opacity > 0.5, np.asarray(labeler.label(r.semantic, r.embedding)).reshape(-1), 0)
+        position = o.numpy() + r.depth[:, None] * d.numpy()
+        inst = np.where(r.opacity > 0.5, np.asarray(labeler.label(r.semantic, r.embedding, position)).reshape(-1), 0)
     if mode == "rgb":
         img = (r.rgb * 255).round().astype(np.uint8)
     elif mode == "depth":
@@ -175,7 +176,8 @@ def pick_ray(opened: ExportedRun, origin, direction) -> Pick:
     o = torch.tensor(np.asarray(origin, np.float32).reshape(1, 3))
     d = torch.tensor(np.asarray(direction, np.float32).reshape(1, 3))
     r = render_rays(opened.model, o, d)
-    inst = int(np.asarray(opened.labeler.label(r.semantic, r.embedding)).reshape(-1)[0])
+    position = o.numpy() + r.depth[:, None] * d.numpy()
+    inst = int(np.asarray(opened.labeler.label(r.semantic, r.embedding, position)).reshape(-1)[0])
     hit = r.opacity[0] >= 0.5
     return Pick(
         instance=inst if hit else 0,
