@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from lift3d.fanout import RayOptions, TaskOutcome, run_tasks
+from lift3d.fanout import RayOptions, TaskOutcome, import_ray, run_tasks
 from lift3d.generate.config import MessyRoomsConfig, config_from_dict, config_to_dict
 from lift3d.io.atomic import atomic_write_json
 
@@ -205,6 +205,8 @@ def generate_batch(
 
     log = log or tqdm.write
     out = Path(out).resolve()
+    if ray_options is not None:
+        import_ray()  # a missing ray is one line before any work
     status = _check_scenes(scenes, out, overwrite)
     records = {s.name: {"status": "pending", "config": config_to_dict(s.config)} for s in scenes}
     for s in scenes:
