@@ -80,6 +80,10 @@ def test_ray_batch_is_byte_identical_to_the_serial_batch_and_resumes(tmp_path):
     finally:
         ray.shutdown()
     assert [r["status"] for r in serial.values()] == [r["status"] for r in fanned.values()] == ["generated"] * 2
+    from lift3d.generate import generate_scene
+
+    single = generate_scene(scenes[0].config, tmp_path / "single", progress=False)  # `lift3d generate messy-rooms`
+    assert _files(single) == _files(tmp_path / "ray" / "N002_seed0")
     for name in ("N002_seed0", "N003_seed0"):
         a, b = _files(tmp_path / "serial" / name), _files(tmp_path / "ray" / name)
         assert "transforms.json" in a and len(a) == 2 + 7 * 3  # transforms.json, layout.json, 7 maps per view
@@ -173,3 +177,20 @@ def test_cli_generates_the_grid_with_the_options_as_base(tmp_path, capsys):
     transforms = json.loads((out / "N002_seed4" / "transforms.json").read_text())
     assert (transforms["generator"]["config"]["seed"], transforms["w"], len(transforms["frames"])) == (4, 16, 3)
     assert "wrote 1 scenes" in capsys.readouterr().out
+
+
+def test_cli_exits_2_naming_the_failed_scene_after_writing_the_others(tmp_path, capsys, monkeypatch):
+    import lift3d.generate.pipeline as pipeline
+
+    real = pipeline.generate_scene
+
+    def fails_for_seed_one(cfg, out_dir, *args, **kwargs):
+        if cfg.seed == 1:
+            raise RuntimeError("simulated renderer crash")
+        return real(cfg, out_dir, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "generate_scene", fails_for_seed_one)
+    code, err = _cli(["--objects", "2", "--seeds", "1", "0", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("lift3d: error: 1 of 2 scenes failed (N002_seed1;")
+    assert (tmp_path / "out" / "N002_seed0" / "transforms.json").exists()
