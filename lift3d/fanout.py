@@ -127,13 +127,15 @@ def run_tasks(
     task finishes, in the driver. A task that raises gives an outcome with ``error`` set and the others go on;
     with ``stop_on_error`` its exception is raised instead (on Ray: Ray's ``RayTaskError``, which is also an
     instance of the task's exception type and carries the worker's traceback) and tasks not yet finished are
-    cancelled. One tqdm bar counts finished tasks.
+    cancelled. One tqdm bar counts finished tasks. No task: nothing is started (not even Ray).
     """
     from tqdm import tqdm
 
     names = [name for name, _ in tasks]
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be unique, got {names}")
+    if not tasks:
+        return []  # nothing to run: Ray is not started
     outcomes: dict[str, TaskOutcome] = {}
 
     def finish(outcome: TaskOutcome, bar) -> None:

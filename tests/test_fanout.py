@@ -44,6 +44,7 @@ def test_missing_ray_is_one_line_naming_the_extra(monkeypatch):
     assert "\n" not in str(err.value)
     with pytest.raises(RayUnavailableError):
         run_tasks(statistics.fmean, TASKS, RayOptions(workers=2))
+    assert run_tasks(statistics.fmean, [], RayOptions(workers=2)) == []  # nothing to run: Ray is not needed
 
 
 def test_ray_gives_the_serial_outcomes():
