@@ -259,7 +259,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
     import sys
 
     from lift3d.data.segments_import import SegmentsImport
-    from lift3d.generate.cli import GenerateMessyRooms
+    from lift3d.generate.cli import GenerateMessyRooms, GenerateMessyRoomsBatch
     from lift3d.segmenters.cli import SegmentsPredict
     from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
 
@@ -278,6 +278,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "export": Export,
             "demo": Demo,
             "generate-messy-rooms": GenerateMessyRooms,
+            "generate-messy-rooms-batch": GenerateMessyRoomsBatch,
             "segments-import": SegmentsImport,
             "segments-predict": SegmentsPredict,
             "twod-train": TwodTrain,
@@ -297,6 +298,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.engine.run_dir import RunFileError
     from lift3d.engine.run_lock import RunLockedError
     from lift3d.export.run import InstanceSelectionError
+    from lift3d.fanout import RayUnavailableError
+    from lift3d.generate.batch import BatchGenerationError, BatchSpecError
     from lift3d.geometry.bounds import BoundsError
     from lift3d.geometry.cameras import UnsupportedCameraError
     from lift3d.io.atomic import DiskFullError
@@ -325,6 +328,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         SegmenterError,
         UnsupportedCameraError,
         BoundsError,
+        RayUnavailableError,
+        BatchSpecError,
+        BatchGenerationError,
     )
 
 

@@ -8,15 +8,16 @@ runner does what needs every scene in one process (the round-robin throughput, t
 reusing the scenes and fits the tasks wrote: its results are the serial runner's, task for task (same seeds, same
 threads per fit).
 
-Local Ray by default (``ray.init(num_cpus=workers)``: no cluster needed); ``--ray-address`` joins a running
-cluster, whose nodes must see the same ``--work`` folder and have lift3d importable. A task asks for
+The dispatch (local Ray, progress, resources per task) is :mod:`lift3d.fanout`, shared with
+``lift3d generate messy-rooms-batch``. Local Ray by default (``ray.init(num_cpus=workers)``: no cluster needed);
+``--ray-address`` joins a running cluster, whose nodes must see the same ``--work`` folder and have lift3d
+importable. A task asks for
 ``cfg.threads`` CPUs (1 when unset) and, when the cluster has GPUs and the device is not ``cpu``, one GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 from typing import Callable, Optional
@@ -76,25 +77,11 @@ def scene_unit(cfg, n: int, work: Path, reuse_scenes: Optional[Path], done: list
 
 
 def init_ray(address: Optional[str], workers: Optional[int]):
-    """Start local Ray with ``workers`` CPUs (default: all) or join the cluster at ``address``; returns ``ray``."""
-    try:
-        import ray
-    except ImportError as e:  # pragma: no cover - the ray extra is installed by make test
-        raise ImportError("the Ray study needs ray: pip install 'lift3d[ray]'") from e
-    if ray.is_initialized():
-        return ray
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (_repo_root(), os.environ.get("PYTHONPATH")) if p)}}
-    if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
-    else:
-        ray.init(
-            num_cpus=workers or os.cpu_count(),
-            include_dashboard=False,
-            object_store_memory=100 * 1024 * 1024,
-            runtime_env=env,
-            log_to_driver=True,
-        )
-    return ray
+    """Start local Ray with ``workers`` CPUs (default: all) or join the cluster at ``address``; returns ``ray``
+    (:func:`lift3d.fanout.init_ray`; workers also import ``tools`` from this repository)."""
+    from lift3d.fanout import init_ray as start
+
+    return start(address, workers, python_paths=(_repo_root(),))
 
 
 def _repo_root() -> str:
@@ -115,29 +102,31 @@ def run_scene_tasks(
 ) -> int:
     """Dispatch :func:`scene_unit` for every ``n`` in ``objects`` that misses any of ``all_names`` (``done_of(n)``
     lists those it has); ``on_result`` receives each task's return value as it finishes. Returns the number of
-    tasks run."""
-    from tqdm import tqdm
+    tasks run. A task that fails stops the study with its error (:func:`lift3d.fanout.run_tasks`)."""
+    from lift3d.fanout import RayOptions, run_tasks
 
     todo = [n for n in objects if not all(name in done_of(n) for name in all_names)]
     if not todo:
         return 0
     ray = init_ray(address, workers)
-    gpus = ray.cluster_resources().get("GPU", 0) if cfg.device != "cpu" else 0
-    options = {"num_cpus": cfg.threads or 1, "num_gpus": 1 if gpus >= 1 else 0, "max_retries": 0}
-    remote = ray.remote(_scene_task).options(**options)
-    log(
-        f"Ray: {len(todo)} scene tasks (N = {todo}) on {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs"
+    options = RayOptions(
+        address=address,
+        workers=workers,
+        num_cpus_per_task=cfg.threads or 1,
+        num_gpus_per_task=0 if cfg.device == "cpu" else 1,
+        python_paths=(_repo_root(),),
     )
-    pending = {
-        remote.remote(cfg, n, str(work), str(reuse_scenes) if reuse_scenes else None, done_of(n)): n for n in todo
-    }
-    with tqdm(total=len(pending), desc="scene tasks", unit="scene") as bar:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            n = pending.pop(ready[0])
-            on_result(ray.get(ready[0]))
-            bar.update(1)
-            log(f"[N={n}] scene task finished ({len(pending)} left)")
+    resources = ray.cluster_resources()
+    log(
+        f"Ray: {len(todo)} scene tasks (N = {todo}) on {resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs"
+    )
+    tasks = [(f"N={n}", (cfg, n, str(work), str(reuse_scenes) if reuse_scenes else None, done_of(n))) for n in todo]
+
+    def on_done(outcome) -> None:
+        on_result(outcome.value)
+        log(f"[{outcome.name}] scene task finished")
+
+    run_tasks(_scene_task, tasks, options, on_done=on_done, stop_on_error=True, desc="scene tasks", unit="scene")
     return len(todo)
 
 

@@ -71,7 +71,9 @@ class PhysicsReport:
     """True if every object came to rest before ``max_seconds``."""
     num_removed: int
     """Objects deleted because they ended outside the floor region."""
-    wall_seconds: float
+    wall_seconds: Optional[float] = None
+    """Wall-clock time of the simulation (s). A measurement, not part of the scene: ``layout.json`` leaves it out,
+    so that a scene's files depend on its configuration only (None when read back from ``layout.json``)."""
 
 
 @dataclass
@@ -96,7 +98,8 @@ class SceneLayout:
         return len(self.camera_to_world)
 
     def to_dict(self) -> Dict:
-        """JSON-serialisable form (written as ``layout.json`` next to ``transforms.json``)."""
+        """JSON-serialisable form (written as ``layout.json`` next to ``transforms.json``; the physics' wall time is
+        left out, so the same configuration gives the same bytes)."""
         return {
             "seed": self.seed,
             "floor_half_side": self.floor_half_side,
@@ -113,7 +116,9 @@ class SceneLayout:
                 }
                 for o in self.objects
             ],
-            "physics": None if self.physics is None else vars(self.physics),
+            "physics": None
+            if self.physics is None
+            else {k: v for k, v in vars(self.physics).items() if k != "wall_seconds"},
         }
 
     @staticmethod
