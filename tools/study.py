@@ -46,6 +46,7 @@ from tools.study_lift import (
     method_config,
     method_trainer,
     num_slots_for,
+    shared_fields_config,
     write_json_atomic,
 )
 
@@ -543,7 +544,7 @@ def _run_study(
             scene_dir = network_input_scene(cfg, n, scene_dir, work, stats, generated, log)
         scene = load_scene(scene_dir)
         fit = fit_config_for(cfg, n, len(scene.train_indices))
-        shared = dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
+        shared = shared_fields_config(fit)
         base_run = work / "runs" / f"N{n:03d}" / "shared"
         log(
             f"[N={n}] shared fields (radiance + semantics, no instance objective): {shared.optim.iterations} "

@@ -17,7 +17,6 @@ configuration). Writes ``OUT/ablation.json`` (rewritten after every variant; a r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -34,6 +33,7 @@ from tools.study_lift import (
     fit_shared_fields,
     method_config,
     num_slots_for,
+    shared_fields_config,
     shared_fit_key,
     stored_shared_fit_key,
     write_json_atomic,
@@ -147,7 +147,7 @@ def run_ablation(
 
 
 def _shared(fit):
-    return dataclasses.replace(fit, losses=dataclasses.replace(fit.losses, instance_weight=0.0))
+    return shared_fields_config(fit)
 
 
 def _max_segments(scene) -> int:

@@ -31,7 +31,7 @@ import torch
 from lift3d.config_io import config_to_dict
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.scene import Scene
-from lift3d.engine.checkpoint import load_checkpoint
+from lift3d.engine.checkpoint import fit_config_from_dict, load_checkpoint
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
 from lift3d.engine.run_dir import RunDir
@@ -135,7 +135,21 @@ def _shared_fit_key_of_dict(d: dict) -> dict:
     for k in _INSTANCE_ONLY_MODEL:
         d["model"].pop(k, None)
     d["optim"].pop("lr_instance", None)
+    d.pop("threads", None)  # how many CPU threads ran it, not what was fitted
     return d
+
+
+def shared_fields_config(fit: FitConfig) -> FitConfig:
+    """The shared fit's configuration for a method's ``fit``: no instance loss, and the image step of the segment
+    consistency loss as the paper's (one image per step, pixels uniform over it) whatever the method's instance
+    steps use (``optim.instance_images`` / ``instance_pixel_sampling`` are instance-phase settings here)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        fit,
+        losses=dataclasses.replace(fit.losses, instance_weight=0.0),
+        optim=dataclasses.replace(fit.optim, instance_images=1, instance_pixel_sampling="image"),
+    )
 
 
 def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: Callable = print) -> dict:
@@ -170,7 +184,10 @@ def fit_shared_fields(scene: Scene, shared_cfg: FitConfig, run_dir: Path, log: C
 def stored_shared_fit_key(path: Path) -> list:
     """``[scene, shared_fit_key]`` of a shared run's ``config.json``."""
     rec = json.loads(path.read_text())
-    return [rec.get("scene"), _shared_fit_key_of_dict(rec["config"]) if "config" in rec else None]
+    if "config" not in rec:
+        return [rec.get("scene"), None]
+    # through the config class: settings added since the run was recorded take their defaults
+    return [rec.get("scene"), _shared_fit_key_of_dict(config_to_dict(fit_config_from_dict(rec["config"])))]
 
 
 def _load_shared_fields(trainer: Trainer, base_run: Path) -> None:
