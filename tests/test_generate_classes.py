@@ -253,3 +253,21 @@ def test_families_confusion_swaps_thing_classes_and_keeps_the_instance():
     )
     np.testing.assert_array_equal(inst, before)
     assert set(np.unique(sem).tolist()) == {4, 6}  # never its own class, never stuff; 20 draws hit both
+
+
+def test_families_release_layout_keeps_the_classes(tmp_path):
+    from lift3d.data.loading import load_frame, load_scene
+    from lift3d.generate import generate_scene
+
+    cfg = MessyRoomsConfig(  # low cameras on an open floor see the sky (class 3)
+        num_objects=5, num_views=3, resolution=32, seed=2, classes="families", environment="open_floor"
+    )
+    cfg.camera_elevation_deg = (2.0, 4.0)
+    generate_scene(cfg, tmp_path / "scene", progress=False, release_dir=tmp_path / "release")
+    ours, release = load_scene(tmp_path / "scene"), load_scene(tmp_path / "release")
+    assert release.classes == ours.classes and release.stuff_ids == [0, 3]  # open floor: floor and sky
+    for i in range(3):
+        frame = load_frame(release, i)
+        sky = frame.semantic == 3
+        np.testing.assert_array_equal(frame.semantic, load_frame(ours, i).semantic)
+        assert sky.any() and (frame.confidence[np.isin(frame.semantic, [0, 3])] == 1.0).all()
