@@ -82,3 +82,18 @@ def test_twod_train_and_eval_on_a_families_scene(families_scene, tmp_path):
     present = [v for v in saved["per_class_iou"].values() if v is not None]
     assert saved["per_class_iou"]["floor"] is not None and len(present) > 2
     assert saved["semantic_miou"] == pytest.approx(np.mean(present))
+
+
+def test_study_scenes_recorded_before_the_classes_field_still_match(tmp_path):
+    """A study scene's record written before ``classes`` existed matches a binary study (its default), not a
+    families one, so adding the option regenerates no scene."""
+    import dataclasses
+
+    from lift3d.generate import MessyRoomsConfig
+    from tools.study import STUDY_SCENE_FILE, scene_mismatch
+
+    wanted = json.loads(json.dumps(dataclasses.asdict(MessyRoomsConfig(num_objects=5)), default=str))
+    old_record = {k: v for k, v in wanted.items() if k != "classes"}
+    (tmp_path / STUDY_SCENE_FILE).write_text(json.dumps(old_record))
+    assert scene_mismatch(tmp_path, wanted) == ""
+    assert scene_mismatch(tmp_path, {**wanted, "classes": "families"}) == "classes: None != 'families'"
