@@ -67,7 +67,7 @@ class ClusterConfig:
     embedding; their places in the room still separate them. 0: the embedding alone (the paper). None: chosen
     together with ``min_cluster_size`` from ``position_weights`` on the training views (see
     :func:`lift3d.cluster.decoders.decode_by_clustering`)."""
-    position_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+    position_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Candidates for ``position_weight = None``."""
 
 
