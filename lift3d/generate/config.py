@@ -198,6 +198,11 @@ class MessyRoomsConfig:
     ``lift3d.generate.gso``)."""
     segmenter_noise: Literal["clean", "detic-like", "detic-real", "heavy"] = "detic-like"
     """Noise preset of the simulated 2D segmenter (see ``lift3d.generate.segmenter``)."""
+    classes: Literal["binary", "families"] = "binary"
+    """Semantic classes (``lift3d.generate.classes``): ``binary`` = ``0 background`` (stuff) and ``1 object``
+    (thing), as Messy Rooms; ``families`` = stuff classes ``floor``, ``wall``, ``ceiling`` (closed rooms) or
+    ``floor``, ``sky`` (open ones) and one thing class per asset family (procedural: 11 classes such as ``box``,
+    ``cup``, ``bottle``, ``toy``; GSO: the category in each object's ``metadata.pbtxt``, else ``object``)."""
     seed: int = 0
     """Seed of every random choice; the same seed gives the same layout, cameras, images and 2D segments."""
     test_fraction: float = 0.2
@@ -272,6 +277,8 @@ class MessyRoomsConfig:
         lo, hi = self.object_size_range
         if not 0.0 < lo <= hi:
             raise ValueError(f"object_size_range must satisfy 0 < min <= max, got {self.object_size_range}.")
+        if self.classes not in ("binary", "families"):
+            raise ValueError(f"classes must be 'binary' or 'families', got {self.classes!r}.")
         if self.hdri_path is not None:
             self.hdri_path = Path(self.hdri_path)
         if self.lidar and self.trajectory != "video":

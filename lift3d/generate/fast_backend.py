@@ -1,8 +1,9 @@
 """Fast CPU renderer of a :class:`SceneLayout`: open3d ray casting, procedural textures, Lambertian shading.
 
 Per view it produces RGB, depth (distance along the optical axis, metres), ground-truth instance ids (0 = room,
-k = object k, the same in every view because they come from one 3D scene) and ground-truth semantics
-(0 = background, 1 = object). The room is a closed box (floor, four walls, ceiling) around every camera, so every
+k = object k, the same in every view because they come from one 3D scene) and ground-truth semantics (the
+scene's :class:`~lift3d.generate.classes.SceneClasses`: 0 = background, 1 = object with ``classes binary``; the
+object's family and the room surface (floor, wall, ceiling) or sky with ``classes families``). The room is a closed box (floor, four walls, ceiling) around every camera, so every
 ray hits a surface and depth is defined at every pixel. The open environments (``open_floor``) have a floor square
 ``OPEN_FLOOR_HALF_SIZE`` wide on each side of the origin and no walls: a ray that misses everything sees the sky
 (:func:`lift3d.generate.textures.sky_radiance`), with depth 0 (unknown), instance 0 and class 0.
@@ -28,6 +29,7 @@ import numpy as np
 import open3d as o3d
 import torch
 
+from lift3d.generate.classes import SceneClasses, layout_classes
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.gso import interpolate_uv, sample_texture_image
 from lift3d.generate.layout import SceneLayout, room_quads
@@ -96,6 +98,16 @@ class _Scene:
         self.first_tri = np.asarray(first_tri + [n_tris], dtype=np.int64)
         self.rotations = np.asarray(self.rotations).reshape(-1, 3, 3)
         self.translations = np.asarray(self.translations).reshape(-1, 3)
+
+    def semantic_of_hits(
+        self, classes: SceneClasses, t: np.ndarray, gid: np.ndarray, prim: np.ndarray, instance: np.ndarray
+    ) -> np.ndarray:
+        """Ground-truth classes ``[M]`` of cast rays (``t, gid, prim`` from :meth:`cast`, ``instance [M]`` their
+        instance ids): the object's class, the class of the room surface hit, or the sky's."""
+        is_room = gid == self.room_gid
+        surface = np.zeros(len(gid), np.int64)
+        surface[is_room] = self.room_surface[prim[is_room]]
+        return classes.semantic(instance, surface, ~np.isfinite(t))
 
     def cast(self, origins: np.ndarray, dirs: np.ndarray):
         rays = np.concatenate([origins, dirs], axis=1).astype(np.float32)
@@ -231,6 +243,7 @@ def render_views(
             stacklevel=2,
         )
     scene = _Scene(layout, cfg.environment)
+    classes = layout_classes(layout, cfg)
     K = layout.intrinsics
     W, H, s = K.width, K.height, max(1, cfg.rgb_supersampling)
     V = layout.num_views
@@ -244,11 +257,11 @@ def render_views(
     for v in range(V):
         c2w = layout.camera_to_world[v]
         origins, dirs = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, 1, lens)
-        t, gid, *_ = scene.cast(origins.reshape(-1, 3), dirs.reshape(-1, 3))
+        t, gid, prim, *_ = scene.cast(origins.reshape(-1, 3), dirs.reshape(-1, 3))
         out.depth[v] = np.where(np.isfinite(t), t, 0.0).reshape(H, W)  # sky: 0 = unknown
-        inst = scene.instance_of[np.minimum(gid, scene.num_objects)].reshape(H, W)
-        out.instance[v] = inst
-        out.semantic[v] = (inst != BACKGROUND_ID).astype(np.uint8) * OBJECT_CLASS
+        inst = scene.instance_of[np.minimum(gid, scene.num_objects)]
+        out.instance[v] = inst.reshape(H, W)
+        out.semantic[v] = scene.semantic_of_hits(classes, t, gid, prim, inst).reshape(H, W)
         o_s, d_s = pixel_rays(c2w, K.fx, K.fy, K.cx, K.cy, W, H, s, lens)
         color = _shade(scene, cfg.environment, o_s.reshape(-1, 3), d_s.reshape(-1, 3), cfg.shadows)
         color = color.reshape(H, s, W, s, 3).mean(axis=(1, 3))

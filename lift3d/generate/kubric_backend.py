@@ -41,6 +41,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lift3d.generate.classes import layout_classes, semantic_from_instances
 from lift3d.generate.config import MessyRoomsConfig, PhysicsConfig
 from lift3d.generate.layout import SceneLayout, room_quads
 from lift3d.generate.mesh import Mesh
@@ -491,7 +492,8 @@ def render_views_kubric(
 
     Returns the same :class:`RenderedViews` as the fast backend: ``rgb [V, H, W, 3]`` uint8, ``depth [V, H, W]``
     float32 (distance along the optical axis, m), ``instance [V, H, W]`` uint16 (the layout's ``instance_id``,
-    0 = room) and ``semantic [V, H, W]`` uint8 (0 background, 1 object). Views are rendered
+    0 = room) and ``semantic [V, H, W]`` uint8 (the scene's classes,
+    :func:`~lift3d.generate.classes.semantic_from_instances`). Views are rendered
     ``KubricConfig.views_per_render_call`` at a time; ``progress(done_views, num_views)`` is called after each call.
     """
     if cfg.environment not in ENVIRONMENTS:
@@ -602,7 +604,7 @@ def render_views_kubric(
             out.instance[views] = data["lift3d_instance"]
             if progress is not None:
                 progress(views[-1] + 1, V)
-    out.semantic[:] = (out.instance != BACKGROUND_ID) * OBJECT_CLASS
+    out.semantic[:] = semantic_from_instances(layout, layout_classes(layout, cfg), out.instance)
     if not np.isfinite(out.depth).all() or (out.depth <= 0).any() or (out.depth > 1e6).any():
         warnings.warn("Some kubric depth pixels saw no surface (the room box should close the scene).", stacklevel=2)
     return out

@@ -9,8 +9,9 @@ with ``f_h`` the camera's viewing direction projected on the floor plane and nor
 ``l_h = e_z x f_h`` and ``c`` the camera centre; ``lidar_to_camera = camera_to_world^-1 lidar_to_world``, the
 same for every frame because the camera's pitch and roll are fixed. Each cell ``(r, c)`` casts one ray along
 :meth:`LidarSensor.ray_directions`; the hit's distance is the range, the hit geometry gives the ground-truth
-instance (0 for the room) and class (``1`` object, ``0`` background). The scan is instantaneous (no rolling
-shutter).
+instance (0 for the room) and class (the images' classes, :mod:`lift3d.generate.classes`: ``1`` object and ``0``
+background with ``classes binary``; the object's family or the room surface with ``classes families``). The scan
+is instantaneous (no rolling shutter).
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from lift3d.generate.classes import SceneClasses, scene_classes
 from lift3d.generate.config import LidarConfig
 from lift3d.generate.layout import SceneLayout
 from lift3d.geometry.lidar import LidarSensor, RangeImage, spherical_projection
 
 __all__ = ["LidarFrame", "sensor_of", "lidar_to_world", "mount_extrinsic", "cast_lidar"]
-
-OBJECT_CLASS = 1
-"""Ground-truth class of every object (the background, i.e. the room, is 0), as in the fast backend."""
 
 
 @dataclass
@@ -83,11 +82,18 @@ def cast_lidar(
     layout: SceneLayout,
     cfg: LidarConfig,
     progress: Optional[Callable[[int, int], None]] = None,
+    classes: Optional[SceneClasses] = None,
+    environment: str = "old_room",
 ) -> List[LidarFrame]:
-    """One scan per camera of ``layout`` with the fast backend's ray caster (module docstring)."""
-    from lift3d.generate.fast_backend import BACKGROUND_ID, _Scene  # open3d, loaded only when LiDAR is asked for
+    """One scan per camera of ``layout`` with the fast backend's ray caster (module docstring).
 
-    scene = _Scene(layout)
+    ``classes``: the scene's class table (the images' classes; default ``classes binary``); ``environment``: the
+    scene's (open environments have no walls: a beam that hits nothing gives no return)."""
+    from lift3d.generate.fast_backend import _Scene  # open3d, loaded only when LiDAR is asked for
+
+    scene = _Scene(layout, environment)
+    if classes is None:
+        classes = scene_classes("binary", environment, "procedural", [o.asset for o in layout.objects])
     sensor = sensor_of(cfg)
     dirs_lidar = sensor.ray_directions().reshape(-1, 3)  # [B * W, 3] unit vectors in the LiDAR frame
     frames = []
@@ -95,11 +101,11 @@ def cast_lidar(
         pose = lidar_to_world(c2w, cfg.mount_offset_m)
         dirs = dirs_lidar @ pose[:3, :3].T
         origins = np.broadcast_to(pose[:3, 3], dirs.shape)
-        t, gid, *_ = scene.cast(origins, dirs)
+        t, gid, prim, *_ = scene.cast(origins, dirs)
         keep = t <= sensor.max_range_m
         points = (t[keep, None] * dirs_lidar[keep]).astype(np.float32)
         instance = scene.instance_of[np.minimum(gid[keep], scene.num_objects)].astype(np.int64)
-        semantic = (instance != BACKGROUND_ID).astype(np.int64) * OBJECT_CLASS
+        semantic = scene.semantic_of_hits(classes, t[keep], gid[keep], prim[keep], instance).astype(np.int64)
         frames.append(LidarFrame(points, instance, semantic, spherical_projection(points, instance, semantic, sensor)))
         if progress is not None:
             progress(v + 1, len(layout.camera_to_world))

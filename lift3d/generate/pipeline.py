@@ -20,9 +20,10 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from lift3d.generate.classes import SceneClasses, layout_classes, scene_classes
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.layout import SceneLayout, make_layout
-from lift3d.generate.segmenter import SEGMENTER_PRESETS, simulate_segmenter
+from lift3d.generate.segmenter import SEGMENTER_PRESETS, SegmenterClasses, simulate_segmenter
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
 
 __all__ = [
@@ -98,13 +99,23 @@ def segmenter_rng(seed: int, view: int) -> np.random.Generator:
 
 
 def run_segmenter(
-    views: RenderedViews, cfg: MessyRoomsConfig, progress: Optional[Callable[[int, int], None]] = None
+    views: RenderedViews,
+    cfg: MessyRoomsConfig,
+    progress: Optional[Callable[[int, int], None]] = None,
+    classes: Optional[SceneClasses] = None,
 ) -> SegmenterOutputs:
-    """Simulate the 2D segmenter (preset ``cfg.segmenter_noise``) on every view's ground truth."""
+    """Simulate the 2D segmenter (preset ``cfg.segmenter_noise``) on every view's ground truth, in the scene's
+    class space ``classes`` (:func:`~lift3d.generate.classes.layout_classes`; may be left out for
+    ``cfg.classes == "binary"``)."""
     if cfg.segmenter_noise not in SEGMENTER_PRESETS:
         raise ValueError(
             f"Unknown segmenter_noise {cfg.segmenter_noise!r}; expected one of {sorted(SEGMENTER_PRESETS)}."
         )
+    if classes is None:
+        if cfg.classes != "binary":
+            raise ValueError(f"run_segmenter: classes={cfg.classes!r} needs the scene's table, layout_classes(...).")
+        classes = scene_classes("binary", cfg.environment, "procedural", [])
+    space = SegmenterClasses(tuple(classes.thing_ids), tuple(classes.stuff_ids))
     noise = SEGMENTER_PRESETS[cfg.segmenter_noise]
     V = len(views.instance)
     out = SegmenterOutputs(
@@ -114,7 +125,7 @@ def run_segmenter(
     )
     for v in range(V):
         out.instance[v], out.semantic[v], out.confidence[v] = simulate_segmenter(
-            views.instance[v], views.semantic[v], segmenter_rng(cfg.seed, v), noise
+            views.instance[v], views.semantic[v], segmenter_rng(cfg.seed, v), noise, space
         )
         if progress is not None:
             progress(v + 1, V)
@@ -205,7 +216,7 @@ def generate_scene(
 
             layout, plan = video_layout(layout, cfg)
         views = render(layout, cfg, stage("rendering"))
-        segments = run_segmenter(views, cfg, stage("segmenter"))
+        segments = run_segmenter(views, cfg, stage("segmenter"), layout_classes(layout, cfg))
         num_train, extra_files = None, None
         if plan is not None:
             from lift3d.generate.sequence import clip_split, make_sequence_outputs, write_sequence_files

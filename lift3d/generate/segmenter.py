@@ -21,10 +21,16 @@ seeded generator gives reproducible masks):
    merged, split, jittered or spurious; pixels without a segment get ``background_confidence``. Per pixel,
    ``conf = score * (1 - boundary_confidence_drop * exp(-dist / boundary_width_px))`` with ``dist`` the distance
    (pixels) to the nearest segment boundary.
-9. **class confusion**: with ``class_confusion_prob`` a segment is given another class, drawn uniformly from the
-   classes ``0..C-1`` other than its own (``C``: one more than the largest class of the view's ground truth, at
-   least 2). A segment confused with class 0 (background, a stuff class) loses its instance id: the segmenter
-   called the object part of the room (with the generator's two classes every confusion is of this kind).
+9. **class confusion**: with ``class_confusion_prob`` a segment is given another class. With the scene's
+   classes of ``--classes families`` (several thing classes, one per asset family) the new class is drawn
+   uniformly from the *other thing classes*: the segmenter mistakes one family for another (a cup for a bottle)
+   and the segment keeps its instance id. With ``--classes binary`` the only other class is the background (a
+   stuff class): the segment loses its instance id, the segmenter called the object part of the room.
+
+Classes (:class:`SegmenterClasses`, the scene's thing and stuff ids): a segment takes the most frequent ground-truth
+thing class under it (spurious segments, over stuff only, draw a thing class uniformly when there are several);
+pixels outside every segment take a stuff class, the ground truth's where it is stuff and the nearest stuff
+pixel's on a missed object (:func:`stuff_fill`; with ``binary`` always 0, the background).
 
 Steps 5 and 9 draw nothing when their probability is 0, so presets without them (``clean``, ``detic-like``,
 ``heavy``) give the same masks as before these steps existed.
@@ -40,14 +46,30 @@ one. The measured figures and the command are in ``docs/results/segmenter-noise/
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, Set, Tuple
+from typing import Dict, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import ndimage
 
 MAX_ID = 65535
 OBJECT_CLASS = 1
-"""Class given to spurious segments and to dilated pixels that were background."""
+"""Class given to spurious segments and to dilated pixels that were background (binary scheme)."""
+STUFF = -1
+"""Candidate of :func:`confuse_classes` meaning "a stuff class" (the pixels' :func:`stuff_fill`)."""
+
+
+@dataclass(frozen=True)
+class SegmenterClasses:
+    """The class space the simulated segmenter labels in: the scene's thing and stuff class ids."""
+
+    thing_ids: Tuple[int, ...] = (OBJECT_CLASS,)
+    """Thing classes (segments with an instance id)."""
+    stuff_ids: Tuple[int, ...] = (0,)
+    """Stuff classes (pixels outside segments)."""
+
+
+BINARY_CLASSES = SegmenterClasses()
+"""``--classes binary``: thing 1 (object), stuff 0 (background)."""
 
 
 @dataclass(frozen=True)
@@ -346,20 +368,70 @@ def relabel(seg: WorkingSegments, rng: np.random.Generator) -> Tuple[np.ndarray,
     return lut[label].astype(np.uint16), seg_ids
 
 
-def majority_semantic(label: np.ndarray, seg_ids: np.ndarray, gt_semantic: np.ndarray) -> np.ndarray:
-    """Class of each segment: the most frequent non-zero ground-truth class under it (``OBJECT_CLASS`` if none).
+def majority_semantic(
+    label: np.ndarray,
+    seg_ids: np.ndarray,
+    gt_semantic: np.ndarray,
+    thing_ids: Optional[Sequence[int]] = None,
+    fallback: int = OBJECT_CLASS,
+) -> np.ndarray:
+    """Class of each segment: the most frequent ground-truth thing class under it (``fallback`` if none).
 
-    ``label``: ``[H, W]`` working segment ids; ``seg_ids``: ``[S]`` ids to label; ``gt_semantic``: ``[H, W]``.
-    Returns ``[H, W]`` uint8 (0 where there is no segment). Draws nothing.
+    ``label``: ``[H, W]`` working segment ids; ``seg_ids``: ``[S]`` ids to label; ``gt_semantic``: ``[H, W]``;
+    ``thing_ids``: the thing classes (None: every non-zero class, the binary scheme's rule). Returns ``[H, W]``
+    int64 (0 where there is no segment). Draws nothing.
     """
     gt_sem = np.asarray(gt_semantic).astype(np.int64)
-    semantic = np.zeros(label.shape, np.uint8)
+    semantic = np.zeros(label.shape, np.int64)
     for i in seg_ids:
         mask = label == i
         classes = gt_sem[mask]
-        classes = classes[classes > 0]
-        semantic[mask] = np.bincount(classes).argmax() if len(classes) else OBJECT_CLASS
+        classes = classes[classes > 0] if thing_ids is None else classes[np.isin(classes, thing_ids)]
+        semantic[mask] = np.bincount(classes).argmax() if len(classes) else fallback
     return semantic
+
+
+def stuff_fill(gt_semantic: np.ndarray, classes: SegmenterClasses) -> np.ndarray:
+    """Stuff class a semantic segmenter gives each pixel outside its thing segments: the ground-truth class where
+    it is stuff, elsewhere (a missed object) the class of the nearest ground-truth stuff pixel (Euclidean distance
+    transform; the first stuff class when the view shows no stuff). ``[H, W]`` int64. Draws nothing."""
+    gt = np.asarray(gt_semantic).astype(np.int64)
+    if len(classes.stuff_ids) == 1:
+        return np.full(gt.shape, classes.stuff_ids[0], np.int64)
+    is_stuff = np.isin(gt, classes.stuff_ids)
+    if not is_stuff.any():
+        return np.full(gt.shape, classes.stuff_ids[0], np.int64)
+    _, (iy, ix) = ndimage.distance_transform_edt(~is_stuff, return_indices=True)
+    return gt[iy, ix]
+
+
+def segment_classes(
+    label: np.ndarray,
+    seg_ids: np.ndarray,
+    gt_semantic: np.ndarray,
+    rng: np.random.Generator,
+    classes: Optional[SegmenterClasses],
+) -> np.ndarray:
+    """Class map ``[H, W]`` uint8 of the segments and of the pixels outside them.
+
+    ``classes`` None (the legacy binary rule): :func:`majority_semantic` with every non-zero class a thing, 0
+    outside segments. Otherwise each segment gets its majority ground-truth thing class; a segment over no thing
+    (spurious, or grown over stuff) gets the single thing class, or with several thing classes one drawn uniformly
+    (one draw of all such segments, in increasing id order, only when there are any); pixels outside segments get
+    :func:`stuff_fill`. With the binary scheme's table (thing 1, stuff 0) this equals the legacy rule and draws
+    nothing.
+    """
+    if classes is None:
+        return majority_semantic(label, seg_ids, gt_semantic).astype(np.uint8)
+    semantic = majority_semantic(label, seg_ids, gt_semantic, classes.thing_ids, fallback=-1)
+    unknown = [i for i in seg_ids if semantic[label == i][0] < 0] if len(seg_ids) else []
+    if unknown:
+        things = np.asarray(classes.thing_ids, np.int64)
+        picks = things[rng.integers(len(things), size=len(unknown))] if len(things) > 1 else [things[0]] * len(unknown)
+        for i, c in zip(unknown, picks):
+            semantic[label == i] = c
+    semantic = np.where(label > 0, semantic, stuff_fill(gt_semantic, classes))
+    return semantic.astype(np.uint8)
 
 
 def segment_confidence(
@@ -387,36 +459,64 @@ def segment_confidence(
 
 
 def confuse_classes(
-    instance: np.ndarray, semantic: np.ndarray, gt_semantic: np.ndarray, rng: np.random.Generator, noise: SegmenterNoise
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    gt_semantic: np.ndarray,
+    rng: np.random.Generator,
+    noise: SegmenterNoise,
+    classes: Optional[SegmenterClasses] = None,
 ) -> None:
     """Step 9: give segments a wrong class with probability ``class_confusion_prob`` (in place).
 
-    ``instance``: ``[H, W]`` uint16 relabelled ids; ``semantic``: ``[H, W]`` uint8 classes of the segments. With
-    ``C = max(2, max(gt_semantic) + 1)``, each segment in increasing (relabelled) id order draws once; a confused
-    segment with class ``c`` then draws its new class uniformly from ``{0..C-1} \\ {c}``. A segment confused with
-    class 0 (stuff: background) gets instance 0. No draws when ``class_confusion_prob == 0``.
+    ``instance``: ``[H, W]`` uint16 relabelled ids; ``semantic``: ``[H, W]`` uint8 classes of the segments. Each
+    segment in increasing (relabelled) id order draws once; a confused segment with class ``c`` then draws its new
+    class uniformly from a candidate list (one draw):
+
+    * ``classes`` None (legacy rule): ``{0..C-1} \\ {c}`` with ``C = max(2, max(gt_semantic) + 1)``; a segment
+      confused with class 0 (stuff: background) gets instance 0.
+    * with a class table of several thing classes (``--classes families``): the other thing classes, so the
+      segmenter mistakes one asset family for another (a cup for a bottle) and keeps the instance.
+    * with a single thing class (the binary table): the only candidate is stuff; the segment gets instance 0 and
+      the pixels' :func:`stuff_fill` class (with the binary table the same as the legacy rule, draws included).
+
+    No draws when ``class_confusion_prob == 0``.
     """
     if not noise.class_confusion_prob > 0:
         return
     num_classes = max(2, int(np.asarray(gt_semantic).max()) + 1)
+    fill = None
     for i in np.unique(instance[instance > 0]):
         if rng.random() >= noise.class_confusion_prob:
             continue
         mask = instance == i
         own = int(semantic[mask][0])
-        others = [c for c in range(num_classes) if c != own]
+        if classes is None:
+            others = [c for c in range(num_classes) if c != own]
+        else:
+            others = [c for c in classes.thing_ids if c != own] or [STUFF]
         new = others[int(rng.integers(len(others)))]
+        if new == STUFF:
+            fill = stuff_fill(gt_semantic, classes) if fill is None else fill
+            semantic[mask] = fill[mask]
+            instance[mask] = 0
+            continue
         semantic[mask] = new
-        if new == 0:
+        if classes is None and new == 0:
             instance[mask] = 0
 
 
 def simulate_segmenter(
-    gt_instance: np.ndarray, gt_semantic: np.ndarray, rng: np.random.Generator, noise: SegmenterNoise
+    gt_instance: np.ndarray,
+    gt_semantic: np.ndarray,
+    rng: np.random.Generator,
+    noise: SegmenterNoise,
+    classes: Optional[SegmenterClasses] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulate a 2D segmenter on one view (see the module docstring for the noise model).
 
-    ``gt_instance``: ``[H, W]`` int ground-truth ids (0 = background); ``gt_semantic``: ``[H, W]`` class ids.
+    ``gt_instance``: ``[H, W]`` int ground-truth ids (0 = background); ``gt_semantic``: ``[H, W]`` class ids;
+    ``classes``: the scene's thing and stuff classes (None: the legacy binary rule, class 0 stuff, others things;
+    the generator passes the scene's table, :data:`BINARY_CLASSES` giving the same masks as None).
     Returns ``instance`` ``[H, W]`` uint16 (0 = no segment, other ids arbitrary), ``semantic`` ``[H, W]`` uint8 and
     ``confidence`` ``[H, W]`` float32 in ``[0, 1]``. The steps run in the module docstring's order and draw from
     ``rng`` in that order, so a seeded generator gives reproducible masks.
@@ -430,9 +530,9 @@ def simulate_segmenter(
     bleed_boundaries(seg, rng, noise)
     add_spurious_segments(seg, rng, noise)
     instance, seg_ids = relabel(seg, rng)
-    semantic = majority_semantic(seg.label, seg_ids, gt_semantic)
+    semantic = segment_classes(seg.label, seg_ids, gt_semantic, rng, classes)
     confidence = segment_confidence(seg, seg_ids, rng, noise)
-    confuse_classes(instance, semantic, gt_semantic, rng, noise)
+    confuse_classes(instance, semantic, gt_semantic, rng, noise, classes)
     return instance, semantic, confidence
 
 

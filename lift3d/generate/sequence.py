@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from lift3d.data.sequence import SEQUENCE_FILE, SEQUENCE_VERSION
+from lift3d.generate.classes import layout_classes
 from lift3d.generate.config import MessyRoomsConfig
 from lift3d.generate.layout import SceneLayout
 from lift3d.generate.lidar import LidarFrame, cast_lidar, mount_extrinsic, sensor_of
@@ -78,7 +79,8 @@ def make_sequence_outputs(
     lidar = extrinsic = None
     if cfg.lidar:
         extrinsic = mount_extrinsic(layout.camera_to_world, cfg.lidar_sensor.mount_offset_m)
-        lidar = cast_lidar(layout, cfg.lidar_sensor, stage("lidar"))
+        classes = layout_classes(layout, cfg)
+        lidar = cast_lidar(layout, cfg.lidar_sensor, stage("lidar"), classes=classes, environment=cfg.environment)
     return SequenceOutputs(plan, flow, lidar, extrinsic)
 
 

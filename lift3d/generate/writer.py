@@ -10,7 +10,7 @@ Layout of the folder::
     segments/semantic/...png        simulated 2D segmenter classes, 8-bit
     segments/confidence/...png      simulated confidence, 8-bit (value / 255)
     gt/instance/...png              tracked ground-truth instance ids, 16-bit (evaluation only)
-    gt/semantic/...png              ground-truth classes, 8-bit (evaluation only)
+    gt/semantic/...png              ground-truth classes, 8-bit (evaluation only; ids of ``classes``)
 
 Everything is written into a hidden temporary sibling folder which is renamed to ``out_dir`` at the end
 (:func:`lift3d.io.atomic.atomic_folder`; with ``overwrite`` an existing scene is moved aside first and deleted once
@@ -26,6 +26,7 @@ from typing import Callable, Dict, Optional
 import imageio.v3 as iio
 import numpy as np
 
+from lift3d.generate.classes import BINARY_CLASSES, layout_classes
 from lift3d.generate.config import MessyRoomsConfig, config_to_dict
 from lift3d.generate.layout import SceneLayout
 from lift3d.generate.views import RenderedViews, SegmenterOutputs
@@ -33,7 +34,8 @@ from lift3d.io.atomic import atomic_folder
 
 DEPTH_UNIT = 0.001
 """Metres per depth-PNG unit (millimetres)."""
-CLASSES = [{"id": 0, "name": "background", "thing": False}, {"id": 1, "name": "object", "thing": True}]
+CLASSES = BINARY_CLASSES
+"""The classes of ``--classes binary``; a scene's own list is :func:`lift3d.generate.classes.layout_classes`."""
 SUBDIRS = (
     "images",
     "depth",
@@ -116,7 +118,7 @@ def transforms_dict(layout: SceneLayout, cfg: MessyRoomsConfig, num_train: Optio
         "h": K.height,
         **lens_keys(cfg),
         "depth_unit_scale_factor": DEPTH_UNIT,
-        "classes": CLASSES,
+        "classes": layout_classes(layout, cfg).to_json(),
         "aabb": objects_aabb(layout).tolist(),
         "room_aabb": [layout.room_min.tolist(), layout.room_max.tolist()],
         "frames": frames,
@@ -253,4 +255,5 @@ def write_release_layout(
         cy=K.cy,
         extra_metadata=extra,
         overwrite=overwrite,
+        classes=layout_classes(layout, cfg).to_json(),
     )

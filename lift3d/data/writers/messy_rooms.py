@@ -11,7 +11,7 @@ import contextlib
 import json
 import shutil
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -83,7 +83,13 @@ def release_folder(out_dir: Path, overwrite: bool, with_depth: bool) -> Iterator
 
 
 def _metadata(
-    camera: Dict, width: int, height: int, num_frames: int, depth_kind: DepthKind, extra: Optional[Dict]
+    camera: Dict,
+    width: int,
+    height: int,
+    num_frames: int,
+    depth_kind: DepthKind,
+    extra: Optional[Dict],
+    classes: Optional[List[Dict]] = None,
 ) -> Dict:
     meta = {
         "metadata": {"resolution": [width, height], "num_frames": num_frames},
@@ -91,7 +97,7 @@ def _metadata(
         "lift3d": {
             "depth": depth_kind,
             "depth_unit": 0.001,
-            "classes": CLASSES,
+            "classes": CLASSES if classes is None else classes,
             "written_by": "lift3d.data.messy_rooms",
         },
     }
@@ -118,13 +124,15 @@ def write_release(
     depth_kind: DepthKind = DEFAULT_RELEASE_DEPTH,
     extra_metadata: Optional[Dict] = None,
     overwrite: bool = False,
+    classes: Optional[List[Dict]] = None,
 ) -> Path:
     """Write ``[V, ...]`` stacks in the released Messy Rooms layout (see the module docstring), atomically.
 
     ``rgb [V, H, W, 3]`` uint8; ``depth [V, H, W]`` metres along the optical axis (or None); ground-truth
     ``gt_instance`` / ``gt_semantic`` and the segmenter's ``instance`` / ``semantic`` ``[V, H, W]`` integers;
     ``confidence [V, H, W]`` in [0, 1]; ``camera_to_world [V, 4, 4]`` OpenGL axes; pinhole intrinsics in pixels.
-    ``extra_metadata`` entries are added to metadata.json at the top level (e.g. kubric-style ``instances``).
+    ``extra_metadata`` entries are added to metadata.json at the top level (e.g. kubric-style ``instances``);
+    ``classes`` (``[{"id", "name", "thing"}]``, default the two Messy Rooms classes) goes to ``lift3d.classes``.
     """
     V, H, W = np.asarray(gt_instance).shape
     out_dir = Path(out_dir)
@@ -145,7 +153,7 @@ def write_release(
                 depth_kind,
             )
         camera = release_camera_metadata(camera_to_world, fx, fy, cx, cy, W, H)
-        meta = _metadata(camera, W, H, V, depth_kind, extra_metadata)
+        meta = _metadata(camera, W, H, V, depth_kind, extra_metadata, classes)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
     return out_dir
 
