@@ -94,7 +94,7 @@ class PretrainFrames:
     def intrinsics(self, index: int) -> np.ndarray:
         """``[3, 3]`` float64 camera matrix of item ``index``."""
         si, fi = self.items[index]
-        return self.scenes[si].frames[fi].camera_intrinsics.matrix()
+        return self.scenes[si].frames[fi].camera_intrinsics.matrix
 
     def _cache_file(self, index: int) -> Path:
         si, fi = self.items[index]
