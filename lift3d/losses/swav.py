@@ -43,7 +43,9 @@ def sinkhorn_knopp(
     if scores.ndim != 2:
         raise ValueError(f"scores must be [B, K], got shape {tuple(scores.shape)}")
     logits = scores.detach().double().t() / epsilon  # [K, B]
-    q = torch.exp(logits - logits.max())
+    q = torch.exp(
+        logits - (logits.max() if logits.numel() else 0.0)
+    )  # no columns (an empty rank under DDP): q is empty
     reduce = all_reduce or (lambda t: t)
     k = q.shape[0]
     b = float(reduce(torch.tensor(float(q.shape[1]), dtype=q.dtype)))

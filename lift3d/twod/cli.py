@@ -184,6 +184,10 @@ class TwodEvalFeatures:
             if self.run == RANDOM_ENCODER:
                 raise SystemExit("lift3d twod eval-features random: pass --out FILE.json.")
             out = Path(self.run) / "eval" / f"features-{self.name}.json"
-        r = evaluate_features(self.run, self.data, out, self.features, self.preset, self.seed, self.device, self.threads)
-        print(f"unsupervised Acc {r['accuracy']:.3f}  mIoU {r['miou']:.3f} ({r['num_frames']} frames, "
-              f"{len(r['classes'])} classes); wrote {out}")
+        r = evaluate_features(
+            self.run, self.data, out, self.features, self.preset, self.seed, self.device, self.threads
+        )
+        print(
+            f"unsupervised Acc {r['accuracy']:.3f}  mIoU {r['miou']:.3f} ({r['num_frames']} frames, "
+            f"{len(r['classes'])} classes); wrote {out}"
+        )

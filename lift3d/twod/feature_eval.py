@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,7 +36,11 @@ def feature_extractor(run: str | Path, features: Literal["encoder", "head"], pre
     if str(run) == RANDOM_ENCODER:
         torch.manual_seed(seed)
         enc = Encoder(NETWORK_PRESETS[preset]).to(device).eval()
-        return lambda x: enc((x - _MEAN.to(device)) / _STD.to(device)), {"source": "random", "preset": preset, "seed": seed}
+        return lambda x: enc((x - _MEAN.to(device)) / _STD.to(device)), {
+            "source": "random",
+            "preset": preset,
+            "seed": seed,
+        }
     from lift3d.twod.model import twod_checkpoint_path, twod_method
 
     path = twod_checkpoint_path(Path(run))
@@ -46,7 +49,11 @@ def feature_extractor(run: str | Path, features: Literal["encoder", "head"], pre
 
         net, meta = load_pretrained_network(path, device)
         fn = net.features if features == "head" else net.encode
-        return fn, {"source": str(path), "pretrain_method": meta["pretrain_method"], "lambda_pixel": meta["lambda_pixel"]}
+        return fn, {
+            "source": str(path),
+            "pretrain_method": meta["pretrain_method"],
+            "lambda_pixel": meta["lambda_pixel"],
+        }
     if features == "head":
         raise ValueError(f"{path}: --features head needs a `lift3d twod pretrain` run.")
     state = torch.load(path, map_location=device, weights_only=True)

@@ -105,11 +105,15 @@ class PretrainConfig:
     weight_decay: float = 1e-6
     """Adam weight decay (SwAV: 1e-6)."""
     colour: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(flip=False, scale_range=(1.0, 1.0), brightness=0.4, contrast=0.4, saturation=0.4)
+        default_factory=lambda: AugmentConfig(
+            flip=False, scale_range=(1.0, 1.0), brightness=0.4, contrast=0.4, saturation=0.4
+        )
     )
     """Copy-paste: colour jitter of each view (photometric only, so the pixel correspondence stays exact)."""
     crops: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(flip=True, scale_range=(1.0, 2.0), brightness=0.4, contrast=0.4, saturation=0.4)
+        default_factory=lambda: AugmentConfig(
+            flip=True, scale_range=(1.0, 2.0), brightness=0.4, contrast=0.4, saturation=0.4
+        )
     )
     """SwAV: the augmentation of each of the two crops (flip, zoom-in crop of the frame's size, colour)."""
     regions: DepthRegionConfig = field(default_factory=DepthRegionConfig)
@@ -142,7 +146,9 @@ class PretrainNetwork(nn.Module):
         self.encoder = Encoder(network)
         width = network.widths[2]
         self.head = nn.Sequential(
-            nn.Conv2d(width, projection_hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(projection_hidden, projection_dim, 1)
+            nn.Conv2d(width, projection_hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(projection_hidden, projection_dim, 1),
         )
         self.prototypes = nn.Linear(projection_dim, prototypes, bias=False)
         self.normalise_prototypes()
@@ -499,7 +505,9 @@ def load_pretrained_encoder(run_or_file: Path, encoder: nn.Module) -> dict:
     meta = state.get("meta", {})
     weights = {k[len("encoder.") :]: v for k, v in state["model"].items() if k.startswith("encoder.")}
     if not weights:
-        raise PretrainError(f"--init {run_or_file}: {path} holds no encoder weights; pass a `lift3d twod pretrain` run.")
+        raise PretrainError(
+            f"--init {run_or_file}: {path} holds no encoder weights; pass a `lift3d twod pretrain` run."
+        )
     own = encoder.state_dict()
     if set(weights) != set(own):
         missing = sorted(set(own) ^ set(weights))[0]

@@ -121,7 +121,11 @@ class PretrainFrames:
         cache made with others is refused (start a new run folder)."""
         cache = Path(cache)
         self.cache = cache
-        meta = {"depth": self.depth, "regions": _jsonable(asdict(region_config)), "data": [str(s.root) for s in self.scenes]}
+        meta = {
+            "depth": self.depth,
+            "regions": _jsonable(asdict(region_config)),
+            "data": [str(s.root) for s in self.scenes],
+        }
         meta_file = cache / "meta.json"
         if meta_file.exists():
             old = json.loads(meta_file.read_text())
