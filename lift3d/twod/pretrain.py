@@ -177,11 +177,13 @@ def pixel_pair_features(features: torch.Tensor, flat_index: torch.Tensor, width:
     ``features [D, h, w]`` (the map of an ``height x width`` image), ``flat_index [M]`` int64 ``y * width + x``
     -> ``[M, D]``. Pixel ``(x, y)``'s centre is at normalised ``((x + 0.5) / width * 2 - 1, (y + 0.5) / height * 2
     - 1)`` (``grid_sample`` with ``align_corners=False``, the convention under which the feature map covers the
-    image exactly)."""
+    image exactly; the border values extend outwards, no zero padding)."""
     x = (flat_index % width).to(features.dtype)
     y = torch.div(flat_index, width, rounding_mode="floor").to(features.dtype)
     grid = torch.stack([(x + 0.5) / width * 2 - 1, (y + 0.5) / height * 2 - 1], -1).reshape(1, 1, -1, 2)
-    out = F.grid_sample(features[None], grid, mode="bilinear", align_corners=False)  # [1, D, 1, M]
+    out = F.grid_sample(
+        features[None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )  # [1, D, 1, M]
     return out[0, :, 0].t()
 
 
