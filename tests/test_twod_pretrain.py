@@ -114,6 +114,16 @@ def test_swav_pretraining_and_init_of_fine_tuning(scene, tmp_path):
     wrong = TwodModel(NETWORK_PRESETS["cpu-small"], classes, 32.0, ClusteringConfig())
     with pytest.raises(PretrainError, match="--preset tiny"):
         load_pretrained_encoder(run, wrong.net.encoder)
+    # lift3d twod train --init RUN --label-fraction 0.5: starts from the encoder, records both and the frames used
+    from lift3d.twod.train import TwodTrainConfig, train_twod
+
+    cfg = TwodTrainConfig(preset="tiny", steps=1, batch_size=1, checkpoint_every=1, init=run, label_fraction=0.5)
+    ft = train_twod([scene], tmp_path / "ft", cfg, progress=False)
+    record = json.loads((ft / "config.json").read_text())
+    assert record["config"]["init"] == str(run) and record["config"]["label_fraction"] == 0.5
+    assert len(record["labelled_frames"]) == 2
+    with pytest.raises(PretrainError, match="--preset tiny"):
+        train_twod([scene], tmp_path / "ft2", TwodTrainConfig(preset="cpu-small", init=run), progress=False)
 
 
 def test_label_fraction_draws_a_seeded_subset():
@@ -175,3 +185,32 @@ def test_eval_features_cli_scores_a_random_encoder(scene, tmp_path, capsys):
     assert 0.0 < r["accuracy"] <= 1.0 and 0.0 < r["miou"] <= 1.0
     assert r["num_frames"] == 4 and r["network"]["source"] == "random"
     assert "unsupervised Acc" in capsys.readouterr().out
+
+
+def test_ddp_two_processes_match_one_process(scene, tmp_path):
+    """SwAV under torchrun on 2 CPU processes (Sinkhorn sums all-reduced) gives the single-process weights; the
+    copy-paste method runs under DDP too (its pixel draws differ per rank, so only that it trains is checked)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["twod", "pretrain", "--data", str(scene), "--preset", "tiny", "--steps", "2", "--batch-size", "4"]
+    args += ["--prototypes", "16", "--projection-hidden", "8", "--projection-dim", "8", "--checkpoint-every", "2"]
+    args += ["--regions.merge-threshold", "0.02", "--regions.modularity-resolution", "3.0"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lift3d.cli"]
+    one = [sys.executable, "-m", "lift3d.cli"]
+    run = dict(check=True, env=env, cwd=root, timeout=240, capture_output=True)
+    subprocess.run(ddp + args + ["--method", "swav", "--out", str(tmp_path / "ddp")], **run)
+    subprocess.run(one + args + ["--method", "swav", "--out", str(tmp_path / "one")], **run)
+    a = torch.load(tmp_path / "ddp" / "checkpoints" / "step_0000002.pt", weights_only=True)
+    b = torch.load(tmp_path / "one" / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world"] == 2
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4, msg=k)
+    subprocess.run(ddp + args + ["--method", "copy-paste", "--out", str(tmp_path / "cp")], **run)
+    history = json.loads((tmp_path / "cp" / "train.json").read_text())["history"]
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
