@@ -21,13 +21,14 @@ from lift3d.io import atomic_write_json
 def score_preset(scene, data, noise_name: str, seed: int) -> dict:
     """Per-frame PQ (overall, things, stuff) of preset ``noise_name`` on the views ``data`` of ``scene``."""
     from lift3d.generate.pipeline import segmenter_rng
-    from lift3d.generate.segmenter import SEGMENTER_PRESETS, simulate_segmenter
+    from lift3d.generate.segmenter import SEGMENTER_PRESETS, SegmenterClasses, simulate_segmenter
     from lift3d.metrics.panoptic import frame_pq
 
     noise = SEGMENTER_PRESETS[noise_name]
+    classes = SegmenterClasses(tuple(scene.thing_ids), tuple(scene.stuff_ids))  # the scene's, as the generator's
     sem, inst = [], []
     for v, d in enumerate(data):
-        i, s, _ = simulate_segmenter(d.gt_instance, d.gt_semantic, segmenter_rng(seed, v), noise)
+        i, s, _ = simulate_segmenter(d.gt_instance, d.gt_semantic, segmenter_rng(seed, v), noise, classes)
         inst.append(i)
         sem.append(s)
     r = frame_pq(
@@ -54,6 +55,7 @@ def main(argv=None) -> dict:
     p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--presets", nargs="+", default=["detic-like", "detic-real", "heavy"])
+    p.add_argument("--classes", choices=["binary", "families"], default="binary", help="class scheme of the scenes")
     args = p.parse_args(argv)
 
     from lift3d.data.loading import load_frame, load_scene
@@ -61,14 +63,17 @@ def main(argv=None) -> dict:
 
     rows = []
     for n in args.objects:
-        scene_dir = args.work / f"n{n}"
+        scene_dir = args.work / (f"n{n}" if args.classes == "binary" else f"n{n}_{args.classes}")
         if not (scene_dir / "transforms.json").exists():
-            cfg = MessyRoomsConfig(num_objects=n, num_views=args.views, resolution=args.resolution, seed=args.seed)
+            cfg = MessyRoomsConfig(
+                num_objects=n, num_views=args.views, resolution=args.resolution, seed=args.seed, classes=args.classes
+            )
             generate_scene(cfg, scene_dir, progress=False)
         scene = load_scene(scene_dir)
         data = [load_frame(scene, f.index, with_ground_truth=True) for f in scene.frames]
         for name in args.presets:
             row = {"objects": n, "views": len(data), "resolution": scene.frames[0].width, "preset": name}
+            row["classes"] = args.classes
             row.update(score_preset(scene, data, name, args.seed))
             rows.append(row)
             print(row, flush=True)

@@ -76,6 +76,9 @@ class StudyConfig:
     """Noise preset of the simulated 2D segmenter."""
     environment: str = "old_room"
     """Background of the generated rooms."""
+    classes: str = "binary"
+    """Semantic classes of the generated scenes (``lift3d generate messy-rooms --classes``): ``binary`` or
+    ``families`` (stuff floor / wall / ceiling, one thing class per asset family)."""
     base_focal_length: Optional[float] = None
     """Generator focal length in image widths (None: the generator's default, about 7 objects per image)."""
     test_fraction: float = 0.2
@@ -255,8 +258,12 @@ def scene_mismatch(scene_dir: Path, wanted: dict) -> str:
     elsewhere) is compared by frame count and resolution only."""
     record = scene_dir / STUDY_SCENE_FILE
     if record.exists():
+        from lift3d.generate import MessyRoomsConfig
+
         have = json.loads(record.read_text())
-        diff = [f"{k}: {have.get(k)!r} != {v!r}" for k, v in wanted.items() if have.get(k) != v]
+        # a setting the record lacks was added to the generator later, with a default that keeps the old scenes
+        default = json.loads(json.dumps(dataclasses.asdict(MessyRoomsConfig()), default=str))
+        diff = [f"{k}: {have.get(k)!r} != {v!r}" for k, v in wanted.items() if have.get(k, default.get(k)) != v]
         return "; ".join(diff)
     frames = json.loads((scene_dir / "transforms.json").read_text()).get("frames", [])
     diff = []
@@ -287,6 +294,7 @@ def prepare_scene(cfg: StudyConfig, n: int, scene_dir: Path, log=print, regenera
         resolution=cfg.resolution,
         environment=cfg.environment,
         segmenter_noise=cfg.segmenter_noise,
+        classes=cfg.classes,
         seed=cfg.seed * 1000 + n,
         test_fraction=cfg.test_fraction,
         **kw,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -110,3 +110,58 @@ def miou(
     per_class = {int(ids[c]): float(tp[c] / union[c]) for c in np.flatnonzero(scored).tolist()}
     value = float(np.mean(list(per_class.values()))) if per_class else float("nan")
     return value, per_class
+
+
+def semantic_miou(
+    pred: np.ndarray | Sequence[np.ndarray],
+    gt: np.ndarray | Sequence[np.ndarray],
+    num_classes: int,
+    ignore: Optional[int] = None,
+) -> tuple[float, np.ndarray]:
+    """Per-class IoU and their mean, the plain definition of semantic segmentation papers (no small-class rule).
+
+    .. math::
+        \\mathrm{IoU}_c = \\frac{TP_c}{TP_c + FP_c + FN_c},\\qquad
+        \\mathrm{mIoU} = \\frac{1}{|C'|} \\sum_{c \\in C'} \\mathrm{IoU}_c,
+
+    pooled over all pixels of all frames, with ``TP_c`` the pixels of GT class ``c`` predicted ``c``, ``FP_c`` the
+    pixels predicted ``c`` whose GT is another (non-ignored) class, ``FN_c`` the pixels of GT class ``c`` predicted
+    anything else (a prediction outside ``0..num_classes-1`` is a miss). ``C'``: the classes present in GT or
+    prediction (``IoU_c`` is NaN for the others). Pixels whose GT is ``ignore`` are not evaluated.
+
+    Args:
+        pred, gt: integer class maps ``[H, W]`` / ``[F, H, W]`` or lists of ``[H, W]`` maps (same shapes);
+            GT ids in ``0..num_classes-1`` or ``ignore``.
+        num_classes: number of classes ``K``.
+        ignore: GT id of pixels left out (e.g. 255 or -1); None evaluates every pixel.
+
+    Returns:
+        ``(miou, per_class_iou [K] float64)`` (``miou`` NaN when no class is present).
+
+    >>> semantic_miou(np.array([[0, 0, 1, 1]]), np.array([[0, 1, 1, 1]]), 2)[0]  # (1/2 + 2/3) / 2
+    0.5833333333333333
+    """
+    preds = [np.asarray(p) for p in (pred if isinstance(pred, (list, tuple)) else [pred])]
+    gts = [np.asarray(g) for g in (gt if isinstance(gt, (list, tuple)) else [gt])]
+    if len(preds) != len(gts):
+        raise ValueError(f"semantic_miou: {len(preds)} predicted maps but {len(gts)} GT maps")
+    k = int(num_classes)
+    conf = np.zeros((k, k + 1), np.int64)  # rows GT class, columns predicted class (k = outside 0..k-1)
+    for f, (p, g) in enumerate(zip(preds, gts)):
+        if p.shape != g.shape:
+            raise ValueError(f"semantic_miou: map {f}: prediction shape {p.shape} != GT shape {g.shape}")
+        p, g = p.reshape(-1).astype(np.int64), g.reshape(-1).astype(np.int64)
+        if ignore is not None:
+            keep = g != ignore
+            p, g = p[keep], g[keep]
+        if g.size and (g.min() < 0 or g.max() >= k):
+            bad = np.unique(g[(g < 0) | (g >= k)])[:10].tolist()
+            raise ValueError(f"semantic_miou: map {f}: GT ids {bad} are outside 0..{k - 1} and not ignore={ignore}")
+        p = np.where((p < 0) | (p >= k), k, p)
+        conf += np.bincount(g * (k + 1) + p, minlength=k * (k + 1)).reshape(k, k + 1)
+    tp = np.diagonal(conf[:, :k]).astype(np.float64)
+    union = conf.sum(axis=1) + conf[:, :k].sum(axis=0) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    present = ~np.isnan(per_class)
+    return (float(per_class[present].mean()) if present.any() else float("nan")), per_class

@@ -85,7 +85,8 @@ class TwodEval:
         )
         print(
             f"AP {result['AP']:.3f}  AP50 {result['AP50']:.3f}  per-frame PQ {result['frame_pq']:.3f} "
-            f"({result['num_frames']} frames); wrote {result['json']} and {result['sheet']}"
+            + (f"mIoU {result['semantic_miou']:.3f} " if "semantic_miou" in result else "")
+            + f"({result['num_frames']} frames); wrote {result['json']} and {result['sheet']}"
         )
         if result.get("mots"):
             print("sMOTSA {smotsa:.3f}  MOTSA {motsa:.3f}  MOTSP {motsp:.3f}  IDS {ids}".format(**result["mots"]))

@@ -202,7 +202,8 @@ def load_release(path: Path, check_files: bool = True, segments: str = "detic", 
 
 class ReleaseFrameAdapter:
     """The reference loader's per-frame conventions (a :class:`~lift3d.data.scene.FrameAdapter`): confidence 1 where
-    the segmenter's class is 0, confidence 0 where ``invalid/`` marks a pixel, depth stored as distance along the
+    the segmenter's class is 0 (the background; any stuff class of a scene with more, e.g. ``--classes families``),
+    confidence 0 where ``invalid/`` marks a pixel, depth stored as distance along the
     ray divided by ``ray_length_per_z`` of the frame's camera to give optical-axis depth (computed at the frame's
     size, so a downscaled scene is converted with its own intrinsics)."""
 
@@ -213,7 +214,7 @@ class ReleaseFrameAdapter:
     def adapt_frame(self, scene: Scene, index: int, data: FrameData) -> FrameData:
         conf = data.confidence if data.confidence is not None else np.ones(data.instance.shape, np.float32)
         conf = conf.astype(np.float32, copy=True)
-        conf[data.semantic == 0] = 1.0
+        conf[np.isin(data.semantic, scene.stuff_ids)] = 1.0  # the reference's class 0; every stuff class here
         if self.invalid_dir is not None:
             mask_file = _image_file(self.invalid_dir, self.stems[index])
             if mask_file is not None:
