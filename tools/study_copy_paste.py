@@ -117,34 +117,8 @@ def _finetune(a, init: str, fraction: float, log: Path, cells: dict) -> dict:
         cells[key]["eval"] = _run(eval_args, log)
     cells[key].setdefault("eval", {"command": "lift3d " + shlex.join(eval_args)})
     r = json.loads(ev.read_text())
-    sem = run / "eval" / "unseen_semantic.json"
-    if not sem.exists():
-        atomic_write_json(sem, semantic_miou(run, a.eval))
-    s = json.loads(sem.read_text())
-    cells[key].update(AP=r["AP"], AP50=r["AP50"], frame_pq=r["frame_pq"], semantic_miou=s["miou"])
+    cells[key].update(AP=r["AP"], AP50=r["AP50"], frame_pq=r["frame_pq"], semantic_miou=r["semantic_miou"])
     return cells[key]
-
-
-def semantic_miou(run: Path, scenes: list[Path]) -> dict:
-    """Semantic mIoU (:func:`lift3d.metrics.miou`, every class of the scenes) of the run's class maps (instances
-    painted with their class, stuff elsewhere: :class:`lift3d.twod.model.Prediction`) on every frame of
-    ``scenes``."""
-    import torch
-
-    from lift3d.metrics import miou
-    from lift3d.twod.dataset import FrameDataset
-    from lift3d.twod.model import load_twod_model
-
-    torch.set_num_threads(2)
-    model, _ = load_twod_model(run)
-    data = FrameDataset(list(scenes), classes=model.classes)
-    preds, gts = [], []
-    for i in range(len(data)):
-        rgb, _, gs = data.raw(i)
-        preds.append(model.predict(rgb).semantic)
-        gts.append(gs)
-    value, per_class = miou(preds, gts, model.classes.class_ids)
-    return {"miou": float(value), "per_class": {str(k): float(v) for k, v in per_class.items()}}
 
 
 def tables(cells: dict, fractions: list[float]) -> str:
