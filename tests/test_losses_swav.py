@@ -73,3 +73,16 @@ def test_loss_gradient_flows_only_through_the_predictions():
     q_b = swav_codes(b)
     expected = (torch.softmax(a.detach() / 0.1, 1) - q_b) / 0.1 / (2 * 6)
     torch.testing.assert_close(a.grad, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_queue_joins_the_sinkhorn_step_only():
+    torch.manual_seed(2)
+    a, b = torch.randn(3, 5), torch.randn(3, 5)
+    qa, qb = torch.randn(7, 5), torch.randn(7, 5)
+    loss = swapped_prediction_loss(a, b, queue_scores_a=qa, queue_scores_b=qb)
+    codes_a = swav_codes(torch.cat([qa, a]))[7:]  # the batch's rows of the codes of [queue; batch]
+    codes_b = swav_codes(torch.cat([qb, b]))[7:]
+    log_pa, log_pb = torch.log_softmax(a / 0.1, 1), torch.log_softmax(b / 0.1, 1)
+    expected = -0.5 * ((codes_b * log_pa).sum(1) + (codes_a * log_pb).sum(1)).mean()
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, swapped_prediction_loss(a, b))  # the queue changes the codes

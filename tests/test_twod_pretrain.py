@@ -39,6 +39,7 @@ def scene(tmp_path_factory) -> Path:
 
 def _cfg(**kw) -> PretrainConfig:
     base = dict(preset="tiny", steps=4, batch_size=2, prototypes=16, projection_hidden=8, projection_dim=8)
+    base.update(queue_length=4)  # full after the first steps: the queue is used, checkpointed and resumed
     base.update(checkpoint_every=2, pixels_per_image=32, regions=REGIONS)
     base.update(kw)
     return PretrainConfig(**base)
@@ -86,6 +87,7 @@ def test_copy_paste_pretraining_resumes_exactly_and_caches_regions(scene, tmp_pa
     history = json.loads((straight / "train.json").read_text())["history"]
     assert all(h["pairs"] > 0 for h in history)  # every batch had pasted pixel pairs
     assert any(h["regions"] > 0 for h in history)
+    assert a["queue"]["filled"] == 4 and a["queue"]["a"].shape == (4, 8)
     # the prototypes are unit vectors after every step
     torch.testing.assert_close(a["model"]["prototypes.weight"].norm(dim=1), torch.ones(16))
     meta = json.loads((straight / "regions" / "meta.json").read_text())

@@ -76,6 +76,8 @@ def swapped_prediction_loss(
     epsilon: float = 0.05,
     iterations: int = 3,
     all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    queue_scores_a: Optional[torch.Tensor] = None,
+    queue_scores_b: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """SwAV Eq. 1-2: predict each view's code from the other view's features, averaged over the ``B`` pairs.
 
@@ -86,11 +88,23 @@ def swapped_prediction_loss(
     ``scores_a``, ``scores_b`` ``[B, K]``: ``z · c_k`` of the two views of the same ``B`` items (pixels, regions or
     images), row ``b`` of both describing the same item; ``all_reduce`` as in :func:`sinkhorn_knopp`. Returns the
     scalar ``mean_b L / 2``.
+
+    SwAV's queue for small batches (its Sec. 4 / appendix: when ``B`` is far below ``K`` the equipartition over the
+    batch alone is degenerate): ``queue_scores_a``, ``queue_scores_b`` ``[Q, K]``, the scores of stored features of
+    earlier batches with the current prototypes, join each view's Sinkhorn step (the codes are computed on
+    ``[queue; batch]`` and the batch's rows kept); they add no loss terms.
     """
     if scores_a.shape != scores_b.shape:
         raise ValueError(f"the two views' scores differ in shape: {tuple(scores_a.shape)} vs {tuple(scores_b.shape)}")
-    q_a = swav_codes(scores_a, epsilon, iterations, all_reduce)
-    q_b = swav_codes(scores_b, epsilon, iterations, all_reduce)
+    q_a = _codes_with_queue(scores_a, queue_scores_a, epsilon, iterations, all_reduce)
+    q_b = _codes_with_queue(scores_b, queue_scores_b, epsilon, iterations, all_reduce)
     log_p_a = F.log_softmax(scores_a / temperature, dim=1)
     log_p_b = F.log_softmax(scores_b / temperature, dim=1)
     return -0.5 * ((q_b * log_p_a).sum(1) + (q_a * log_p_b).sum(1)).mean()
+
+
+def _codes_with_queue(scores, queue_scores, epsilon, iterations, all_reduce) -> torch.Tensor:
+    if queue_scores is None or len(queue_scores) == 0:
+        return swav_codes(scores, epsilon, iterations, all_reduce)
+    both = torch.cat([queue_scores.detach(), scores.detach()])
+    return swav_codes(both, epsilon, iterations, all_reduce)[len(queue_scores) :]

@@ -91,6 +91,11 @@ class PretrainConfig:
     """ε of the Sinkhorn-Knopp codes (SwAV, paper 003: 0.05)."""
     sinkhorn_iterations: int = 3
     """Sinkhorn-Knopp iterations (SwAV, paper 003: 3)."""
+    queue_length: int = 256
+    """SwAV's queue for small batches: the last this many image-level (``swav``) or region-level (``copy-paste``)
+    features of each view join the Sinkhorn step once the queue is full (SwAV: 3840, 15 batches, when the batch is
+    below 256; 0 = none: with 8 images against 1000 prototypes plain SwAV collapsed to the uniform code, loss
+    ln 1000, within 150 steps). The pixel level needs none (``pixels_per_image`` x batch items per step)."""
     pixels_per_image: int = 512
     """Pixel pairs per batch item in the pixel-level loss (drawn from its visible pasted pairs, with replacement
     when there are fewer, so every item weighs the same)."""
@@ -214,10 +219,46 @@ def _all_reduce(world: int) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     return reduce
 
 
-def _swav(net_scores, a: torch.Tensor, b: torch.Tensor, cfg: PretrainConfig, reduce) -> torch.Tensor:
-    """Swapped prediction between the features ``a``, ``b`` ``[N, D]`` (``N`` may be 0 on one rank)."""
-    sa, sb = net_scores(a), net_scores(b)
-    loss = swapped_prediction_loss(sa, sb, cfg.temperature, cfg.epsilon, cfg.sinkhorn_iterations, reduce)
+class FeatureQueue:
+    """SwAV's FIFO queue of earlier features of the two views (``[length, D]`` each, unit vectors, no gradient);
+    :meth:`scores` gives their scores with the current prototypes once it is full, None before."""
+
+    def __init__(self, length: int, dim: int, device: str):
+        self.a = torch.zeros(length, dim, device=device)
+        self.b = torch.zeros(length, dim, device=device)
+        self.filled = 0
+
+    def scores(self, net: PretrainNetwork) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        if len(self.a) == 0 or self.filled < len(self.a):
+            return None, None
+        with torch.no_grad():
+            return net.prototypes(self.a), net.prototypes(self.b)
+
+    @torch.no_grad()
+    def push(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        n = min(len(a), len(self.a))
+        if n == 0:
+            return
+        self.a = torch.cat([F.normalize(a[-n:].detach(), dim=1), self.a[:-n]])
+        self.b = torch.cat([F.normalize(b[-n:].detach(), dim=1), self.b[:-n]])
+        self.filled = min(len(self.a), self.filled + n)
+
+    def state(self) -> dict:
+        return {"a": self.a.cpu(), "b": self.b.cpu(), "filled": self.filled}
+
+    def load(self, state: dict) -> None:
+        self.a, self.b = state["a"].to(self.a.device), state["b"].to(self.b.device)
+        self.filled = int(state["filled"])
+
+
+def _swav(net, a: torch.Tensor, b: torch.Tensor, cfg: PretrainConfig, reduce, queue=None) -> torch.Tensor:
+    """Swapped prediction between the features ``a``, ``b`` ``[N, D]`` (``N`` may be 0 on one rank); with a
+    :class:`FeatureQueue`, its features join the codes' Sinkhorn step and the batch's are pushed after."""
+    sa, sb = net.scores(a), net.scores(b)
+    qa, qb = queue.scores(net) if queue is not None else (None, None)
+    loss = swapped_prediction_loss(sa, sb, cfg.temperature, cfg.epsilon, cfg.sinkhorn_iterations, reduce, qa, qb)
+    if queue is not None:
+        queue.push(a, b)
     return loss if len(a) else (sa.sum() + sb.sum()) * 0.0
 
 
@@ -273,7 +314,14 @@ def _fit(image: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> tuple[
 
 
 def copy_paste_loss(
-    net: PretrainNetwork, model, batch: dict, cfg: PretrainConfig, gen: torch.Generator, reduce, device: str
+    net: PretrainNetwork,
+    model,
+    batch: dict,
+    cfg: PretrainConfig,
+    gen: torch.Generator,
+    reduce,
+    device: str,
+    queue: Optional[FeatureQueue] = None,
 ) -> tuple[torch.Tensor, dict]:
     """Paper 003's loss on a :func:`copy_paste_batch`: ``λ L_pixel + (1 - λ) L_region`` (``model`` is ``net`` or its
     DDP wrapper, which runs the forward pass)."""
@@ -299,11 +347,11 @@ def copy_paste_loss(
     d = feats.shape[1]
     empty = feats.new_zeros(0, d)
     cat = lambda xs: torch.cat(xs) if xs else empty  # noqa: E731
-    l_pixel = _swav(net.scores, cat(pix_a), cat(pix_b), cfg, reduce)
+    l_pixel = _swav(net, cat(pix_a), cat(pix_b), cfg, reduce)
     parts = {"pixel": float(l_pixel.detach()), "pairs": float(sum(len(x) for x in batch["source_index"]) / b)}
     loss = cfg.lambda_pixel * l_pixel
     if cfg.lambda_pixel < 1.0:
-        l_region = _swav(net.scores, cat(reg_a), cat(reg_b), cfg, reduce)
+        l_region = _swav(net, cat(reg_a), cat(reg_b), cfg, reduce, queue)
         loss = loss + (1.0 - cfg.lambda_pixel) * l_region
         parts.update(region=float(l_region.detach()), regions=float(sum(len(x) for x in reg_a) / b))
     return loss, parts
@@ -320,12 +368,12 @@ def swav_batch(data: PretrainFrames, items: list[tuple[int, int]], cfg: Pretrain
     return {"view_a": torch.stack(a), "view_b": torch.stack(b)}
 
 
-def swav_loss(net: PretrainNetwork, model, batch: dict, cfg: PretrainConfig, reduce, device: str):
+def swav_loss(net: PretrainNetwork, model, batch: dict, cfg: PretrainConfig, reduce, device: str, queue=None):
     """SwAV's swapped prediction between the image-level (mean-pooled) features of the two crops."""
     b = batch["view_a"].shape[0]
     images = torch.cat([batch["view_a"], batch["view_b"]]).float().to(device) / 255.0
     pooled = model(images).mean(dim=(2, 3))  # [2B, D]
-    loss = _swav(net.scores, pooled[:b], pooled[b:], cfg, reduce)
+    loss = _swav(net, pooled[:b], pooled[b:], cfg, reduce, queue)
     return loss, {"image": float(loss.detach())}
 
 
@@ -394,11 +442,14 @@ def pretrain(
     torch.manual_seed(cfg.seed)
     net = PretrainNetwork(cfg.network(), cfg.projection_hidden, cfg.projection_dim, cfg.prototypes).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    queue = FeatureQueue(cfg.queue_length, cfg.projection_dim, device) if cfg.queue_length > 0 else None
     start, history = 0, []
     if resume and latest_twod_checkpoint(out) is not None:
         state = torch.load(latest_twod_checkpoint(out), map_location=device, weights_only=True)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if queue is not None and "queue" in state:
+            queue.load(state["queue"])
         start = int(state["step"])
         if (out / "train.json").exists():
             history = json.loads((out / "train.json").read_text())["history"][:start]
@@ -425,9 +476,11 @@ def pretrain(
             items = batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
             if cfg.method == "copy-paste":
                 gen = torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank)
-                loss, parts = copy_paste_loss(net, model, copy_paste_batch(data, items, cfg), cfg, gen, reduce, device)
+                loss, parts = copy_paste_loss(
+                    net, model, copy_paste_batch(data, items, cfg), cfg, gen, reduce, device, queue
+                )
             else:
-                loss, parts = swav_loss(net, model, swav_batch(data, items, cfg), cfg, reduce, device)
+                loss, parts = swav_loss(net, model, swav_batch(data, items, cfg), cfg, reduce, device, queue)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -447,7 +500,7 @@ def pretrain(
                 dist.all_reduce(flag)
                 over = bool(flag > 0)
             if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or done or over):
-                _checkpoint(out, net, opt, cfg, step + 1, history, time.perf_counter() - t0)
+                _checkpoint(out, net, opt, cfg, step + 1, history, time.perf_counter() - t0, queue)
             if over:
                 break
     finally:
@@ -460,8 +513,12 @@ def pretrain(
     return out
 
 
-def _checkpoint(out: Path, net: PretrainNetwork, opt, cfg: PretrainConfig, step: int, history: list, seconds: float):
+def _checkpoint(
+    out: Path, net: PretrainNetwork, opt, cfg: PretrainConfig, step: int, history: list, seconds: float, queue=None
+):
     state = {"meta": _meta(cfg), "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step}
+    if queue is not None:
+        state["queue"] = queue.state()
     atomic_torch_save(out / "checkpoints" / f"step_{step:07d}.pt", state)
     for old in sorted((out / "checkpoints").glob("step_*.pt"))[: -cfg.keep_checkpoints]:
         old.unlink()
