@@ -28,11 +28,13 @@ import numpy as np
 from lift3d.io import atomic_write_json
 
 PRETRAININGS = {
-    "swav": ["--method", "swav"],
+    "swav": ["--method", "swav", "--queue-length", "0"],
+    "swav-queue": ["--method", "swav", "--queue-length", "256"],
     "copy-paste-1": ["--method", "copy-paste", "--lambda-pixel", "1.0"],
-    "copy-paste-0.5": ["--method", "copy-paste", "--lambda-pixel", "0.5"],
+    "copy-paste-0.5": ["--method", "copy-paste", "--lambda-pixel", "0.5", "--queue-length", "256"],
 }
-"""Pretraining configurations (the ``scratch`` row has none)."""
+"""Pretraining configurations (the ``scratch`` row has none): plain SwAV without and with its small-batch queue
+(image level), copy-paste λ = 1 (pixel level only; the queue serves the region level) and λ = 0.5."""
 INITS = ["scratch", *PRETRAININGS]
 
 
