@@ -158,6 +158,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--depth", default="scene", help="scene or a spatio-temporal run (its depth head)")
     p.add_argument("--only", choices=["pretrain", "unsupervised", "finetune"], nargs="+", default=None)
+    p.add_argument("--inits", choices=INITS, nargs="+", default=INITS, help="rows to run (default: all)")
     a, extra = p.parse_known_args(argv)
     a.region_args = extra  # passed to every `twod pretrain` (e.g. --regions.merge-threshold 0.05)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -180,16 +181,16 @@ def main(argv=None) -> dict:
         return record
 
     if "pretrain" in stages:
-        for name in PRETRAININGS:
+        for name in [n for n in PRETRAININGS if n in a.inits]:
             _pretrain(a, name, log, cells)
             save()
     if "unsupervised" in stages:
-        for init in INITS:
+        for init in a.inits:
             _unsupervised(a, init, log, cells)
             save()
     if "finetune" in stages:
         for fraction in a.fractions:
-            for init in INITS:
+            for init in a.inits:
                 _finetune(a, init, fraction, log, cells)
                 save()
     record = save()
