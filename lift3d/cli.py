@@ -261,7 +261,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
     from lift3d.data.segments_import import SegmentsImport
     from lift3d.generate.cli import GenerateMessyRooms, GenerateMessyRoomsBatch
     from lift3d.segmenters.cli import SegmentsPredict
-    from lift3d.twod.cli import TwodEval, TwodPredict, TwodTrain
+    from lift3d.twod.cli import TwodEval, TwodEvalFeatures, TwodPredict, TwodPretrain, TwodTrain
 
     args = _alias_generate(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("LIFT3D_DEBUG", "") not in ("", "0")
@@ -284,6 +284,8 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
             "twod-train": TwodTrain,
             "twod-eval": TwodEval,
             "twod-predict": TwodPredict,
+            "twod-pretrain": TwodPretrain,
+            "twod-eval-features": TwodEvalFeatures,
         },
         description="lift3d: lift inconsistent 2D instance masks into a consistent 3D instance field.",
         args=args,
@@ -309,6 +311,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.twod.dataset import MissingGroundTruthError
     from lift3d.twod.model import TwodModelError
     from lift3d.twod.predict import PredictError
+    from lift3d.twod.pretrain import PretrainError
+    from lift3d.twod.pretrain_data import PretrainDataError
     from lift3d.twod.train import TwodTrainError
 
     return (
@@ -318,6 +322,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         TwodModelError,
         InstanceSelectionError,
         TwodTrainError,
+        PretrainError,
+        PretrainDataError,
         CrossModalError,
         SegmentsImportError,
         RunFileError,

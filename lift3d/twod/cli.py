@@ -8,9 +8,10 @@ from typing import Literal, Optional
 
 import tyro
 
+from lift3d.twod.pretrain import PretrainConfig
 from lift3d.twod.train import TwodTrainConfig
 
-__all__ = ["TwodTrain", "TwodEval", "TwodPredict"]
+__all__ = ["TwodTrain", "TwodEval", "TwodPredict", "TwodPretrain", "TwodEvalFeatures"]
 
 
 @dataclass
@@ -124,3 +125,70 @@ class TwodPredict:
         else:
             out = predict_scene_segments(self.data, self.model, ids=self.ids, **common)
         print(f"wrote the network's masks into {out}; lift3d fit {out.parent.parent} uses them")
+
+
+@dataclass
+class TwodPretrain(PretrainConfig):
+    """Self-supervised pretraining of the 2D encoder: --method copy-paste (paper 003: coherent depth regions
+    copy-pasted into other frames, SwAV at pixel and region level, L = λ L_pixel + (1 - λ) L_region) or swav (plain
+    SwAV on two crops: the baseline). Fine-tune with lift3d twod train --init RUN. DDP: torchrun as twod train."""
+
+    data: list[Path] = field(default_factory=list)
+    """Scene or sequence folders (every frame is used; no ground truth is read)."""
+    out: Path = Path("runs/pretrain")
+    """Run folder: config.json, regions/ (cached depth and regions), checkpoints/, train.json."""
+    resume: bool = False
+    """Continue from the run folder's latest checkpoint."""
+
+    def run_command(self) -> None:
+        from lift3d.twod.pretrain import pretrain
+
+        if not self.data:
+            raise SystemExit("lift3d twod pretrain: pass --data SCENE_OR_SEQUENCE [...].")
+        cfg = PretrainConfig(**{k: getattr(self, k) for k in PretrainConfig.__dataclass_fields__})
+        out = pretrain(self.data, self.out, cfg, resume=self.resume)
+        print(f"pretrained ({self.method}, {self.preset}, depth {self.depth}) into {out}")
+
+
+@dataclass
+class TwodEvalFeatures:
+    """Unsupervised semantic segmentation with an encoder's pixel features (paper 003 Table 1): k-means into as
+    many clusters as classes, Hungarian matching to the ground-truth classes, pixel accuracy and mIoU. Writes
+    RUN/eval/features-<name>.json (or --out)."""
+
+    run: tyro.conf.Positional[str]
+    """A lift3d twod pretrain or twod train run folder, or `random` (a randomly initialised encoder: scratch)."""
+    data: list[Path] = field(default_factory=list)
+    """Scene folders with ground-truth class maps (every frame)."""
+    name: str = "eval"
+    """Stem of the written file."""
+    out: Optional[Path] = None
+    """The JSON to write (required for `random`)."""
+    features: Literal["encoder", "head"] = "encoder"
+    """The encoder's features (default) or a pretraining run's projection head."""
+    preset: Literal["cpu-small", "paper", "tiny"] = "cpu-small"
+    """Encoder size of `random`."""
+    seed: int = 0
+    """Seed of `random`'s weights and of k-means."""
+    device: str = "cpu"
+    """Where the network runs."""
+    threads: int = 1
+    """torch CPU threads."""
+
+    def run_command(self) -> None:
+        from lift3d.twod.feature_eval import RANDOM_ENCODER, evaluate_features
+
+        if not self.data:
+            raise SystemExit("lift3d twod eval-features: pass --data SCENE [...] (scenes with ground-truth classes).")
+        out = self.out
+        if out is None:
+            if self.run == RANDOM_ENCODER:
+                raise SystemExit("lift3d twod eval-features random: pass --out FILE.json.")
+            out = Path(self.run) / "eval" / f"features-{self.name}.json"
+        r = evaluate_features(
+            self.run, self.data, out, self.features, self.preset, self.seed, self.device, self.threads
+        )
+        print(
+            f"unsupervised Acc {r['accuracy']:.3f}  mIoU {r['miou']:.3f} ({r['num_frames']} frames, "
+            f"{len(r['classes'])} classes); wrote {out}"
+        )

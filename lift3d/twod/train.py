@@ -94,6 +94,12 @@ class TwodTrainConfig:
     """``cpu`` or ``cuda`` (under torchrun: ``cuda:<local rank>``)."""
     time_limit_minutes: Optional[float] = None
     """Stop (with a checkpoint) after this much wall time even if ``steps`` is not reached."""
+    init: Optional[Path] = None
+    """``spatial-embeddings`` only: start the encoder from a ``lift3d twod pretrain`` run (its latest checkpoint)
+    instead of random weights; the decoders start random. The preset must match the pretraining's."""
+    label_fraction: float = 1.0
+    """``spatial-embeddings`` only: train on this fraction of the labelled frames (a subset drawn with ``seed``,
+    at least one frame; the chosen frames are listed in ``config.json``)."""
 
     def network(self) -> NetworkConfig:
         return NETWORK_PRESETS[self.preset]
@@ -110,6 +116,8 @@ def train_twod(
 ) -> Path:
     """Train on every frame of ``scenes`` (all must have ground truth) into the run folder ``out``; returns
     ``out``. Runs under DDP when ``WORLD_SIZE > 1`` (torchrun). ``on_step(step, loss)`` is called after each step."""
+    if cfg.method != "spatial-embeddings" and (cfg.init is not None or cfg.label_fraction != 1.0):
+        raise TwodTrainError(f"--init and --label-fraction apply to --method spatial-embeddings, not {cfg.method}.")
     if cfg.method == "cross-modal":
         from lift3d.twod.cross_modal import train_cross_modal
 
@@ -119,6 +127,7 @@ def train_twod(
     rank, world, local_rank, device = _start(out, cfg, resume)
     out = Path(out)
     data = FrameDataset(scenes, augment=cfg.augment, seed=cfg.seed)
+    data.items = labelled_subset(data.items, cfg.label_fraction, cfg.seed)
     torch.manual_seed(cfg.seed)
     model = TwodModel(
         cfg.network(),
@@ -128,10 +137,18 @@ def train_twod(
         device=device,
         initial_bandwidth_pixels=cfg.initial_bandwidth_pixels,
     )
+    if cfg.init is not None:
+        from lift3d.twod.pretrain import load_pretrained_encoder
+
+        load_pretrained_encoder(cfg.init, model.net.encoder)
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history, net = _resume_wrap_and_record(
         model, opt, load_twod_model, out, cfg, scenes, resume, rank, world, local_rank, device
     )
+    if rank == 0 and cfg.label_fraction < 1.0:
+        record = json.loads((out / "config.json").read_text())
+        record["labelled_frames"] = [[str(data.scenes[si].root), fi] for si, fi in data.items]
+        atomic_write_json(out / "config.json", record)
     share = cfg.batch_size // world
     t0 = time.perf_counter()
     bar = training_progress(progress and rank == 0, cfg.steps, start, "twod train")
@@ -178,6 +195,18 @@ def train_twod(
 
             dist.barrier()
     return out
+
+
+def labelled_subset(items: list, fraction: float, seed: int) -> list:
+    """The first ``max(1, round(fraction * n))`` of ``items`` in a permutation seeded by ``seed`` (kept in their
+    original order): the labelled frames of a ``--label-fraction`` run."""
+    if not 0.0 < fraction <= 1.0:
+        raise TwodTrainError(f"--label-fraction {fraction} must lie in (0, 1] (e.g. 0.1 for 10% of the frames).")
+    if fraction == 1.0:
+        return list(items)
+    keep = max(1, int(round(fraction * len(items))))
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()[:keep]
+    return [items[i] for i in sorted(order)]
 
 
 def _resume_wrap_and_record(
