@@ -15,45 +15,7 @@ from lift3d.twod.regions import (
     superpixel_centroids,
     superpixel_size,
 )
-
-
-def pinhole(size: int, fov_deg: float = 70.0) -> np.ndarray:
-    focal = 0.5 * size / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]])
-
-
-def render_rectangles(rectangles, intrinsics: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ray-cast rectangles ``(corner, edge_1, edge_2)`` (camera frame: x right, y down, z forward): optical-axis
-    depth ``[H, W]`` (0 where nothing is hit) and the index of the visible rectangle ``[H, W]`` (-1 none)."""
-    v, u = np.mgrid[0:size, 0:size]
-    rays = np.stack([u + 0.5, v + 0.5, np.ones((size, size))], axis=-1) @ np.linalg.inv(intrinsics).T  # z = 1
-    depth = np.full((size, size), np.inf)
-    index = np.full((size, size), -1)
-    for k, (corner, edge_1, edge_2) in enumerate(np.asarray(r, dtype=np.float64) for r in rectangles):
-        normal = np.cross(edge_1, edge_2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (corner @ normal) / (rays @ normal)  # ray parameter = optical-axis depth since d_z = 1
-        local = t[..., None] * rays - corner
-        a, b = local @ edge_1 / (edge_1 @ edge_1), local @ edge_2 / (edge_2 @ edge_2)
-        hit = (t > 0) & (a >= 0) & (a <= 1) & (b >= 0) & (b <= 1) & (t < depth)
-        depth[hit], index[hit] = t[hit], k
-    depth[~np.isfinite(depth)] = 0.0
-    return depth.astype(np.float32), index
-
-
-# floor, back wall, a side wall and a box face; every pair that touches in the image is >= 1.5 m apart in 3D there
-SEPARATED_PLANES = [
-    ([-12, -12, 10], [24, 0, 0], [0, 24, 0]),  # back wall, z = 10
-    ([-3, 1.5, 1.5], [6, 0, 0], [0, 0, 5.5]),  # floor, y = 1.5, from z = 1.5 to 7
-    ([-2.8, -2.5, 3.0], [0, 0, 3.5], [0, 3.3, 0]),  # side wall panel, x = -2.8, z 3..6.5, above the floor
-    ([0.3, -0.2, 3.0], [1.2, 0, 0], [0, 1.0, 0]),  # box face, z = 3
-]
-PLANE_COLOURS = np.array([[200, 200, 180], [120, 90, 60], [90, 140, 200], [220, 60, 60]])
-
-
-def textured(index: np.ndarray, seed: int = 0) -> np.ndarray:
-    noise = np.random.default_rng(seed).normal(0, 6, index.shape + (3,))
-    return np.clip(PLANE_COLOURS[index] + noise, 0, 255).astype(np.uint8)
+from tools.bench_regions import SEPARATED_PLANES, pinhole, render_rectangles, textured_planes
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -61,7 +23,7 @@ def test_separated_planes_are_recovered(size):
     intrinsics = pinhole(size)
     depth, plane = render_rectangles(SEPARATED_PLANES, intrinsics, size)
     assert (plane >= 0).all() and len(np.unique(plane)) == 4
-    regions = coherent_depth_regions(textured(plane), depth, intrinsics)
+    regions = coherent_depth_regions(textured_planes(plane), depth, intrinsics)
     assert regions.dtype == np.int64 and regions.min() == 0
     # ids are consecutive 0..R-1
     assert np.array_equal(np.unique(regions), np.arange(regions.max() + 1))
@@ -101,11 +63,11 @@ def test_unknown_depth_is_region_minus_one():
     depth, plane = render_rectangles(SEPARATED_PLANES, intrinsics, size)
     depth[:, :10] = 0.0
     depth[40:, 30:] = np.nan
-    regions = coherent_depth_regions(textured(plane), depth, intrinsics)
+    regions = coherent_depth_regions(textured_planes(plane), depth, intrinsics)
     unknown = ~(np.isfinite(depth) & (depth > 0))
     assert (regions[unknown] == -1).all()
     assert (regions[~unknown] >= 0).all()
-    assert (coherent_depth_regions(textured(plane), np.zeros_like(depth), intrinsics) == -1).all()
+    assert (coherent_depth_regions(textured_planes(plane), np.zeros_like(depth), intrinsics) == -1).all()
 
 
 def test_edge_weight_hand_values():

@@ -33,6 +33,47 @@ from lift3d.twod import regions as R
 from lift3d.twod.copy_paste import CopyPasteConfig, paste_regions
 
 
+def pinhole(size: int, fov_deg: float = 70.0) -> np.ndarray:
+    """``[3, 3]`` intrinsics of a square ``size`` px image with a ``fov_deg`` field of view."""
+    focal = 0.5 * size / np.tan(np.radians(fov_deg) / 2)
+    return np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]])
+
+
+def render_rectangles(rectangles, intrinsics: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast rectangles ``(corner, edge_1, edge_2)`` (camera frame: x right, y down, z forward): optical-axis
+    depth ``[H, W]`` (0 where nothing is hit) and the index of the visible rectangle ``[H, W]`` (-1 none)."""
+    v, u = np.mgrid[0:size, 0:size]
+    rays = np.stack([u + 0.5, v + 0.5, np.ones((size, size))], axis=-1) @ np.linalg.inv(intrinsics).T  # z = 1
+    depth = np.full((size, size), np.inf)
+    index = np.full((size, size), -1)
+    for k, (corner, edge_1, edge_2) in enumerate(np.asarray(r, dtype=np.float64) for r in rectangles):
+        normal = np.cross(edge_1, edge_2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (corner @ normal) / (rays @ normal)  # ray parameter = optical-axis depth since d_z = 1
+        local = t[..., None] * rays - corner
+        a, b = local @ edge_1 / (edge_1 @ edge_1), local @ edge_2 / (edge_2 @ edge_2)
+        hit = (t > 0) & (a >= 0) & (a <= 1) & (b >= 0) & (b <= 1) & (t < depth)
+        depth[hit], index[hit] = t[hit], k
+    depth[~np.isfinite(depth)] = 0.0
+    return depth.astype(np.float32), index
+
+
+#: floor, back wall, a side wall and a box face; every pair that touches in the image is >= 1.5 m apart in 3D there
+SEPARATED_PLANES = [
+    ([-12, -12, 10], [24, 0, 0], [0, 24, 0]),  # back wall, z = 10
+    ([-3, 1.5, 1.5], [6, 0, 0], [0, 0, 5.5]),  # floor, y = 1.5, from z = 1.5 to 7
+    ([-2.8, -2.5, 3.0], [0, 0, 3.5], [0, 3.3, 0]),  # side wall panel, x = -2.8, z 3..6.5, above the floor
+    ([0.3, -0.2, 3.0], [1.2, 0, 0], [0, 1.0, 0]),  # box face, z = 3
+]
+PLANE_COLOURS = np.array([[200, 200, 180], [120, 90, 60], [90, 140, 200], [220, 60, 60]])
+
+
+def textured_planes(index: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``[H, W, 3]`` uint8: each plane's colour of :data:`PLANE_COLOURS` with Gaussian noise (std 6)."""
+    noise = np.random.default_rng(seed).normal(0, 6, index.shape + (3,))
+    return np.clip(PLANE_COLOURS[index] + noise, 0, 255).astype(np.uint8)
+
+
 def generated_frames(size: int, frames: int, trajectory: str, seed: int) -> dict:
     """``frames`` rendered frames of one generated scene: rgb ``[T, S, S, 3]``, depth ``[T, S, S]``, instance, K."""
     from lift3d.generate.config import MessyRoomsConfig, VideoConfig
@@ -120,7 +161,7 @@ def bench_size(size: int, args, config: R.DepthRegionConfig, paste_config: CopyP
         f, n = object_recall(regions, data["instance"][t])
         found, total = found + f, total + n
     rng = np.random.default_rng(args.seed)
-    pair = None
+    pairs = []
     for t in range(args.frames - 1):
         t1 = time.perf_counter()
         pair = paste_regions(
@@ -134,6 +175,7 @@ def bench_size(size: int, args, config: R.DepthRegionConfig, paste_config: CopyP
         )
         pastes.append(time.perf_counter() - t1)
         pasted_pixels.append(len(pair.pasted_index))
+        pairs.append(pair)
     result = {
         "size": size,
         "frames": args.frames,
@@ -154,33 +196,54 @@ def bench_size(size: int, args, config: R.DepthRegionConfig, paste_config: CopyP
         "pasted_pixels_per_frame": pasted_pixels,
         "generate_seconds": round(generate_s, 2),
     }
-    example = {"data": data, "regions": region_maps, "pair": pair}
+    example = {"data": data, "regions": region_maps, "pairs": pairs}
     return result, example
 
 
 def draw_picture(example: dict, path: Path) -> None:
+    """Two rows: a generated frame (image, depth, regions, ground truth, the frame's regions pasted into the next
+    frame, for the frame pair with the most pasted pixels) and the analytic planes scene of the tests."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from skimage.segmentation import mark_boundaries
 
-    data, regions, pair = example["data"], example["regions"], example["pair"]
-    shown = np.where(regions[0] >= 0, regions[0], -1)
-    outline = np.zeros(pair.pasted.shape[:2], bool).reshape(-1)
-    outline[pair.pasted_index] = True
-    panels = [
-        ("image", data["rgb"][0], {}),
-        ("depth (m)", data["depth"][0], {"cmap": "viridis"}),
-        (f"regions ({shown.max() + 1})", mark_boundaries(data["rgb"][0], shown), {}),
-        ("ground-truth instances", data["instance"][0], {"cmap": "tab20", "interpolation": "nearest"}),
-        ("regions of frame 0 pasted into frame 1", mark_boundaries(pair.pasted, outline.reshape(shown.shape)), {}),
+    data, pairs = example["data"], example["pairs"]
+    t = int(np.argmax([len(p.pasted_index) for p in pairs]))
+    pair, regions = pairs[t], example["regions"][t]
+    pasted = np.zeros(regions.size, bool)
+    pasted[pair.pasted_index] = True
+    size = regions.shape[0]
+    intrinsics = pinhole(size)
+    depth, plane = render_rectangles(SEPARATED_PLANES, intrinsics, size)
+    image = textured_planes(plane)
+    plane_regions = R.coherent_depth_regions(image, depth, intrinsics)
+    superpixels = R.superpixels(
+        image, depth > 0, R.superpixel_size(intrinsics, R.DepthRegionConfig()), R.DepthRegionConfig()
+    )
+    rows = [
+        [
+            (f"generated frame {t}", data["rgb"][t], {}),
+            ("depth (m)", data["depth"][t], {"cmap": "viridis"}),
+            (f"regions ({regions.max() + 1})", mark_boundaries(data["rgb"][t], regions), {}),
+            ("ground-truth instances", data["instance"][t], {"cmap": "tab20", "interpolation": "nearest"}),
+            (f"pasted into frame {t + 1}", mark_boundaries(pair.pasted, pasted.reshape(regions.shape)), {}),
+        ],
+        [
+            ("analytic planes (tests)", image, {}),
+            ("depth (m)", depth, {"cmap": "viridis"}),
+            (f"regions ({plane_regions.max() + 1})", mark_boundaries(image, plane_regions), {}),
+            ("planes", plane, {"cmap": "tab20", "interpolation": "nearest"}),
+            (f"superpixels ({superpixels.max() + 1})", mark_boundaries(image, superpixels), {}),
+        ],
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
-    for ax, (title, img, kw) in zip(axes, panels):
-        ax.imshow(img, **kw)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(3.2 * len(rows[0]), 3.4 * len(rows)))
+    for row_axes, row in zip(axes, rows):
+        for ax, (title, img, kw) in zip(row_axes, row):
+            ax.imshow(img, **kw)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)

@@ -19,5 +19,9 @@ stand-alone depth network), :mod:`.spatio_temporal` (network and loss), :mod:`.t
 per frame, ids carried over time), :mod:`.video_model` (checkpoint + inference of a clip), :mod:`.video_eval` (MOTS,
 AP, PQ, depth metrics), :mod:`.video_predict` (tracks or per-frame ids into a scene).
 
+Copy-paste pretraining (paper 003, Zeng et al., BMVC 2022): :mod:`.regions` (coherent depth regions: SLIC
+superpixels grouped by 3D distance, community detection, merging) and :mod:`.copy_paste` (regions pasted into other
+frames with depth-consistent scale and a z-test, with the exact pixel correspondence).
+
 This package imports data, geometry, io, losses and metrics, never the 3D engine.
 """
