@@ -21,7 +21,10 @@ AP, PQ, depth metrics), :mod:`.video_predict` (tracks or per-frame ids into a sc
 
 Copy-paste pretraining (paper 003, Zeng et al., BMVC 2022): :mod:`.regions` (coherent depth regions: SLIC
 superpixels grouped by 3D distance, community detection, merging) and :mod:`.copy_paste` (regions pasted into other
-frames with depth-consistent scale and a z-test, with the exact pixel correspondence).
+frames with depth-consistent scale and a z-test, with the exact pixel correspondence), :mod:`.pretrain_data` (frames,
+scene or network depth, cached regions), :mod:`.pretrain` (SwAV at pixel and region level over the pastes, or plain
+SwAV; the encoder that ``twod train --init`` starts from) and :mod:`.feature_eval` (unsupervised segmentation with
+an encoder's features); SwAV's maths is :mod:`lift3d.losses.swav`, the scores :mod:`lift3d.metrics.unsupervised`.
 
 This package imports data, geometry, io, losses and metrics, never the 3D engine.
 """
