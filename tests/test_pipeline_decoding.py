@@ -103,3 +103,44 @@ def test_the_viewer_re_clusters_exactly_what_the_fit_clustered(tiny_scene_dir, t
     )
     for c, cc in fit_labeler.classes.items():
         np.testing.assert_allclose(mine.classes[c].centroids, cc.centroids)
+
+
+def test_a_run_clustered_with_surface_points_renders_exports_and_re_clusters_with_them(fitted_run, tmp_path):
+    """``cluster.position_weight = None`` (re-decoding a fitted run with ``--resume``): the weight is chosen with the
+    sweep and stored with the clusters, and every consumer (render, export of points and meshes, the viewer's
+    re-clustering) labels pixels with their surface points."""
+    import json
+    import shutil
+
+    from conftest import FITTED_RUN_OVERRIDES
+
+    from lift3d.cluster.slots import load_labeler
+    from lift3d.config_io import apply_overrides
+    from lift3d.export.config import ExportConfig
+    from lift3d.export.run import export_run, load_export_inputs
+    from lift3d.pipeline import fit_scene, render_run
+    from lift3d.presets import get_preset
+    from lift3d.viewer import cache_clustering_embeddings, recluster
+
+    scene, fitted = fitted_run
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run)
+    cfg = apply_overrides(get_preset("cpu-small"), [*FITTED_RUN_OVERRIDES, "cluster.position_weight=None"])
+    fit_scene(scene, run, cfg, resume=True, preset="cpu-small", progress=False, log=lambda *_: None)
+    record = json.loads((run / "clustering.json").read_text())
+    weights = cfg.cluster.position_weights
+    assert record["position_weight"] in weights
+    assert set(record["sweep"]) == {f"w={w:g}" for w in weights}  # every weight was swept with every size
+    labeler = load_labeler(run / "clusters.json")
+    assert labeler.num_instances >= 1 and labeler.uses_position == (record["position_weight"] > 0)
+    out = render_run(run, "test", progress=False, log=lambda *_: None)
+    assert any(out.rglob("*.png"))
+    opened = load_export_inputs(run, device="cpu")
+    info = export_run(opened, tmp_path / "export", what="both", cfg=ExportConfig(mesh_resolution=24))
+    assert (tmp_path / "export" / "instances.json").exists() and "instances" in info
+    cache = cache_clustering_embeddings(opened)
+    mine = recluster(opened, cache, record["min_cluster_size"])
+    np.testing.assert_array_equal(
+        mine.label(cache.semantic, cache.embedding, cache.position),
+        labeler.label(cache.semantic, cache.embedding, cache.position),
+    )

@@ -18,7 +18,7 @@ from lift3d.data.loading import SceneOptions, load_frame
 from lift3d.data.rays import load_pixel_set
 from lift3d.data.sanity import scene_warnings
 from lift3d.data.scene import Scene, SceneFormatError, require_segments
-from lift3d.engine.checkpoint import checkpoint_made_from, load_checkpoint, load_model, made_from
+from lift3d.engine.checkpoint import checkpoint_made_from, fit_config_from_dict, load_checkpoint, load_model, made_from
 from lift3d.engine.config import FitConfig
 from lift3d.engine.inference import render_pixel_set
 from lift3d.engine.outputs import read_renders, read_renders_record, write_renders
@@ -150,6 +150,7 @@ def fit_scene(
             and done["checkpoint_step"] >= cfg.optim.iterations
             and run.fit_summary.exists()
             and run.clusters.exists()
+            and not _clustering_settings_changed(run, cfg)
         ):
             log(
                 f"{out}: the run already finished ({done['checkpoint_step']} iterations); nothing to do (raise "
@@ -175,6 +176,8 @@ def fit_scene(
             },
         )
         summary = trainer.fit(resume=resume)
+        if done is not None and done["checkpoint_step"] >= cfg.optim.iterations:
+            trainer.save()  # a finished run decoded again with other clustering settings: the checkpoint records them
         summary["made_from"] = made_from({"step": trainer.step, "config": config_to_dict(cfg)})
         t0 = time.perf_counter()
         _, info = cluster_from_training_views(
@@ -186,6 +189,15 @@ def fit_scene(
         summary["device"] = trainer.device
         run.write_json(run.fit_summary, summary)
     return summary
+
+
+def _clustering_settings_changed(run: RunDir, cfg: FitConfig) -> bool:
+    """Whether ``cfg``'s clustering settings (``cluster.*``, ``cluster_views``, ``sweep_sizes``) differ from those the
+    run was decoded with: a finished run resumed with other ones is decoded again (no training step runs)."""
+    recorded = _read_json(run.config).get("config", {})
+    recorded = config_to_dict(fit_config_from_dict(recorded)) if recorded else {}
+    now = config_to_dict(cfg)
+    return any(recorded.get(key) != now.get(key) for key in ("cluster", "cluster_views", "sweep_sizes"))
 
 
 def _read_json(path: Path) -> dict:
