@@ -295,6 +295,7 @@ def entrypoint(argv: Optional[list[str]] = None) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message already names the file, the frame and the fix: printed as one line, no traceback."""
+    from lift3d.config_io import ConfigOverrideError
     from lift3d.data.scene import SceneFormatError
     from lift3d.data.segments_import import SegmentsImportError
     from lift3d.engine.run_dir import RunFileError
@@ -316,6 +317,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lift3d.twod.train import TwodTrainError
 
     return (
+        ConfigOverrideError,
         SceneFormatError,
         MissingGroundTruthError,
         PredictError,

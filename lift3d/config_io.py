@@ -39,6 +39,10 @@ def config_from_dict(cls: type[C], d: dict) -> C:
     return cls(**kwargs)
 
 
+class ConfigOverrideError(ValueError):
+    """A ``--set key=value`` override names no config field or its value does not parse as the field's type."""
+
+
 def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
     """A copy of ``cfg`` with dotted ``key=value`` overrides applied, e.g. ``optim.iterations=2000`` or
     ``losses.kernel=exp_distance``.
@@ -48,16 +52,16 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.field=value")
+            raise ConfigOverrideError(f"override {item!r} must look like section.field=value")
         key, raw = item.split("=", 1)
         *path, last = key.strip().split(".")
         obj: Any = cfg
         for p in path:
             if not hasattr(obj, p):
-                raise ValueError(f"override {item!r}: no config section {p!r}")
+                raise ConfigOverrideError(f"override {item!r}: no config section {p!r}")
             obj = getattr(obj, p)
         if not dataclasses.is_dataclass(obj) or not hasattr(obj, last):
-            raise ValueError(f"override {item!r}: no field {last!r} in {type(obj).__name__}")
+            raise ConfigOverrideError(f"override {item!r}: no field {last!r} in {type(obj).__name__}")
         setattr(obj, last, parse_like(getattr(obj, last), raw, item))
     return cfg
 
@@ -69,14 +73,18 @@ def parse_like(current: Any, raw: str, item: str) -> Any:
         return None
     if isinstance(current, bool):
         if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"override {item!r}: expected true/false")
+            raise ConfigOverrideError(f"override {item!r}: expected true/false")
         return raw.lower() in ("true", "1")
-    if isinstance(current, int):
-        return int(raw)
-    if isinstance(current, float):
-        return float(raw)
-    if isinstance(current, tuple):
-        return tuple(int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in raw.split(",") if x.strip())
+    try:
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            return tuple(int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in raw.split(",") if x.strip())
+    except ValueError:
+        kind = "comma-separated numbers" if isinstance(current, tuple) else type(current).__name__
+        raise ConfigOverrideError(f"override {item!r}: {raw!r} is not a valid {kind}") from None
     if current is None:
         for cast in (int, float):
             try:

@@ -62,6 +62,12 @@ def test_overrides_parse_types_and_reject_unknown_fields():
         apply_overrides(cfg, ["optim.not_a_field=1"])
     with pytest.raises(ValueError, match="section.field=value"):
         apply_overrides(cfg, ["optim.iterations"])
+    from lift3d.config_io import ConfigOverrideError
+
+    with pytest.raises(ConfigOverrideError, match="'abc' is not a valid float"):
+        apply_overrides(cfg, ["optim.lr_grid=abc"])
+    with pytest.raises(ConfigOverrideError, match="comma-separated numbers"):
+        apply_overrides(cfg, ["model.radiance.upsample_steps=3,x"])
 
 
 @pytest.mark.parametrize("preset", VARIANT_PRESETS)

@@ -66,7 +66,7 @@ def label_world_points(model: LiftModel, labeler, xyz: np.ndarray, chunk: int = 
     if not sem:
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     s = torch.cat(sem).numpy().astype(np.int64)
-    inst = np.asarray(labeler.label(s, torch.cat(emb).numpy(), xyz[: len(s)])).reshape(-1)
+    inst = np.asarray(labeler.label(s, torch.cat(emb).numpy(), xyz)).reshape(-1)
     return s.astype(np.int32), inst.astype(np.int32)
 
 
