@@ -87,6 +87,7 @@ def run_variant(a, variant: str, out_dir: Path) -> dict:
 
 def lift_comparison(a, model: Path) -> dict:
     """The model's own tracks vs the lift on its per-frame masks, on the test clip(s) of ``a.lift_scene``."""
+    from tools.twod_lift import clip_mots
     from tools.twod_lift import run as lift_run
 
     work = a.work / "lift"
@@ -98,6 +99,7 @@ def lift_comparison(a, model: Path) -> dict:
     frames = [load_frame(scene, i) for i in test]
     tracks = score_segments(scene, test, [f.semantic for f in frames], [f.instance for f in frames])
     tracks.pop("per_class", None)
+    tracks["mots"] = clip_mots(a.lift_scene, test, [f.semantic for f in frames], [f.instance for f in frames])
     lifted = lift_run(model, a.lift_scene, work / "per-frame", a.lift_preset, a.threads, ids="per-frame")
     return {"test_views": test, "own_tracks": tracks, **lifted}
 
@@ -141,7 +143,9 @@ def main(argv=None) -> dict:
         atomic_write_json(a.out, result)
         for k in ("own_tracks", "twod_network", "lifted", "simulated_segmenter"):
             r = result["lift"][k]
-            print(f"{k:<20} PQ^scene {r['pq_scene']:.4f}  PQ {r['pq_frame']:.4f}  mIoU {r['miou']:.4f}")
+            mo = r.get("mots")
+            tail = f"  sMOTSA {mo['smotsa']:.4f} MOTSA {mo['motsa']:.4f} IDS {mo['ids']}" if mo else ""
+            print(f"{k:<20} PQ^scene {r['pq_scene']:.4f}  PQ {r['pq_frame']:.4f}  mIoU {r['miou']:.4f}{tail}")
     return result
 
 
