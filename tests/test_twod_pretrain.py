@@ -206,8 +206,11 @@ def test_ddp_two_processes_match_one_process(scene, tmp_path):
     ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lift3d.cli"]
     one = [sys.executable, "-m", "lift3d.cli"]
     run = dict(check=True, env=env, cwd=root, timeout=240, capture_output=True)
-    subprocess.run(ddp + args + ["--method", "swav", "--out", str(tmp_path / "ddp")], **run)
-    subprocess.run(one + args + ["--method", "swav", "--out", str(tmp_path / "one")], **run)
+    # batch norm in the head has per-process statistics and multi-crop's extra sums amplify fp32 noise through
+    # Adam's first step: the exact comparison runs without them (their gradients: test_multi_crop_ddp_gradients)
+    swav = ["--method", "swav", "--small-crops", "0", "--no-head-batch-norm"]
+    subprocess.run(ddp + args + swav + ["--out", str(tmp_path / "ddp")], **run)
+    subprocess.run(one + args + swav + ["--out", str(tmp_path / "one")], **run)
     a = torch.load(tmp_path / "ddp" / "checkpoints" / "step_0000002.pt", weights_only=True)
     b = torch.load(tmp_path / "one" / "checkpoints" / "step_0000002.pt", weights_only=True)
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world"] == 2
