@@ -3,8 +3,9 @@ depth regions with SwAV at pixel and region level, and plain SwAV as the baselin
 
 Network (:class:`PretrainNetwork`): :class:`lift3d.twod.network.Encoder` (the encoder :class:`BranchedERFNet` is
 initialised from with ``lift3d twod train --init RUN``), a projection head of two 1x1 convolutions (``width ->
-projection_hidden -> projection_dim``) applied at the encoder's 1/8 resolution, and ``K`` prototypes (unit vectors,
-renormalised after every optimiser step as SwAV does).
+projection_hidden -> projection_dim``, the hidden layer batch-normalised by default as in SwAV's projection MLP),
+applied at the encoder's 1/8 resolution (copy-paste) or to the mean-pooled encoder features (swav), and ``K``
+prototypes (unit vectors, renormalised after every optimiser step as SwAV does).
 
 Methods (:class:`PretrainConfig.method`):
 
@@ -14,8 +15,16 @@ Methods (:class:`PretrainConfig.method`):
   in both views. Pixel level: ``pixels_per_image`` pairs per item; region level: the mean feature of every pasted
   region in each view (over all its visible pairs). Both are SwAV swapped predictions with Sinkhorn codes over the
   whole batch (:func:`lift3d.losses.swav.swapped_prediction_loss`): ``L = λ L_pixel + (1 - λ) L_region``.
-- ``swav`` (Caron et al. 2020, the baseline): two augmented crops of a frame (flip, scale-crop, colour), the head's
-  features averaged over the image, SwAV's swapped prediction over the batch.
+- ``swav`` (Caron et al. 2020, the baseline): two augmented global crops of a frame (flip, scale-crop, colour) and
+  ``small_crops`` small ones (multi-crop), the encoder's features averaged over each crop and projected, codes from
+  the global crops only, each predicted from every other crop
+  (:func:`lift3d.losses.swav.multi_crop_swapped_prediction_loss`).
+
+SwAV's small-batch recipe (both methods): the prototypes get no update during the first
+``freeze_prototypes_epochs``, and the queue (``queue_length``; image level for ``swav``, region level for
+``copy-paste``) joins the Sinkhorn step only from ``queue_start_epochs`` on. ``train.json`` records per step the
+loss (``ln K`` = the uniform code's, in ``ln_prototypes``), the number of distinct prototypes that are an item's
+most likely code (``*_used``) and the mean largest code entry (``*_code_max``; ``1 / K`` = uniform codes).
 
 The loop is part 1's: a global batch every DDP rank agrees on (:mod:`lift3d.twod.distributed`), Adam with the poly
 decay, atomic checkpoints (``RUN/checkpoints/step_XXXXXXX.pt``), ``train.json``, ``config.json``, ``--resume``.
