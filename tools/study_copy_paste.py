@@ -29,7 +29,7 @@ import numpy as np
 from lift3d.io import atomic_write_json
 
 _LEGACY = ["--small-crops", "0", "--freeze-prototypes-epochs", "0", "--queue-start-epochs", "0", "--no-head-batch-norm"]
-_RECIPE = ["--freeze-prototypes-epochs", "1", "--head-batch-norm"]
+_RECIPE = ["--freeze-prototypes-epochs", "1", "--head-batch-norm", "--epsilon", "0.02"]
 PRETRAININGS = {
     "swav": ["--method", "swav", "--queue-length", "0", *_LEGACY],
     "swav-queue": ["--method", "swav", "--queue-length", "256", *_LEGACY],
@@ -43,10 +43,10 @@ PRETRAININGS = {
 """Pretraining configurations (the ``scratch`` row has none). ``swav`` / ``swav-queue``: the first run's plain SwAV
 without and with a 256-feature queue from the start (both collapsed to the uniform code; pinned to that run's
 settings: no prototype freeze, no multi-crop, no batch norm in the head). ``swav-recipe``: SwAV's small-batch recipe
-as measured to train here (prototypes frozen for the first epoch, a batch-normalised projection head, 2 global + 6
-small crops of half the frame's side covering 14-50% of it, no queue). ``copy-paste-1`` (pixel level only) and
-``copy-paste-0.5``: paper 003 with the same freeze and head and no region queue, so that they and ``swav-recipe``
-differ only in the views and the level of the loss. The prototype count is common to all (pass ``--prototypes``)."""
+as measured to train here (prototypes frozen for the first epoch, a batch-normalised projection head, Sinkhorn
+ε 0.02, 2 global + 6 small crops of half the frame's side covering 14-50% of it, no queue). ``copy-paste-1`` (pixel
+level only) and ``copy-paste-0.5``: paper 003 with the same freeze, head and ε and no region queue, so that they and
+``swav-recipe`` differ only in the views and the level of the loss. The prototype count is common to all (pass ``--prototypes``)."""
 INITS = ["scratch", *PRETRAININGS]
 
 

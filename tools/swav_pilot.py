@@ -22,6 +22,7 @@ process with the loop of :func:`lift3d.twod.pretrain.pretrain` (Adam, poly decay
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -135,12 +136,17 @@ def main(argv=None) -> dict:
     p.add_argument("--seconds", type=float, default=55.0, help="wall-time cap per pilot")
     p.add_argument("--every", type=int, default=10, help="log every this many steps")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and crops")
+    p.add_argument(
+        "--set", default="{}", help='JSON of PretrainConfig fields applied to every config, e.g. {"lr": 1e-4}'
+    )
     a = p.parse_args(argv)
     data = PretrainFrames(a.data)
-    record: dict = {"data": [str(d) for d in a.data], "frames": len(data), "pilots": {}}
+    record = {"data": [str(d) for d in a.data], "frames": len(data), "seed": a.seed, "set": json.loads(a.set)}
+    record["pilots"] = {}
     for name in a.configs:
         print(f"{name}: {CONFIGS[name]}", flush=True)
-        overrides = dict(CONFIGS[name])
+        overrides = dict(CONFIGS[name], seed=a.seed, **json.loads(a.set))
         record["pilots"][name] = pilot(data, overrides, a.steps, a.seconds, a.every, a.threads)
         atomic_write_json(a.out, record)
     return record
