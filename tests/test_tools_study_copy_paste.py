@@ -23,8 +23,8 @@ def test_pretraining_record_by_hand(tmp_path):
     assert r["final_loss_mean_last_20"] == pytest.approx(sum(h["loss"] for h in last) / 20)
     assert r["image_used_mean_last_20"] == pytest.approx((18 * 4 + 2 * 2) / 20)
     assert r["image_code_max_mean_last_20"] == pytest.approx((18 * 0.5 + 2 * 0.01) / 20)
-    # 5.0 - 0.01 s is within 0.01 of ln 100 = 4.6052 for s = 39.5 .. 40.5: never in steps 1-20; first at step 21
-    assert r["image_first_step_within_0.01_of_ln_k"] == 21
+    # 5.0 - 0.01 s (steps 1-20: 4.99 .. 4.80) is never within 0.01 of ln 100 = 4.6052; steps 21, 22 are at ln K
+    assert r["image_last_100_fraction_within_0.01_of_ln_k"] == pytest.approx(2 / 22)
     # a fine-tuning run (no ln_prototypes): steps and loss only
     (tmp_path / "train.json").write_text(json.dumps({"step": 2, "history": [{"loss": 1.0}, {"loss": 3.0}]}))
     assert _train_record(tmp_path) == {"steps": 2, "final_loss_mean_last_20": 2.0}

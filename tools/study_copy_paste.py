@@ -74,7 +74,8 @@ def _finished(run: Path, steps: int) -> bool:
 def _train_record(run: Path) -> dict:
     """Steps and the mean of the last 20 steps' loss; for a pretraining also ln K and the code diagnostics
     (``*_used``: distinct prototypes that are an item's most likely code, ``*_code_max``: mean largest code entry)
-    over the same steps, and the step at which the loss first came within 0.01 of ln K (the uniform code)."""
+    over the same steps, and the fraction of the last 100 steps whose loss lies within 0.01 of ln K (the uniform
+    code's loss: 1.0 for a collapsed run)."""
     t = json.loads((run / "train.json").read_text())
     last = t["history"][-20:]
     record = {"steps": t["step"], "final_loss_mean_last_20": float(np.mean([h["loss"] for h in last]))}
@@ -83,8 +84,9 @@ def _train_record(run: Path) -> dict:
         for key in sorted({k for h in last for k in h if k.endswith(("_used", "_code_max"))}):
             record[f"{key}_mean_last_20"] = float(np.mean([h[key] for h in last if key in h]))
         level = "image" if "image" in last[-1] else "pixel"
-        near = [h["step"] for h in t["history"] if abs(h[level] - t["ln_prototypes"]) < 0.01]
-        record[f"{level}_first_step_within_0.01_of_ln_k"] = near[0] if near else None
+        tail = t["history"][-100:]
+        near = sum(abs(h[level] - t["ln_prototypes"]) < 0.01 for h in tail)
+        record[f"{level}_last_100_fraction_within_0.01_of_ln_k"] = near / len(tail)
     return record
 
 
