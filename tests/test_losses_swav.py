@@ -8,7 +8,12 @@ import math
 import pytest
 import torch
 
-from lift3d.losses.swav import sinkhorn_knopp, swapped_prediction_loss, swav_codes
+from lift3d.losses.swav import (
+    multi_crop_swapped_prediction_loss,
+    sinkhorn_knopp,
+    swapped_prediction_loss,
+    swav_codes,
+)
 
 
 def test_sinkhorn_equipartition_on_random_scores():
@@ -86,3 +91,54 @@ def test_queue_joins_the_sinkhorn_step_only():
     expected = -0.5 * ((codes_b * log_pa).sum(1) + (codes_a * log_pb).sum(1)).mean()
     torch.testing.assert_close(loss, expected)
     assert not torch.allclose(loss, swapped_prediction_loss(a, b))  # the queue changes the codes
+
+
+def test_multi_crop_loss_by_hand_and_two_crop_case():
+    torch.manual_seed(3)
+    a, b, s1, s2 = (torch.randn(4, 6) for _ in range(4))
+    loss, codes = multi_crop_swapped_prediction_loss([a, b, s1, s2], temperature=0.1, epsilon=0.05, iterations=3)
+    qa, qb = swav_codes(a), swav_codes(b)
+    lp = [torch.log_softmax(x / 0.1, 1) for x in (a, b, s1, s2)]
+    # code of crop 0 predicted from crops 1, 2, 3; code of crop 1 from crops 0, 2, 3; each over N - 1 = 3 crops
+    from_a = -(qa * (lp[1] + lp[2] + lp[3])).sum(1) / 3
+    from_b = -(qb * (lp[0] + lp[2] + lp[3])).sum(1) / 3
+    torch.testing.assert_close(loss, (from_a.mean() + from_b.mean()) / 2)
+    torch.testing.assert_close(codes[0], qa)
+    torch.testing.assert_close(codes[1], qb)
+    two, _ = multi_crop_swapped_prediction_loss([a, b])
+    torch.testing.assert_close(two, swapped_prediction_loss(a, b))
+    with pytest.raises(ValueError, match="assign_crops"):
+        multi_crop_swapped_prediction_loss([a, b], assign_crops=3)
+
+
+def _log_domain_sinkhorn(scores: torch.Tensor, epsilon: float, iterations: int) -> torch.Tensor:
+    """Independent reference: the same alternating scaling carried out on log Q (log-sum-exp), which cannot
+    underflow."""
+    log_q = scores.double().t() / epsilon  # [K, B]
+    k, b = log_q.shape
+    for _ in range(iterations):
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - math.log(k)
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(b)
+    return log_q.exp()
+
+
+def test_sinkhorn_is_exact_at_eps_005_with_a_tiny_batch_and_many_prototypes():
+    # SwAV's setting that collapsed here: 8 items, 1000 prototypes, ε 0.05, 3 iterations, unit-vector scores in
+    # [-1, 1]. exp(score / ε) spans at most e^40 after the max shift, far inside fp64, so the plain scaling equals
+    # the log-domain one and no entry underflows: the collapse did not come from Sinkhorn's numerics.
+    torch.manual_seed(4)
+    z = torch.nn.functional.normalize(torch.randn(8, 128), dim=1)
+    c = torch.nn.functional.normalize(torch.randn(1000, 128), dim=1)
+    scores = z @ c.t()
+    q = sinkhorn_knopp(scores, epsilon=0.05, iterations=3)
+    torch.testing.assert_close(q.double(), _log_domain_sinkhorn(scores, 0.05, 3), atol=1e-9, rtol=1e-5)
+    assert float(q.min()) > 0
+    torch.testing.assert_close(q.sum(0), torch.full((8,), 1 / 8), atol=1e-6, rtol=0)
+    # with B << K a code can put at most B / K on one prototype: every item spreads over >= K / B prototypes
+    codes = swav_codes(scores, epsilon=0.05, iterations=50)
+    assert float(codes.max()) <= 8 / 1000 + 1e-4
+    # the extreme scores (antipodal features, ε 0.01: a 200-nat range) still give a finite, positive plan
+    extreme = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]])
+    q = sinkhorn_knopp(extreme, epsilon=0.01, iterations=3)
+    assert torch.isfinite(q).all()
+    torch.testing.assert_close(q.double(), _log_domain_sinkhorn(extreme, 0.01, 3), atol=1e-12, rtol=1e-6)

@@ -206,13 +206,89 @@ def test_ddp_two_processes_match_one_process(scene, tmp_path):
     ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lift3d.cli"]
     one = [sys.executable, "-m", "lift3d.cli"]
     run = dict(check=True, env=env, cwd=root, timeout=240, capture_output=True)
-    subprocess.run(ddp + args + ["--method", "swav", "--out", str(tmp_path / "ddp")], **run)
-    subprocess.run(one + args + ["--method", "swav", "--out", str(tmp_path / "one")], **run)
+    # the exact comparison runs without the head's batch norm (its statistics are per process) and without
+    # multi-crop (its longer sums change fp32 rounding, which Adam's sign-like first steps amplify); a multi-crop
+    # run with the batch-normalised head is checked to train under DDP below
+    swav = ["--method", "swav", "--small-crops", "0", "--no-head-batch-norm"]
+    subprocess.run(ddp + args + swav + ["--out", str(tmp_path / "ddp")], **run)
+    subprocess.run(one + args + swav + ["--out", str(tmp_path / "one")], **run)
     a = torch.load(tmp_path / "ddp" / "checkpoints" / "step_0000002.pt", weights_only=True)
     b = torch.load(tmp_path / "one" / "checkpoints" / "step_0000002.pt", weights_only=True)
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world"] == 2
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4, msg=k)
+    subprocess.run(ddp + args + ["--method", "swav", "--small-crops", "2", "--out", str(tmp_path / "mc")], **run)
+    history = json.loads((tmp_path / "mc" / "train.json").read_text())["history"]
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
     subprocess.run(ddp + args + ["--method", "copy-paste", "--out", str(tmp_path / "cp")], **run)
     history = json.loads((tmp_path / "cp" / "train.json").read_text())["history"]
     assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+
+
+def _initial_prototypes(cfg: PretrainConfig) -> torch.Tensor:
+    """The prototypes ``pretrain`` starts from (same seed, same construction order)."""
+    from lift3d.twod.pretrain import PretrainNetwork
+
+    torch.manual_seed(cfg.seed)
+    net = PretrainNetwork(cfg.network(), cfg.projection_hidden, cfg.projection_dim, cfg.prototypes, cfg.head_batch_norm)
+    return net.prototypes.weight.detach().clone()
+
+
+def test_prototypes_frozen_then_trained_and_queue_only_after_warm_up(scene, tmp_path):
+    # 4 frames, batch 2: an epoch is 2 steps. Frozen for 1 epoch (steps 1-2); the 4-feature queue is full after
+    # 2 pushes of 2, but joins the Sinkhorn step only from epoch 1.5 = step index 3 (the 4th step).
+    torch.set_num_threads(1)
+    cfg = _cfg(method="swav", steps=4, small_crops=0, freeze_prototypes_epochs=1.0, queue_start_epochs=1.5)
+    run = pretrain([scene], tmp_path / "run", cfg, progress=False)
+    start = _initial_prototypes(cfg)
+    frozen = torch.load(run / "checkpoints" / "step_0000002.pt", weights_only=True)["model"]["prototypes.weight"]
+    later = torch.load(run / "checkpoints" / "step_0000004.pt", weights_only=True)["model"]["prototypes.weight"]
+    torch.testing.assert_close(frozen, start, rtol=0, atol=1e-7)  # no update during the freeze
+    assert float((later - start).abs().max()) > 1e-4  # updated after it
+    record = json.loads((run / "train.json").read_text())
+    assert record["freeze_prototype_steps"] == 2 and record["queue_start_step"] == 3
+    assert [h["queue"] for h in record["history"]] == [False, False, False, True]
+    assert record["ln_prototypes"] == pytest.approx(np.log(16))
+    for h in record["history"]:  # diagnostics of the codes: distinct argmax prototypes, mean largest entry
+        assert 1 <= h["image_used"] <= 2 * cfg.batch_size and 1 / 16 - 1e-6 <= h["image_code_max"] <= 1.0
+    # freezing off: the prototypes move at once
+    cfg0 = _cfg(method="swav", steps=2, small_crops=0, freeze_prototypes_epochs=0.0)
+    moved = pretrain([scene], tmp_path / "free", cfg0, progress=False)
+    w = torch.load(moved / "checkpoints" / "step_0000002.pt", weights_only=True)["model"]["prototypes.weight"]
+    assert float((w - _initial_prototypes(cfg0)).abs().max()) > 1e-4
+
+
+def test_multi_crop_items_and_batch_normalised_head(scene, tmp_path):
+    from lift3d.twod.pretrain import (
+        PretrainNetwork,
+        _Features,
+        load_pretrained_network,
+        small_crop_augment,
+        swav_batch,
+    )
+
+    torch.set_num_threads(1)
+    cfg = _cfg(method="swav", small_crops=3)
+    # 64 px frames: side int(64 * 96 / 224) = 27 -> 24 px; zoom s with (24 / (64 s))^2 in [0.05, 0.14]
+    aug = small_crop_augment(cfg, 64, 64)
+    assert aug.crop == 24
+    lo, hi = aug.scale_range
+    assert lo == pytest.approx(24 / (64 * 0.14**0.5)) and hi == pytest.approx(24 / (64 * 0.05**0.5))
+    assert (24 / (64 * lo)) ** 2 == pytest.approx(0.14) and (24 / (64 * hi)) ** 2 == pytest.approx(0.05)
+    data = PretrainFrames([scene])
+    batch = swav_batch(data, [(0, 0), (0, 1)], cfg)
+    assert batch["view_a"].shape == (2, 3, 64, 64) and len(batch["small"]) == 3
+    assert all(s.shape == (2, 3, 24, 24) for s in batch["small"])
+    net = PretrainNetwork(cfg.network(), 8, 8, 16, head_batch_norm=True)
+    images = [torch.cat([batch["view_a"], batch["view_b"]]).float() / 255, torch.cat(batch["small"]).float() / 255]
+    pooled = _Features(net)(images, pooled=True)
+    assert pooled.shape == ((2 + 3) * 2, 8)  # (2 global + V small crops) x batch items, one feature each
+    # the head is batch-normalised over every crop: its hidden layer has zero mean over the 10 crops
+    hidden = net.head[1](net.head[0](torch.cat([net.encode(x).mean((2, 3), keepdim=True) for x in images])))
+    torch.testing.assert_close(hidden.mean(0).flatten(), torch.zeros(8), atol=1e-5, rtol=0)
+    # a multi-crop run trains, and its network (with the batch-normalised head) loads back
+    run = pretrain([scene], tmp_path / "mc", _cfg(method="swav", steps=2, small_crops=2), progress=False)
+    history = json.loads((run / "train.json").read_text())["history"]
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    loaded, meta = load_pretrained_network(run)
+    assert meta["head"]["batch_norm"] is True and isinstance(loaded.head[1], torch.nn.BatchNorm2d)

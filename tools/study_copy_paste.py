@@ -5,12 +5,13 @@
     .venv/bin/python -m tools.study_copy_paste --train SCENE ... --eval SCENE ... --work DIR --out OUT.json \\
         [--pretrain-steps 500] [--finetune-steps 400] [--fractions 0.1 1.0] [--threads 2] \\
         [--pretrain-minutes M] [--finetune-minutes M] \\
-        [--regions.merge-threshold 0.05 --regions.modularity-resolution 3.0] [--depth scene|RUN2D]
+        [--regions.merge-threshold 0.05 --regions.modularity-resolution 3.0] [--prototypes 100] [--depth scene|RUN2D]
 
 Every cell runs as a ``lift3d`` command line (recorded with its wall time in OUT.json) in its own run folder under
 ``DIR``; the grid is resumable: a finished cell is read back, an interrupted training run continues with
 ``--resume``. Pretraining and fine-tuning use equal step budgets per configuration (the wall time each took is
-reported). Run it under the team's lock: ``flock /tmp/lift3d-heavy.lock python -m tools.study_copy_paste ...``.
+reported). Unknown options (``--regions.*``, ``--prototypes``, ...) are passed to every ``twod pretrain``. Run it
+under the team's lock: ``flock /tmp/lift3d-heavy.lock python -m tools.study_copy_paste ...``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,25 @@ import numpy as np
 
 from lift3d.io import atomic_write_json
 
+_LEGACY = ["--small-crops", "0", "--freeze-prototypes-epochs", "0", "--queue-start-epochs", "0", "--no-head-batch-norm"]
+_RECIPE = ["--freeze-prototypes-epochs", "1", "--head-batch-norm", "--epsilon", "0.02"]
 PRETRAININGS = {
-    "swav": ["--method", "swav", "--queue-length", "0"],
-    "swav-queue": ["--method", "swav", "--queue-length", "256"],
-    "copy-paste-1": ["--method", "copy-paste", "--lambda-pixel", "1.0"],
-    "copy-paste-0.5": ["--method", "copy-paste", "--lambda-pixel", "0.5", "--queue-length", "256"],
-}
-"""Pretraining configurations (the ``scratch`` row has none): plain SwAV without and with its small-batch queue
-(image level), copy-paste λ = 1 (pixel level only; the queue serves the region level) and λ = 0.5."""
+    "swav": ["--method", "swav", "--queue-length", "0", *_LEGACY],
+    "swav-queue": ["--method", "swav", "--queue-length", "256", *_LEGACY],
+    "swav-recipe": [
+        "--method", "swav", "--queue-length", "0", *_RECIPE,
+        "--small-crops", "6", "--small-crop-fraction", "0.5", "--small-crop-area", "0.14", "0.5",
+    ],
+    "copy-paste-1": ["--method", "copy-paste", "--lambda-pixel", "1.0", "--queue-length", "0", *_RECIPE],
+    "copy-paste-0.5": ["--method", "copy-paste", "--lambda-pixel", "0.5", "--queue-length", "0", *_RECIPE],
+}  # fmt: skip
+"""Pretraining configurations (the ``scratch`` row has none). ``swav`` / ``swav-queue``: the first run's plain SwAV
+without and with a 256-feature queue from the start (both collapsed to the uniform code; pinned to that run's
+settings: no prototype freeze, no multi-crop, no batch norm in the head). ``swav-recipe``: SwAV's small-batch recipe
+as measured to train here (prototypes frozen for the first epoch, a batch-normalised projection head, Sinkhorn
+ε 0.02, 2 global + 6 small crops of half the frame's side covering 14-50% of it, no queue). ``copy-paste-1`` (pixel
+level only) and ``copy-paste-0.5``: paper 003 with the same freeze, head and ε and no region queue, so that they and
+``swav-recipe`` differ only in the views and the level of the loss. The prototype count is common to all (pass ``--prototypes``)."""
 INITS = ["scratch", *PRETRAININGS]
 
 
@@ -60,9 +72,22 @@ def _finished(run: Path, steps: int) -> bool:
 
 
 def _train_record(run: Path) -> dict:
+    """Steps and the mean of the last 20 steps' loss; for a pretraining also ln K and the code diagnostics
+    (``*_used``: distinct prototypes that are an item's most likely code, ``*_code_max``: mean largest code entry)
+    over the same steps, and the fraction of the last 100 steps whose loss lies within 0.01 of ln K (the uniform
+    code's loss: 1.0 for a collapsed run)."""
     t = json.loads((run / "train.json").read_text())
     last = t["history"][-20:]
-    return {"steps": t["step"], "final_loss_mean_last_20": float(np.mean([h["loss"] for h in last]))}
+    record = {"steps": t["step"], "final_loss_mean_last_20": float(np.mean([h["loss"] for h in last]))}
+    if "ln_prototypes" in t:
+        record["ln_prototypes"] = t["ln_prototypes"]
+        for key in sorted({k for h in last for k in h if k.endswith(("_used", "_code_max"))}):
+            record[f"{key}_mean_last_20"] = float(np.mean([h[key] for h in last if key in h]))
+        level = "image" if "image" in last[-1] else "pixel"
+        tail = t["history"][-100:]
+        near = sum(abs(h[level] - t["ln_prototypes"]) < 0.01 for h in tail)
+        record[f"{level}_last_100_fraction_within_0.01_of_ln_k"] = near / len(tail)
+    return record
 
 
 def _pretrain(a, name: str, log: Path, cells: dict) -> Path:
@@ -172,7 +197,8 @@ def tables(cells: dict, fractions: list[float]) -> str:
         for f in fractions:
             c = cells.get(f"finetune/{init}_labels{f:g}", {})
             vals += [f"{100 * c[k]:.2f}" if k in c else "–" for k in keys]
-        rows2.append(f"| {init} | " + " | ".join(vals) + " |")
+        if any(v != "–" for v in vals):
+            rows2.append(f"| {init} | " + " | ".join(vals) + " |")
     return "\n".join(rows) + "\n\n" + "\n".join(rows2) + "\n"
 
 

@@ -9,12 +9,12 @@ Notation (paper Sec. 3.1): ``B`` features ``z_b`` (unit vectors, ``[B, D]``), ``
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sinkhorn_knopp", "swav_codes", "swapped_prediction_loss"]
+__all__ = ["sinkhorn_knopp", "swav_codes", "swapped_prediction_loss", "multi_crop_swapped_prediction_loss"]
 
 
 @torch.no_grad()
@@ -92,15 +92,60 @@ def swapped_prediction_loss(
     SwAV's queue for small batches (its Sec. 4 / appendix: when ``B`` is far below ``K`` the equipartition over the
     batch alone is degenerate): ``queue_scores_a``, ``queue_scores_b`` ``[Q, K]``, the scores of stored features of
     earlier batches with the current prototypes, join each view's Sinkhorn step (the codes are computed on
-    ``[queue; batch]`` and the batch's rows kept); they add no loss terms.
+    ``[queue; batch]`` and the batch's rows kept); they add no loss terms. The two-crop case of
+    :func:`multi_crop_swapped_prediction_loss`.
     """
     if scores_a.shape != scores_b.shape:
         raise ValueError(f"the two views' scores differ in shape: {tuple(scores_a.shape)} vs {tuple(scores_b.shape)}")
-    q_a = _codes_with_queue(scores_a, queue_scores_a, epsilon, iterations, all_reduce)
-    q_b = _codes_with_queue(scores_b, queue_scores_b, epsilon, iterations, all_reduce)
-    log_p_a = F.log_softmax(scores_a / temperature, dim=1)
-    log_p_b = F.log_softmax(scores_b / temperature, dim=1)
-    return -0.5 * ((q_b * log_p_a).sum(1) + (q_a * log_p_b).sum(1)).mean()
+    loss, _ = multi_crop_swapped_prediction_loss(
+        [scores_a, scores_b], temperature, epsilon, iterations, all_reduce, [queue_scores_a, queue_scores_b]
+    )
+    return loss
+
+
+def multi_crop_swapped_prediction_loss(
+    crop_scores: Sequence[torch.Tensor],
+    temperature: float = 0.1,
+    epsilon: float = 0.05,
+    iterations: int = 3,
+    all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    queue_scores: Optional[Sequence[Optional[torch.Tensor]]] = None,
+    assign_crops: int = 2,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """SwAV's swapped prediction with multi-crop (Caron et al. 2020, Sec. 3.2, Eq. 1 generalised to ``V + 2``
+    views): codes are computed only from the first ``assign_crops`` (the global crops), and each of them is predicted
+    from every other crop, small ones included:
+
+    ``L = 1 / |A| Σ_{i ∈ A} 1 / (N - 1) Σ_{v ≠ i} ℓ(z_v, q_i)``, ``ℓ(z_v, q_i) = -Σ_k q_i^(k) log p_v^(k)``,
+
+    ``A`` the assignment crops, ``N = len(crop_scores)``, ``p_v = softmax(z_v · C / τ)``, ``q_i`` =
+    :func:`swav_codes` of crop ``i``'s scores (with ``queue_scores[i]`` ``[Q, K]`` joining its Sinkhorn step when
+    given, as in :func:`swapped_prediction_loss`); averaged over the ``B`` items. With two crops this is
+    ``(ℓ(z_b, q_a) + ℓ(z_a, q_b)) / 2``.
+
+    ``crop_scores``: ``N`` tensors ``[B, K]`` (row ``b`` of each is a view of the same item). Returns the scalar loss
+    and the codes ``[B, K]`` of the assignment crops (for diagnostics: used prototypes, code sharpness).
+    """
+    n = len(crop_scores)
+    if not 2 <= assign_crops <= n:
+        raise ValueError(f"need 2 <= assign_crops ({assign_crops}) <= number of crops ({n})")
+    shape = crop_scores[0].shape
+    for s in crop_scores[1:]:
+        if s.shape[0] != shape[0] or s.shape[1:] != shape[1:]:
+            raise ValueError(f"the crops' scores differ in shape: {tuple(shape)} vs {tuple(s.shape)}")
+    queue_scores = list(queue_scores) if queue_scores is not None else [None] * assign_crops
+    codes = [
+        _codes_with_queue(
+            crop_scores[i], queue_scores[i] if i < len(queue_scores) else None, epsilon, iterations, all_reduce
+        )
+        for i in range(assign_crops)
+    ]
+    log_p = [F.log_softmax(s / temperature, dim=1) for s in crop_scores]
+    total = crop_scores[0].new_zeros(())
+    for i, q in enumerate(codes):
+        cross = sum((q * log_p[v]).sum(1) for v in range(n) if v != i)
+        total = total - (cross / (n - 1)).mean()
+    return total / assign_crops, codes
 
 
 def _codes_with_queue(scores, queue_scores, epsilon, iterations, all_reduce) -> torch.Tensor:

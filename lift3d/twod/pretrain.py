@@ -3,8 +3,9 @@ depth regions with SwAV at pixel and region level, and plain SwAV as the baselin
 
 Network (:class:`PretrainNetwork`): :class:`lift3d.twod.network.Encoder` (the encoder :class:`BranchedERFNet` is
 initialised from with ``lift3d twod train --init RUN``), a projection head of two 1x1 convolutions (``width ->
-projection_hidden -> projection_dim``) applied at the encoder's 1/8 resolution, and ``K`` prototypes (unit vectors,
-renormalised after every optimiser step as SwAV does).
+projection_hidden -> projection_dim``, the hidden layer batch-normalised by default as in SwAV's projection MLP),
+applied at the encoder's 1/8 resolution (copy-paste) or to the mean-pooled encoder features (swav), and ``K``
+prototypes (unit vectors, renormalised after every optimiser step as SwAV does).
 
 Methods (:class:`PretrainConfig.method`):
 
@@ -14,8 +15,16 @@ Methods (:class:`PretrainConfig.method`):
   in both views. Pixel level: ``pixels_per_image`` pairs per item; region level: the mean feature of every pasted
   region in each view (over all its visible pairs). Both are SwAV swapped predictions with Sinkhorn codes over the
   whole batch (:func:`lift3d.losses.swav.swapped_prediction_loss`): ``L = λ L_pixel + (1 - λ) L_region``.
-- ``swav`` (Caron et al. 2020, the baseline): two augmented crops of a frame (flip, scale-crop, colour), the head's
-  features averaged over the image, SwAV's swapped prediction over the batch.
+- ``swav`` (Caron et al. 2020, the baseline): two augmented global crops of a frame (flip, scale-crop, colour) and
+  ``small_crops`` small ones (multi-crop), the encoder's features averaged over each crop and projected, codes from
+  the global crops only, each predicted from every other crop
+  (:func:`lift3d.losses.swav.multi_crop_swapped_prediction_loss`).
+
+SwAV's small-batch recipe (both methods): the prototypes get no update during the first
+``freeze_prototypes_epochs``, and the queue (``queue_length``; image level for ``swav``, region level for
+``copy-paste``) joins the Sinkhorn step only from ``queue_start_epochs`` on. ``train.json`` records per step the
+loss (``ln K`` = the uniform code's, in ``ln_prototypes``), the number of distinct prototypes that are an item's
+most likely code (``*_used``) and the mean largest code entry (``*_code_max``; ``1 / K`` = uniform codes).
 
 The loop is part 1's: a global batch every DDP rank agrees on (:mod:`lift3d.twod.distributed`), Adam with the poly
 decay, atomic checkpoints (``RUN/checkpoints/step_XXXXXXX.pt``), ``train.json``, ``config.json``, ``--resume``.
@@ -25,6 +34,7 @@ Sinkhorn's sums are all-reduced under DDP, so the codes are those of the global 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lift3d.io import atomic_torch_save, atomic_write_json
-from lift3d.losses.swav import swapped_prediction_loss
+from lift3d.losses.swav import multi_crop_swapped_prediction_loss
 from lift3d.twod.copy_paste import CopyPasteConfig, paste_regions
 from lift3d.twod.dataset import AugmentConfig, augment_frame
 from lift3d.twod.distributed import batch_indices, dist_env, init_distributed, training_progress
@@ -85,6 +95,11 @@ class PretrainConfig:
     """Dimension of the projected features and the prototypes (SwAV: 128)."""
     projection_hidden: int = 256
     """Hidden width of the projection head."""
+    head_batch_norm: bool = True
+    """Batch-normalise the projection head's hidden layer (SwAV's projection MLP is linear, batch norm, ReLU,
+    linear). Without it the mean-pooled features of similar frames are nearly the same vector, the Sinkhorn codes
+    of a batch come out uniform (all items look alike to every prototype) and plain SwAV collapsed to loss ln K.
+    Under DDP the statistics are per process."""
     temperature: float = 0.1
     """τ of the predictions ``softmax(z · c / τ)`` (SwAV, paper 003: 0.1)."""
     epsilon: float = 0.05
@@ -93,9 +108,28 @@ class PretrainConfig:
     """Sinkhorn-Knopp iterations (SwAV, paper 003: 3)."""
     queue_length: int = 256
     """SwAV's queue for small batches: the last this many image-level (``swav``) or region-level (``copy-paste``)
-    features of each view join the Sinkhorn step once the queue is full (SwAV: 3840, 15 batches, when the batch is
-    below 256; 0 = none: with 8 images against 1000 prototypes plain SwAV collapsed to the uniform code, loss
-    ln 1000, within 150 steps). The pixel level needs none (``pixels_per_image`` x batch items per step)."""
+    features of each view join the Sinkhorn step once the queue is full and ``queue_start_epochs`` have passed
+    (SwAV: 3840, 15 batches, when the batch is below 256; 0 = none: with 8 images against 1000 prototypes plain SwAV
+    collapsed to the uniform code, loss ln 1000, within 150 steps). The pixel level needs none
+    (``pixels_per_image`` x batch items per step)."""
+    queue_start_epochs: float = 15.0
+    """The queue joins the Sinkhorn step only from this epoch on (an epoch = frames / ``batch_size`` steps; SwAV's
+    small-batch recipe: from epoch 15, when the features have stopped moving fast, so that the stored features are
+    not stale). It is filled from the start, so it is full when it starts. 0 = as soon as it is full."""
+    freeze_prototypes_epochs: float = 1.0
+    """The prototypes get no gradient (and no Adam update) during the first this many epochs (SwAV: the first
+    epoch, so that the codes of an untrained network do not drag the prototypes into a degenerate start);
+    0 = never frozen."""
+    small_crops: int = 6
+    """``swav`` only: SwAV's multi-crop, ``V`` small crops of each frame besides the two global ones (SwAV: 6);
+    the codes are computed from the global crops only and predicted from every other crop, so each step has
+    ``(V + 2) x batch`` predictions. 0 = the two global crops only."""
+    small_crop_fraction: float = 96 / 224
+    """Side of the small crops over the frame's shorter side, rounded down to a multiple of 8 (at least 8)
+    (SwAV: 96 px against 224 px global crops)."""
+    small_crop_area: tuple[float, float] = (0.05, 0.14)
+    """Range of the fraction of the frame's area a small crop covers (SwAV: 0.05 to 0.14); drawn as a uniform zoom
+    between the two ends, then a random crop, a flip and ``crops``' colour jitter."""
     pixels_per_image: int = 512
     """Pixel pairs per batch item in the pixel-level loss (drawn from its visible pasted pairs, with replacement
     when there are fewer, so every item weighs the same)."""
@@ -146,12 +180,21 @@ class PretrainNetwork(nn.Module):
     """Encoder + projection head + prototypes. ``features(images [B, 3, H, W] in [0, 1]) -> [B, D, H/8, W/8]``
     (not normalised); ``scores(z [N, D]) -> [N, K]`` = ``normalise(z) · c_k`` with the unit prototypes."""
 
-    def __init__(self, network: NetworkConfig, projection_hidden: int, projection_dim: int, prototypes: int):
+    def __init__(
+        self,
+        network: NetworkConfig,
+        projection_hidden: int,
+        projection_dim: int,
+        prototypes: int,
+        head_batch_norm: bool = False,
+    ):
         super().__init__()
         self.encoder = Encoder(network)
         width = network.widths[2]
+        norm = [nn.BatchNorm2d(projection_hidden)] if head_batch_norm else []
         self.head = nn.Sequential(
             nn.Conv2d(width, projection_hidden, 1),
+            *norm,
             nn.ReLU(inplace=True),
             nn.Conv2d(projection_hidden, projection_dim, 1),
         )
@@ -171,6 +214,14 @@ class PretrainNetwork(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(images))
+
+    def pooled_features(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Image-level features as SwAV computes them (backbone, global average pooling, then the projection
+        head): each batch of ``images`` (crops of one size each, ``[N_i, 3, H_i, W_i]``) encoded and mean-pooled,
+        all concatenated and projected together (so a batch-normalised head normalises over every crop) ->
+        ``[Σ N_i, D]``."""
+        pooled = torch.cat([self.encode(x).mean(dim=(2, 3), keepdim=True) for x in images])
+        return self.head(pooled).flatten(1)
 
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         return self.prototypes(F.normalize(z, dim=1))
@@ -251,15 +302,26 @@ class FeatureQueue:
         self.filled = int(state["filled"])
 
 
-def _swav(net, a: torch.Tensor, b: torch.Tensor, cfg: PretrainConfig, reduce, queue=None) -> torch.Tensor:
-    """Swapped prediction between the features ``a``, ``b`` ``[N, D]`` (``N`` may be 0 on one rank); with a
-    :class:`FeatureQueue`, its features join the codes' Sinkhorn step and the batch's are pushed after."""
-    sa, sb = net.scores(a), net.scores(b)
-    qa, qb = queue.scores(net) if queue is not None else (None, None)
-    loss = swapped_prediction_loss(sa, sb, cfg.temperature, cfg.epsilon, cfg.sinkhorn_iterations, reduce, qa, qb)
+def _swav(
+    net, crops: list[torch.Tensor], cfg: PretrainConfig, reduce, queue=None, use_queue: bool = True
+) -> tuple[torch.Tensor, dict]:
+    """Swapped prediction between the features of the crops ``[N, D]`` each (the first two are the assignment views;
+    ``N`` may be 0 on one rank); with a :class:`FeatureQueue`, its features join the codes' Sinkhorn step when
+    ``use_queue`` and the queue is full, and the first two crops' features are pushed after. Returns the loss and
+    the diagnostics of the codes: ``used`` (distinct prototypes that are some item's most likely code) and
+    ``code_max`` (mean over the items of the code's largest entry; ``1 / K`` for the uniform code)."""
+    scores = [net.scores(z) for z in crops]
+    qa, qb = queue.scores(net) if (queue is not None and use_queue) else (None, None)
+    loss, codes = multi_crop_swapped_prediction_loss(
+        scores, cfg.temperature, cfg.epsilon, cfg.sinkhorn_iterations, reduce, [qa, qb], assign_crops=2
+    )
     if queue is not None:
-        queue.push(a, b)
-    return loss if len(a) else (sa.sum() + sb.sum()) * 0.0
+        queue.push(crops[0], crops[1])
+    if len(crops[0]) == 0:
+        return sum(x.sum() for x in scores) * 0.0, {"used": 0, "code_max": 0.0}
+    both = torch.cat(codes)
+    diag = {"used": int(both.argmax(1).unique().numel()), "code_max": float(both.max(1).values.mean())}
+    return loss, diag
 
 
 def _jitter(image: np.ndarray, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -322,9 +384,10 @@ def copy_paste_loss(
     reduce,
     device: str,
     queue: Optional[FeatureQueue] = None,
+    use_queue: bool = True,
 ) -> tuple[torch.Tensor, dict]:
     """Paper 003's loss on a :func:`copy_paste_batch`: ``λ L_pixel + (1 - λ) L_region`` (``model`` is ``net`` or its
-    DDP wrapper, which runs the forward pass)."""
+    DDP wrapper, which runs the forward pass); ``use_queue``: the region level's queue joins its Sinkhorn step."""
     b, _, h, w = batch["source"].shape
     images = torch.cat([batch["source"], batch["pasted"]]).float().to(device) / 255.0
     feats = model(images)  # [2B, D, h/8, w/8]
@@ -347,34 +410,66 @@ def copy_paste_loss(
     d = feats.shape[1]
     empty = feats.new_zeros(0, d)
     cat = lambda xs: torch.cat(xs) if xs else empty  # noqa: E731
-    l_pixel = _swav(net, cat(pix_a), cat(pix_b), cfg, reduce)
+    l_pixel, diag = _swav(net, [cat(pix_a), cat(pix_b)], cfg, reduce)
     parts = {"pixel": float(l_pixel.detach()), "pairs": float(sum(len(x) for x in batch["source_index"]) / b)}
+    parts.update(pixel_used=diag["used"], pixel_code_max=diag["code_max"])
     loss = cfg.lambda_pixel * l_pixel
     if cfg.lambda_pixel < 1.0:
-        l_region = _swav(net, cat(reg_a), cat(reg_b), cfg, reduce, queue)
+        l_region, diag = _swav(net, [cat(reg_a), cat(reg_b)], cfg, reduce, queue, use_queue)
         loss = loss + (1.0 - cfg.lambda_pixel) * l_region
         parts.update(region=float(l_region.detach()), regions=float(sum(len(x) for x in reg_a) / b))
+        parts.update(region_used=diag["used"], region_code_max=diag["code_max"])
     return loss, parts
 
 
+def small_crop_augment(cfg: PretrainConfig, height: int, width: int) -> AugmentConfig:
+    """The augmentation of SwAV's small crops on ``height x width`` frames: a square crop of side
+    ``small_crop_fraction x min(height, width)`` (rounded down to a multiple of 8, at least 8) out of the frame
+    zoomed by ``s``: the crop covers ``(side / (s min(h, w)))^2`` of a square frame's area, so ``s`` from
+    ``side / (min(h, w) sqrt(a_max))`` to ``side / (min(h, w) sqrt(a_min))`` covers ``small_crop_area``; flip and
+    colour as ``crops``."""
+    short = min(height, width)
+    side = max(8, int(cfg.small_crop_fraction * short) // 8 * 8)
+    lo, hi = cfg.small_crop_area
+    zoom = (side / (short * hi**0.5), side / (short * lo**0.5))
+    return AugmentConfig(
+        flip=cfg.crops.flip,
+        scale_range=zoom,
+        crop=side,
+        brightness=cfg.crops.brightness,
+        contrast=cfg.crops.contrast,
+        saturation=cfg.crops.saturation,
+    )
+
+
 def swav_batch(data: PretrainFrames, items: list[tuple[int, int]], cfg: PretrainConfig) -> dict:
-    """Two augmented crops of each item's frame: ``view_a``, ``view_b`` ``[B, 3, H, W]`` uint8."""
-    a, b = [], []
+    """Two augmented global crops of each item's frame, ``view_a``, ``view_b`` ``[B, 3, H, W]`` uint8, and
+    ``small``: ``cfg.small_crops`` tensors ``[B, 3, s, s]`` (SwAV's multi-crop, :func:`small_crop_augment`)."""
+    a, b, small = [], [], [[] for _ in range(cfg.small_crops)]
     for epoch, i in items:
         image = data.image(i)
         gen = torch.Generator().manual_seed(_item_seed(cfg, epoch, i))
         a.append(_jitter(image, cfg.crops, gen))
         b.append(_jitter(image, cfg.crops, gen))
-    return {"view_a": torch.stack(a), "view_b": torch.stack(b)}
+        if cfg.small_crops:
+            aug = small_crop_augment(cfg, *image.shape[:2])
+            for v in range(cfg.small_crops):
+                small[v].append(_jitter(image, aug, gen))
+    return {"view_a": torch.stack(a), "view_b": torch.stack(b), "small": [torch.stack(x) for x in small]}
 
 
-def swav_loss(net: PretrainNetwork, model, batch: dict, cfg: PretrainConfig, reduce, device: str, queue=None):
-    """SwAV's swapped prediction between the image-level (mean-pooled) features of the two crops."""
+def swav_loss(
+    net: PretrainNetwork, model, batch: dict, cfg: PretrainConfig, reduce, device: str, queue=None, use_queue=True
+):
+    """SwAV's swapped prediction between the image-level (mean-pooled) features of the crops: codes from the two
+    global crops, predicted from every other crop (multi-crop when ``batch["small"]`` holds small crops)."""
     b = batch["view_a"].shape[0]
-    images = torch.cat([batch["view_a"], batch["view_b"]]).float().to(device) / 255.0
-    pooled = model(images).mean(dim=(2, 3))  # [2B, D]
-    loss = _swav(net, pooled[:b], pooled[b:], cfg, reduce, queue)
-    return loss, {"image": float(loss.detach())}
+    images = [torch.cat([batch["view_a"], batch["view_b"]]).float().to(device) / 255.0]
+    if batch.get("small"):
+        images.append(torch.cat(batch["small"]).float().to(device) / 255.0)
+    pooled = model(images, pooled=True).split(b)  # (2 + V) x [B, D]: view_a, view_b, the small crops
+    loss, diag = _swav(net, list(pooled), cfg, reduce, queue, use_queue)
+    return loss, {"image": float(loss.detach()), "image_used": diag["used"], "image_code_max": diag["code_max"]}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -390,7 +485,11 @@ class _Features(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images, pooled: bool = False):
+        """``images [N, 3, H, W]`` -> the feature map; ``pooled``: a list of such batches (crops of several sizes:
+        one forward call, as DDP wants) -> :meth:`PretrainNetwork.pooled_features`."""
+        if pooled:
+            return self.net.pooled_features(images)
         return self.net.features(images)
 
 
@@ -402,8 +501,20 @@ def _meta(cfg: PretrainConfig) -> dict:
         "preset": cfg.preset,
         "lambda_pixel": cfg.lambda_pixel,
         "depth": cfg.depth,
-        "head": {"hidden": cfg.projection_hidden, "dim": cfg.projection_dim, "prototypes": cfg.prototypes},
+        "head": {
+            "hidden": cfg.projection_hidden,
+            "dim": cfg.projection_dim,
+            "prototypes": cfg.prototypes,
+            "batch_norm": cfg.head_batch_norm,
+        },
     }
+
+
+def schedule_steps(cfg: PretrainConfig, frames: int) -> tuple[int, int]:
+    """``(freeze_steps, queue_start_step)``: the steps of ``freeze_prototypes_epochs`` and ``queue_start_epochs``
+    with ``frames / batch_size`` steps per epoch (rounded to the nearest step)."""
+    per_epoch = frames / cfg.batch_size
+    return int(round(cfg.freeze_prototypes_epochs * per_epoch)), int(round(cfg.queue_start_epochs * per_epoch))
 
 
 def pretrain(
@@ -440,7 +551,13 @@ def pretrain(
             dist.barrier()
         data.cache = out / "regions"
     torch.manual_seed(cfg.seed)
-    net = PretrainNetwork(cfg.network(), cfg.projection_hidden, cfg.projection_dim, cfg.prototypes).to(device)
+    net = PretrainNetwork(
+        cfg.network(),
+        cfg.projection_hidden,
+        cfg.projection_dim,
+        cfg.prototypes,
+        cfg.head_batch_norm,
+    ).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     queue = FeatureQueue(cfg.queue_length, cfg.projection_dim, device) if cfg.queue_length > 0 else None
     start, history = 0, []
@@ -466,6 +583,7 @@ def pretrain(
         )
     reduce = _all_reduce(world)
     share = cfg.batch_size // world
+    freeze_steps, queue_start = schedule_steps(cfg, len(data))
     t0 = time.perf_counter()
     bar = training_progress(progress and rank == 0, cfg.steps, start, f"twod pretrain ({cfg.method})")
     try:
@@ -474,19 +592,23 @@ def pretrain(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (1.0 - step / cfg.steps) ** 0.9
             items = batch_indices(len(data), cfg.batch_size, step, cfg.seed)[rank * share : (rank + 1) * share]
+            use_queue = step >= queue_start
             if cfg.method == "copy-paste":
                 gen = torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank)
-                loss, parts = copy_paste_loss(
-                    net, model, copy_paste_batch(data, items, cfg), cfg, gen, reduce, device, queue
-                )
+                batch = copy_paste_batch(data, items, cfg)
+                loss, parts = copy_paste_loss(net, model, batch, cfg, gen, reduce, device, queue, use_queue)
             else:
-                loss, parts = swav_loss(net, model, swav_batch(data, items, cfg), cfg, reduce, device, queue)
+                batch = swav_batch(data, items, cfg)
+                loss, parts = swav_loss(net, model, batch, cfg, reduce, device, queue, use_queue)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if step < freeze_steps:  # SwAV: no prototype update in the first epoch (None grad: Adam skips them)
+                net.prototypes.weight.grad = None
             opt.step()
             net.normalise_prototypes()
             value = float(loss.detach())
-            history.append({"step": step + 1, "loss": value, **parts})
+            queue_used = queue is not None and use_queue and queue.filled >= len(queue.a)
+            history.append({"step": step + 1, "loss": value, **parts, "queue": queue_used})
             if on_step is not None:
                 on_step(step + 1, value)
             if bar is not None:
@@ -500,7 +622,8 @@ def pretrain(
                 dist.all_reduce(flag)
                 over = bool(flag > 0)
             if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or done or over):
-                _checkpoint(out, net, opt, cfg, step + 1, history, time.perf_counter() - t0, queue)
+                schedule = {"freeze_prototype_steps": freeze_steps, "queue_start_step": queue_start}
+                _checkpoint(out, net, opt, cfg, step + 1, history, time.perf_counter() - t0, queue, schedule)
             if over:
                 break
     finally:
@@ -514,7 +637,15 @@ def pretrain(
 
 
 def _checkpoint(
-    out: Path, net: PretrainNetwork, opt, cfg: PretrainConfig, step: int, history: list, seconds: float, queue=None
+    out: Path,
+    net: PretrainNetwork,
+    opt,
+    cfg: PretrainConfig,
+    step: int,
+    history: list,
+    seconds: float,
+    queue=None,
+    schedule: Optional[dict] = None,
 ):
     state = {"meta": _meta(cfg), "model": net.state_dict(), "optimizer": opt.state_dict(), "step": step}
     if queue is not None:
@@ -522,7 +653,8 @@ def _checkpoint(
     atomic_torch_save(out / "checkpoints" / f"step_{step:07d}.pt", state)
     for old in sorted((out / "checkpoints").glob("step_*.pt"))[: -cfg.keep_checkpoints]:
         old.unlink()
-    atomic_write_json(out / "train.json", {"step": step, "seconds_this_session": seconds, "history": history})
+    record = {"step": step, "seconds_this_session": seconds, "ln_prototypes": math.log(cfg.prototypes)}
+    atomic_write_json(out / "train.json", {**record, **(schedule or {}), "history": history})
 
 
 def load_pretrained_network(run_or_file: Path, device: str = "cpu") -> tuple[PretrainNetwork, dict]:
@@ -538,7 +670,8 @@ def load_pretrained_network(run_or_file: Path, device: str = "cpu") -> tuple[Pre
         )
     network = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()})
     head = meta["head"]
-    net = PretrainNetwork(network, int(head["hidden"]), int(head["dim"]), int(head["prototypes"])).to(device)
+    dims = int(head["hidden"]), int(head["dim"]), int(head["prototypes"])
+    net = PretrainNetwork(network, *dims, bool(head.get("batch_norm", False))).to(device)
     net.load_state_dict(state["model"])
     net.eval()
     return net, meta
