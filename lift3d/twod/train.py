@@ -309,7 +309,9 @@ def train_spatio_temporal(
             if on_step is not None:
                 on_step(step + 1, float(loss.detach()))
             if bar is not None:
-                bar[0].update(bar[1], advance=1, description=f"twod train (spatio-temporal) loss {float(loss.detach()):.3f}")
+                bar[0].update(
+                    bar[1], advance=1, description=f"twod train (spatio-temporal) loss {float(loss.detach()):.3f}"
+                )
             done = step + 1 == cfg.steps
             over = cfg.time_limit_minutes is not None and time.perf_counter() - t0 > 60 * cfg.time_limit_minutes
             if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or done or over):
