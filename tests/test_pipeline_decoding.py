@@ -144,3 +144,84 @@ def test_a_run_clustered_with_surface_points_renders_exports_and_re_clusters_wit
         mine.label(cache.semantic, cache.embedding, cache.position),
         labeler.label(cache.semantic, cache.embedding, cache.position),
     )
+
+
+def test_segment_balanced_rows_by_hand():
+    from lift3d.pipeline.decoding import segment_balanced_rows
+
+    # two views; segment ids repeat across views (7 in both) and may be negative (void)
+    view_of = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    segment = np.array([7, 7, 7, 7, 2, -1, 7, 7, 3, 3, 3, -1])
+    eligible = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0], dtype=bool)
+    rows = segment_balanced_rows(view_of, segment, eligible, per_segment=2, seed=3)
+    # groups and their eligible rows: (0,7): 0,1,2 -> 2 drawn; (0,2): 4; (0,-1): 5; (1,7): 6,7; (1,3): 8,9,10 -> 2
+    assert rows.dtype == np.int64 and np.all(np.diff(rows) > 0)
+    assert eligible[rows].all()
+    groups = {}
+    for r in rows:
+        groups.setdefault((int(view_of[r]), int(segment[r])), []).append(int(r))
+    assert {k: len(v) for k, v in groups.items()} == {(0, 7): 2, (0, 2): 1, (0, -1): 1, (1, 7): 2, (1, 3): 2}
+    assert set(groups[(0, 7)]) <= {0, 1, 2} and set(groups[(1, 3)]) <= {8, 9, 10}
+    np.testing.assert_array_equal(rows, segment_balanced_rows(view_of, segment, eligible, 2, seed=3))
+    # a budget larger than every group keeps every eligible row
+    np.testing.assert_array_equal(segment_balanced_rows(view_of, segment, eligible, 10), np.flatnonzero(eligible))
+    # every draw of a 3-row group is possible (uniform within the group, not the first rows)
+    seen = {tuple(segment_balanced_rows(view_of, segment, eligible, 1, seed=s)[:1]) for s in range(40)}
+    assert seen == {(0,), (1,), (2,)}
+    assert segment_balanced_rows(view_of, segment, np.zeros(12, bool), 2).size == 0
+
+
+def test_a_segment_sampled_fit_clusters_per_segment_and_the_viewer_re_clusters_the_same_points(fitted_run, tmp_path):
+    """``cluster.sample = segment``: the fit clusters at most k thing pixels of each 2D segment of each clustering
+    view (counted here independently, by a loop over views and segments); the viewer's cache holds exactly those
+    points, so re-clustering at the fit's size gives the fit's centroids; the sweep scores the chosen subset of
+    views."""
+    import json
+    import shutil
+
+    from conftest import FITTED_RUN_OVERRIDES
+
+    from lift3d.cluster.slots import load_labeler
+    from lift3d.config_io import apply_overrides
+    from lift3d.export.run import load_export_inputs
+    from lift3d.pipeline import fit_scene
+    from lift3d.pipeline.decoding import render_clustering_views
+    from lift3d.presets import get_preset
+    from lift3d.viewer import cache_clustering_embeddings, recluster
+
+    scene, fitted = fitted_run
+    run = tmp_path / "run"
+    shutil.copytree(fitted, run)
+    k = 5
+    cfg = apply_overrides(
+        get_preset("cpu-small"),
+        [
+            *FITTED_RUN_OVERRIDES,
+            "cluster.sample=segment",
+            f"cluster.points_per_segment={k}",
+            "cluster.max_score_views=1",
+            "cluster_views=3",
+        ],
+    )
+    fit_scene(scene, run, cfg, resume=True, preset="cpu-small", progress=False, log=lambda *_: None)
+    record = json.loads((run / "clustering.json").read_text())
+    assert record["sample"] == "segment" and record["scored_views"] == 1 and len(record["cluster_views"]) == 3
+    opened = load_export_inputs(run, device="cpu")
+    _, pixels, renders = render_clustering_views(opened.model, opened.scene, opened.cfg)
+    things = set(int(t) for t in opened.scene.thing_ids)
+    expected, rendered_things = 0, 0
+    for p, r in enumerate(renders):
+        seg = pixels.instance[pixels.view_rows(p)].numpy()
+        sem = r.semantic.reshape(-1)
+        is_thing = np.array([int(c) in things for c in sem])
+        rendered_things += int(is_thing.sum())
+        for s in np.unique(seg):
+            expected += min(k, int((is_thing & (seg == s)).sum()))
+    assert 0 < expected < rendered_things  # the sample is smaller than the rendered thing pixels
+    assert record["num_points"] == expected and record["num_rendered_thing_pixels"] == rendered_things
+    cache = cache_clustering_embeddings(opened)
+    assert len(cache.semantic) == expected and all(int(c) in things for c in cache.semantic)
+    fit_labeler = load_labeler(run / "clusters.json")
+    mine = recluster(opened, cache, record["min_cluster_size"])
+    for c, cc in fit_labeler.classes.items():
+        np.testing.assert_allclose(mine.classes[c].centroids, cc.centroids)

@@ -69,6 +69,19 @@ class ClusterConfig:
     :func:`lift3d.cluster.decoders.decode_by_clustering`)."""
     position_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Candidates for ``position_weight = None``."""
+    sample: Literal["uniform", "segment"] = "uniform"
+    """Which rendered pixels of the clustering views are clustered. ``uniform``: all of them, then a seeded random
+    subsample of ``max_points`` per class (the paper). ``segment``: at most ``points_per_segment`` pixels (seeded)
+    of every 2D segment of every clustering view, counting only pixels rendered as a thing class, then the same
+    ``max_points`` cap. With hundreds of objects a uniform sample gives a small object a handful of points, fewer
+    than ``min_cluster_size``, so it cannot become a cluster; every object a view's 2D segmenter saw gets points
+    with ``segment``. Only training views' own 2D segments are used (no test view, no ground truth)."""
+    points_per_segment: int = 16
+    """``sample = segment``: most pixels taken from one 2D segment of one clustering view."""
+    max_score_views: int = 0
+    """The ``min_cluster_size`` / ``position_weight`` sweep scores each candidate by per-frame PQ on at most this
+    many of the clustering views (evenly spaced; 0 = all). Labelling every pixel of hundreds of views for each of
+    dozens of candidates costs more than the clustering; the clusters still come from every clustering view."""
 
 
 @dataclass

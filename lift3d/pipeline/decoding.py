@@ -10,6 +10,11 @@ class give the embeddings, which the decoder the instance objective names (``Ins
 slots. The labeler is cached in the run (``RunDir.clusters``) and labels every pixel of any view (the nearest
 centroid of its predicted class, or its argmax slot).
 
+With hundreds of objects a clustering view shows only a few of them and a uniform subsample gives a small object
+fewer points than ``min_cluster_size``: ``cluster_views`` can then cover every training view, ``cluster.sample =
+"segment"`` draws the same number of pixels from every 2D segment of every view (:func:`segment_balanced_rows`),
+and ``cluster.max_score_views`` scores the sweep on a subset of the views.
+
 Pixels a frame's mask excludes (``PixelSet.valid`` False, nerfstudio's ``mask_path``) give no clustering sample and
 are void (not scored) in the sweep's per-frame PQ.
 """
@@ -38,8 +43,10 @@ from lift3d.pipeline.progress import stage_progress
 
 __all__ = [
     "cluster_from_training_views",
+    "clustering_sample",
     "clustering_views",
     "render_clustering_views",
+    "segment_balanced_rows",
     "subsample_views",
     "view_stride",
 ]
@@ -51,6 +58,40 @@ def clustering_views(train_indices: Sequence[int], k: int) -> list[int]:
         return list(train_indices)
     idx = np.linspace(0, len(train_indices) - 1, k).round().astype(int)
     return [train_indices[i] for i in idx]
+
+
+def segment_balanced_rows(
+    view_of: np.ndarray, segment: np.ndarray, eligible: np.ndarray, per_segment: int, seed: int = 0
+) -> np.ndarray:
+    """Rows of a clustering sample with at most ``per_segment`` rows of each (view, 2D segment) group
+    (``ClusterConfig.sample = "segment"``).
+
+    Args:
+        view_of: ``[N]`` the view each pixel belongs to.
+        segment: ``[N]`` its 2D segment id in that view (ids are per view: the same id in two views is two groups).
+        eligible: ``[N]`` bool, the pixels that may be drawn (rendered as a thing class).
+        per_segment: most rows drawn from one group (seeded, uniformly within the group).
+        seed: seed of the draw.
+
+    Returns:
+        ``[M]`` sorted int64 row indices, M = sum over groups of min(group size, per_segment).
+    """
+    if per_segment < 1:
+        raise ValueError(f"segment_balanced_rows: per_segment must be >= 1, got {per_segment}")
+    cand = np.flatnonzero(eligible)
+    if cand.size == 0:
+        return cand.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    cand = cand[rng.permutation(cand.size)]  # random order within each group after the stable sort below
+    seg = segment[cand].astype(np.int64)
+    seg -= seg.min()  # ids may be negative (void); only equality matters
+    key = view_of[cand].astype(np.int64) * (int(seg.max()) + 1) + seg
+    order = np.argsort(key, kind="stable")
+    cand, key = cand[order], key[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(key.size), 0))
+    rank = np.arange(key.size) - start
+    return np.sort(cand[rank < per_segment]).astype(np.int64)
 
 
 def view_stride(height: int, width: int, max_pixels: int) -> int:
@@ -108,6 +149,34 @@ def render_clustering_views(
     return views, pixels, renders
 
 
+def clustering_sample(
+    pixels: PixelSet, renders: Sequence[ViewRender], thing_ids: Sequence[int], cluster: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The pixels of the rendered clustering views that are clustered: every valid pixel (``PixelSet.valid``), or
+    with ``cluster.sample = "segment"`` at most ``cluster.points_per_segment`` thing pixels of each 2D segment of
+    each view (:func:`segment_balanced_rows`). The fit and the viewer's re-clustering both take their points here.
+
+    Returns:
+        (semantic ``[M]``, embedding ``[M, D]``, surface point ``[M, 3]``, number of valid pixels rendered as a
+        thing class before the segment sample).
+    """
+    sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
+    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
+    view_of, segment = pixels.pixel_view.numpy(), pixels.instance.numpy()
+    if pixels.valid is not None:
+        keep = pixels.valid.numpy()
+        sem, emb, pos, view_of, segment = sem[keep], emb[keep], pos[keep], view_of[keep], segment[keep]
+    is_thing = np.isin(sem, np.asarray(list(thing_ids)))
+    num_rendered = int(is_thing.sum())
+    if cluster.sample == "segment":
+        rows = segment_balanced_rows(view_of, segment, is_thing, cluster.points_per_segment, cluster.seed)
+        sem, emb, pos = sem[rows], emb[rows], pos[rows]
+    elif cluster.sample != "uniform":
+        raise ValueError(f"cluster.sample must be 'uniform' or 'segment', got {cluster.sample!r}")
+    return sem, emb, pos, num_rendered
+
+
 def cluster_from_training_views(
     model: LiftModel,
     scene: Scene,
@@ -130,20 +199,17 @@ def cluster_from_training_views(
     views, pixels, renders = render_clustering_views(model, scene, cfg, progress, log, exact, fast)
     seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
-    sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
-    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
-    pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
+    sem, emb, pos, num_rendered = clustering_sample(pixels, renders, things, cfg.cluster)
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     void: tuple[int, ...] = ()
     if pixels.valid is not None:  # masked pixels: no clustering sample, void in the sweep's score
-        keep = pixels.valid.numpy()
-        sem, emb, pos = sem[keep], emb[keep], pos[keep]
         void = (scene.num_classes,)  # an id no class uses
         for p in range(len(views)):
             inputs_sem[p] = np.where(
                 pixels.valid[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy(), inputs_sem[p], void[0]
             )
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
+    scored = clustering_views(list(range(len(views))), cfg.cluster.max_score_views or len(views))
 
     def label_views(labeler) -> list[np.ndarray]:
         return [
@@ -156,11 +222,21 @@ def cluster_from_training_views(
         ]
 
     def score(labeler) -> float:
+        scored_renders = [renders[p] for p in scored]
         res = frame_pq(
-            [r.semantic for r in renders],
-            label_views(labeler),
-            inputs_sem,
-            inputs_inst,
+            [r.semantic for r in scored_renders],
+            [
+                np.asarray(
+                    labeler.label(
+                        r.semantic.reshape(-1),
+                        r.embedding.reshape(-1, r.embedding.shape[-1]),
+                        r.position.reshape(-1, 3),
+                    )
+                ).reshape(r.semantic.shape)
+                for r in scored_renders
+            ],
+            [inputs_sem[p] for p in scored],
+            [inputs_inst[p] for p in scored],
             things=things,
             stuff=scene.stuff_ids,
             void_gt=void,
@@ -168,7 +244,13 @@ def cluster_from_training_views(
         )
         return float(res.pq)
 
-    info: dict = {"cluster_views": [scene.frames[i].name for i in views], "num_points": int(np.isin(sem, things).sum())}
+    info: dict = {
+        "cluster_views": [scene.frames[i].name for i in views],
+        "num_points": int(np.isin(sem, things).sum()),
+        "num_rendered_thing_pixels": num_rendered,
+        "sample": cfg.cluster.sample,
+        "scored_views": len(scored),
+    }
     objective = build_objective(cfg.losses, cfg.model.embedding_dim)
     t0 = time.perf_counter()
     sweep = sweep_steps(cfg.cluster, cfg.sweep_sizes) if objective.decoder == "clustering" else 1

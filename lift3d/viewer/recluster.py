@@ -9,12 +9,13 @@ import numpy as np
 
 from lift3d.cluster import SceneClusters, fit_scene_clusters
 from lift3d.export.run import ExportedRun
-from lift3d.pipeline.decoding import render_clustering_views
+from lift3d.pipeline.decoding import clustering_sample, render_clustering_views
 
 
 @dataclass
 class EmbeddingCache:
-    """Rendered class and embedding of every pixel of the clustering views."""
+    """Rendered class, embedding and surface point of the clustered pixels of the clustering views (all valid pixels,
+    or the fit's segment sample: :func:`lift3d.pipeline.decoding.clustering_sample`)."""
 
     semantic: np.ndarray
     """int64 [N]."""
@@ -29,10 +30,8 @@ class EmbeddingCache:
 def cache_clustering_embeddings(opened: ExportedRun) -> EmbeddingCache:
     """Render the clustering views of the run once, exactly as the fit rendered them
     (:func:`lift3d.pipeline.decoding.render_clustering_views`: the same views, pixel grid and render path)."""
-    views, _, renders = render_clustering_views(opened.model, opened.scene, opened.cfg)
-    sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
-    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
-    pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
+    views, pixels, renders = render_clustering_views(opened.model, opened.scene, opened.cfg)
+    sem, emb, pos, _ = clustering_sample(pixels, renders, opened.scene.thing_ids, opened.cfg.cluster)
     return EmbeddingCache(sem, emb, pos, views)
 
 
