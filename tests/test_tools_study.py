@@ -218,6 +218,8 @@ def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_pat
             "argmax=cluster.sweep_tolerance=0",
             "--variant",
             "narrow=model.semantic.hidden_dim=16",
+            "--variant",
+            "narrow, argmax=model.semantic.hidden_dim=16,cluster.sweep_tolerance=0",
         ]
     )
     v = data["variants"]
@@ -231,5 +233,13 @@ def test_ablation_reuses_the_study_fit_and_reproduces_its_numbers(study, tmp_pat
     assert v["narrow"]["shared_refitted"]
     narrow = json.loads((work / "ablate" / "N003" / "narrow" / "shared" / "config.json").read_text())
     assert narrow["config"]["model"]["semantic"]["hidden_dim"] == 16
+    # the same shared settings as "narrow" (only the decoding differs): its fields are reused, not fitted again
+    assert v["narrow, argmax"]["shared_refitted"]
+    assert (
+        v["narrow, argmax"]["shared_run"]
+        == v["narrow"]["shared_run"]
+        == str(work / "ablate" / "N003" / "narrow" / "shared")
+    )
+    assert not (work / "ablate" / "N003" / "narrow--argmax" / "shared").exists()
     md = (tmp_path / "abl" / "ablation.md").read_text()
     assert "| study | (the study) | the study | 12 |" in md and "`model.semantic.hidden_dim=16`" in md

@@ -108,6 +108,13 @@ class StudyConfig:
     max_cluster_views: int = 80
     cluster_points_per_object: int = 600
     """HDBSCAN subsample = clamp(points_per_object * N, min_cluster_points, max_cluster_points)."""
+    cluster_sample: str = "uniform"
+    """``cluster.sample`` of every fit: ``uniform`` (the paper) or ``segment`` (at most
+    ``cluster_points_per_segment`` pixels of every 2D segment of every clustering view, so small objects get points)."""
+    cluster_points_per_segment: int = 8
+    """``cluster.points_per_segment`` when ``cluster_sample = segment``."""
+    max_score_views: int = 0
+    """``cluster.max_score_views``: the sweep scores its candidates on at most this many clustering views (0 = all)."""
     min_cluster_points: int = 20_000
     max_cluster_points: int = 60_000
     slot_margin: float = 0.1
@@ -241,6 +248,9 @@ def fit_config_for(cfg: StudyConfig, n: int, num_train_views: int):
         cfg.cluster_view_fraction * num_train_views, cfg.min_cluster_views, cfg.max_cluster_views
     )
     fit.cluster.max_points = _clamp(cfg.cluster_points_per_object * n, cfg.min_cluster_points, cfg.max_cluster_points)
+    fit.cluster.sample = cfg.cluster_sample
+    fit.cluster.points_per_segment = cfg.cluster_points_per_segment
+    fit.cluster.max_score_views = cfg.max_score_views
     return fit
 
 

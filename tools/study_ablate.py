@@ -109,8 +109,13 @@ def run_ablation(
         t0 = time.perf_counter()
         fit = apply_overrides(study_fit, overrides) if overrides else study_fit
         shared = _shared(fit)
-        if shared_fit_key(shared) == study_key:
+        key_now = shared_fit_key(shared)
+        earlier = _earlier_shared_fit(work / "ablate" / f"N{n:03d}", key_now, scene_dir)
+        if key_now == study_key:
             base, refit = study_shared, False
+        elif earlier is not None:
+            base, refit = earlier, True
+            log(f"{name}: the overrides change the shared fields; reusing {base} (fitted with the same settings)")
         else:
             base, refit = work / "ablate" / f"N{n:03d}" / _slug(name) / "shared", True
             log(f"{name}: the overrides change the shared fields; fitting them into {base}")
@@ -124,6 +129,7 @@ def run_ablation(
         data["variants"][key] = {
             "overrides": overrides,
             "shared_refitted": refit,
+            "shared_run": str(base),
             "seconds": round(time.perf_counter() - t0, 1),
             **{
                 k: r[k]
@@ -144,6 +150,20 @@ def run_ablation(
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.md").write_text(render_markdown(data))
     return data
+
+
+def _earlier_shared_fit(ablate_dir: Path, key: dict, scene_dir: Path):
+    """A finished shared fit of an earlier variant (``ablate_dir/*/shared``) on the same scene with the same shared
+    settings ``key``, or None: variants that differ only in instance or clustering settings from one that refitted
+    the shared fields reuse its fields instead of fitting them again."""
+    for cand in sorted(ablate_dir.glob("*/shared")):
+        run = RunDir(cand)
+        if not run.fit_summary.exists():
+            continue
+        scene, cand_key = stored_shared_fit_key(run.config)
+        if cand_key == key and scene == str(Path(scene_dir).resolve()):
+            return cand
+    return None
 
 
 def _shared(fit):
