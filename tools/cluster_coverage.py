@@ -67,7 +67,10 @@ def main(argv=None) -> dict:
     p.add_argument("--min-pixels", type=int, nargs="+", default=[1, 20, 40])
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     a = p.parse_args(argv)
-    res = coverage(a.scene, a.views, a.min_pixels)
+    try:
+        res = coverage(a.scene, a.views, a.min_pixels)
+    except (OSError, ValueError) as e:  # SceneFormatError is a ValueError: one line, no traceback
+        raise SystemExit(f"cluster_coverage: {e}") from None
     print(f"{a.scene}: {res['train_views']} training views, {res['test_objects']} objects in the test views")
     for r in res["rows"]:
         print(

@@ -110,7 +110,9 @@ def run_ablation(
         fit = apply_overrides(study_fit, overrides) if overrides else study_fit
         shared = _shared(fit)
         key_now = shared_fit_key(shared)
-        earlier = _earlier_shared_fit(work / "ablate" / f"N{n:03d}", key_now, scene_dir)
+        earlier = None
+        if key_now != study_key:
+            earlier = _earlier_shared_fit(work / "ablate" / f"N{n:03d}", key_now, scene_dir)
         if key_now == study_key:
             base, refit = study_shared, False
         elif earlier is not None:

@@ -211,30 +211,24 @@ def cluster_from_training_views(
     inputs_inst = [pixels.instance[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     scored = clustering_views(list(range(len(views))), cfg.cluster.max_score_views or len(views))
 
-    def label_views(labeler) -> list[np.ndarray]:
+    def label_renders(labeler, rs: Sequence[ViewRender]) -> list[np.ndarray]:
         return [
             np.asarray(
                 labeler.label(
                     r.semantic.reshape(-1), r.embedding.reshape(-1, r.embedding.shape[-1]), r.position.reshape(-1, 3)
                 )
             ).reshape(r.semantic.shape)
-            for r in renders
+            for r in rs
         ]
+
+    def label_views(labeler) -> list[np.ndarray]:
+        return label_renders(labeler, renders)
 
     def score(labeler) -> float:
         scored_renders = [renders[p] for p in scored]
         res = frame_pq(
             [r.semantic for r in scored_renders],
-            [
-                np.asarray(
-                    labeler.label(
-                        r.semantic.reshape(-1),
-                        r.embedding.reshape(-1, r.embedding.shape[-1]),
-                        r.position.reshape(-1, 3),
-                    )
-                ).reshape(r.semantic.shape)
-                for r in scored_renders
-            ],
+            label_renders(labeler, scored_renders),
             [inputs_sem[p] for p in scored],
             [inputs_inst[p] for p in scored],
             things=things,
