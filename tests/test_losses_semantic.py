@@ -9,6 +9,7 @@ from lift3d.losses import (
     segment_consistency_loss,
     segment_consistency_targets,
     semantic_loss,
+    semantic_ray_weights,
 )
 
 
@@ -40,6 +41,53 @@ def test_semantic_loss_confidence_weighting():
     # zero confidence removes a ray's contribution entirely
     zero = semantic_loss(log_probs, target, torch.tensor([0.0, 1.0])).item()
     assert math.isclose(zero, math.log(10) / 2, rel_tol=1e-6)
+
+
+def test_semantic_ray_weights_by_hand():
+    target = torch.tensor([0, 0, 1, 1, 1])
+    conf = torch.tensor([0.8, 0.4, 0.2, 0.3, 0.1])
+    assert torch.equal(semantic_ray_weights(target, conf, "segmenter"), conf)
+    assert semantic_ray_weights(target, conf, "off") is None
+    assert semantic_ray_weights(target, None, "class-balanced") is None
+    # class 0: mean 0.6 -> 0.8/0.6, 0.4/0.6; class 1: mean 0.2 -> 1.0, 1.5, 0.5
+    w = semantic_ray_weights(target, conf, "class-balanced")
+    assert torch.allclose(w, torch.tensor([4 / 3, 2 / 3, 1.0, 1.5, 0.5]), atol=1e-6)
+    # scaling one class's confidences does not change the balanced weights
+    w2 = semantic_ray_weights(target, conf * torch.tensor([1.0, 1.0, 0.25, 0.25, 0.25]), "class-balanced")
+    assert torch.allclose(w, w2, atol=1e-6)
+    # a class whose every confidence is 0 keeps weight 0
+    w0 = semantic_ray_weights(target, torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]), "class-balanced")
+    assert torch.equal(w0, torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0]))
+    try:
+        semantic_ray_weights(target, conf, "none")
+    except ValueError as e:
+        assert "off" in str(e)
+    else:
+        raise AssertionError("an unknown mode must raise")
+
+
+def _fitted_class(mode: str) -> int:
+    """Fit one class distribution to a point seen as class 1 in 60 % of 10 views (confidence 0.3) and as class 0 in
+    40 % (confidence 0.6); return the argmax class."""
+    target = torch.tensor([1] * 6 + [0] * 4)
+    conf = torch.tensor([0.3] * 6 + [0.6] * 4)
+    logits = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(300):
+        log_probs = torch.log_softmax(logits, 0).expand(10, 2)
+        loss = semantic_loss(log_probs, target, semantic_ray_weights(target, conf, mode))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return int(logits.argmax())
+
+
+def test_class_balanced_weights_keep_the_majority_class():
+    # confidence-weighted optimum p_k ~ count_k * conf_k: 6 * 0.3 = 1.8 < 4 * 0.6 = 2.4 -> the minority class wins
+    assert _fitted_class("segmenter") == 0
+    # balanced (and unweighted): p_k ~ count_k -> the class seen in 60 % of the views
+    assert _fitted_class("class-balanced") == 1
+    assert _fitted_class("off") == 1
 
 
 def _segment_rays():

@@ -54,6 +54,19 @@ def test_fit_config_scales_grid_and_encodings_with_scene_extent(study):
     assert small.cluster.max_points == 20_000 and big.cluster.max_points == 60_000
 
 
+def test_shared_iterations_and_steps_grow_with_the_training_views(study):
+    cfg = study.STUDY_CONFIGS["cpu-small-cover"]
+    # shared fit: 1.6 passes over 64 x 64 training pixels in batches of 1024 rays, clamped to [1500, 6000]
+    its = [study.fit_config_for(cfg, n, t).optim.iterations for n, t in ((25, 80), (100, 320), (500, 960))]
+    assert its == [1500, 2048, 6000]  # 512 -> 1500; 1.6 * 320 * 4096 / 1024 = 2048; 6144 -> 6000
+    assert [study.instance_steps_for(cfg, t) for t in (80, 320, 960)] == [2000, 2688, 8000]  # 8.4 / view
+    fit = study.fit_config_for(cfg, 500, 960)
+    assert fit.cluster_views == 960 and fit.cluster.sample == "segment" and fit.cluster.points_per_segment == 8
+    assert fit.losses.semantic_confidence == "class-balanced" and fit.cluster.position_weight is None
+    # without shared_passes the preset's iterations stand (cpu-small: 1500 for every N)
+    assert study.fit_config_for(study.STUDY_CONFIGS["cpu-small"], 500, 960).optim.iterations == 1500
+
+
 def test_method_config_changes_only_the_instance_objective(study):
     from tools.study_lift import method_config
 

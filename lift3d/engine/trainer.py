@@ -33,7 +33,7 @@ from lift3d.data.scene import Scene, SceneFormatError
 from lift3d.engine.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
 from lift3d.engine.config import FitConfig
 from lift3d.engine.run_dir import RunDir
-from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss
+from lift3d.losses import photometric_loss, segment_consistency_loss, semantic_loss, semantic_ray_weights
 from lift3d.losses.depth import depth_share, expected_depth_loss, line_of_sight_loss
 from lift3d.models import LiftModel
 from lift3d.models.lift_model import resolve_scene_contraction
@@ -297,7 +297,9 @@ class Trainer:
                 logs["fs"] = float(fs.detach())
         if self.step >= weights.semantic_start and weights.semantic_weight > 0:
             log_probs = model.render_semantic(samples)
-            s_loss = semantic_loss(log_probs, pixels.semantic[rows], pixels.confidence[rows])
+            target = pixels.semantic[rows]
+            ray_weights = semantic_ray_weights(target, pixels.confidence[rows], weights.semantic_confidence)
+            s_loss = semantic_loss(log_probs, target, ray_weights)
             loss = loss + weights.semantic_weight * s_loss
             logs["sem"] = float(s_loss.detach())
         self.opt_field.zero_grad(set_to_none=True)

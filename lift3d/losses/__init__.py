@@ -11,11 +11,12 @@ from .contrastive import (
     vanilla_contrastive_loss,
 )
 from .photometric import photometric_loss
-from .semantic import segment_consistency_loss, segment_consistency_targets, semantic_loss
+from .semantic import segment_consistency_loss, segment_consistency_targets, semantic_loss, semantic_ray_weights
 
 __all__ = [
     "photometric_loss",
     "semantic_loss",
+    "semantic_ray_weights",
     "segment_consistency_loss",
     "segment_consistency_targets",
     "slow_fast_contrastive_loss",

@@ -37,6 +37,11 @@ class LossConfig:
     """Weight of the instance objective."""
     semantic_weight: float = 0.1
     """Weight of the confidence-weighted semantic cross-entropy."""
+    semantic_confidence: Literal["segmenter", "class-balanced", "off"] = "segmenter"
+    """How the 2D segmenter's confidences weigh the semantic cross-entropy (:func:`lift3d.losses.semantic_ray_weights`):
+    ``segmenter`` as given (the paper); ``class-balanced`` normalised to a mean of 1 within each class of the batch,
+    so a segmenter that is less sure of its object masks than of the background cannot tilt the field towards the
+    background; ``off`` unweighted."""
     segment_consistency_weight: float = 0.12
     """Weight of Panoptic Lifting's segment-consistency loss (0.1 x 1.2 in the reference)."""
     depth_weight: float = 0.1

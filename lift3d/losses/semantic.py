@@ -47,6 +47,46 @@ def semantic_loss(
 
 
 @torch.no_grad()
+def semantic_ray_weights(target: torch.Tensor, confidence: torch.Tensor | None, mode: str) -> torch.Tensor | None:
+    r"""Per-ray weights :math:`w_r` of :func:`semantic_loss` from the 2D segmenter's confidences.
+
+    - ``segmenter``: :math:`w_r = c_r`, the confidence as given (Contrastive Lift / Semantic-NeRF).
+    - ``off``: :math:`w_r = 1` (returns None).
+    - ``class-balanced``: the confidence normalised within each class of the batch,
+
+      .. math::
+          w_r = \frac{c_r}{\bar c_{y_r}}, \qquad
+          \bar c_k = \frac{1}{|\{r' : y_{r'} = k\}|} \sum_{r' : y_{r'} = k} c_{r'}
+
+      so every class keeps a mean weight of 1: confidences still rank the rays of one class, but a segmenter
+      whose scores are lower on one class than on another (object masks against the background) cannot tilt the
+      fitted class prior. With plain confidences the optimum of the weighted cross-entropy at a point seen as
+      class :math:`k` in a fraction :math:`p_k` of its views is :math:`\hat p_k \propto p_k \bar c_k`.
+
+    Args:
+        target: class id per ray, ``[num_rays]``.
+        confidence: ``[num_rays]`` in ``[0, 1]``, or None (every mode then gives None: unweighted).
+        mode: ``segmenter``, ``off`` or ``class-balanced``.
+
+    Returns:
+        ``[num_rays]`` weights (no gradient) or None for an unweighted loss.
+    """
+    if mode not in ("segmenter", "off", "class-balanced"):
+        raise ValueError(f"semantic_ray_weights: unknown mode {mode!r}; use segmenter, off or class-balanced.")
+    if confidence is None or mode == "off":
+        return None
+    if mode == "segmenter":
+        return confidence
+    classes, inverse = torch.unique(target.long(), return_inverse=True)
+    conf = confidence.to(torch.float32)
+    sums = torch.zeros(classes.numel(), dtype=conf.dtype, device=conf.device).index_add_(0, inverse, conf)
+    counts = torch.bincount(inverse, minlength=classes.numel()).to(conf.dtype)
+    mean = sums / counts
+    # a class whose every ray has confidence 0 stays at weight 0
+    return torch.where(mean[inverse] > 0, conf / mean[inverse].clamp_min(1e-12), torch.zeros_like(conf))
+
+
+@torch.no_grad()
 def segment_consistency_targets(log_probs: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     r"""Hard class target per ray for the segment consistency loss (no gradient).
 
