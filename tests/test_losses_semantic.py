@@ -127,3 +127,25 @@ def test_segment_consistency_without_segments_is_zero_and_differentiable():
     loss = segment_consistency_loss(log_probs, torch.tensor([0]))
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(log_probs.grad, torch.zeros(1, 2))
+
+
+def test_fit_log_flags_unsure_object_masks():
+    from types import SimpleNamespace
+
+    from lift3d.engine.trainer import describe_class_confidence
+    from lift3d.losses.config import LossConfig
+
+    # 2 thing pixels (class 1) at 0.3, 6 stuff pixels (class 0) at 0.6: 25 % things, 0.30 vs 0.60 -> flagged
+    pixels = SimpleNamespace(
+        semantic=torch.tensor([1, 1, 0, 0, 0, 0, 0, 0]), confidence=torch.tensor([0.3, 0.3] + [0.6] * 6)
+    )
+    lines = describe_class_confidence(pixels, {1}, LossConfig())
+    assert lines[0].startswith("2D classes: 25% thing pixels, mean confidence 0.30 on things, 0.60 on stuff")
+    assert len(lines) == 2 and "class-balanced" in lines[1]
+    # balanced weights, or confidences within 75 % of each other: no warning
+    assert len(describe_class_confidence(pixels, {1}, LossConfig(semantic_confidence="class-balanced"))) == 1
+    pixels.confidence = torch.tensor([0.5, 0.5] + [0.6] * 6)
+    assert len(describe_class_confidence(pixels, {1}, LossConfig())) == 1
+    # no thing class, or no semantic loss: nothing to say
+    assert describe_class_confidence(pixels, set(), LossConfig()) == []
+    assert describe_class_confidence(pixels, {1}, LossConfig(semantic_weight=0.0)) == []

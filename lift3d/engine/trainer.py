@@ -50,6 +50,39 @@ def resolve_device(name: str) -> str:
     return name
 
 
+#: the confidence-weighted semantic loss is flagged when the 2D input's mean confidence on thing pixels is below this
+#: fraction of its mean on stuff pixels (issue 14: detic-real at N = 500, 0.27 vs 0.53, rendered no object)
+CONFIDENCE_IMBALANCE_WARNING = 0.75
+
+
+def describe_class_confidence(pixels, thing_ids, losses) -> list[str]:
+    """The fit log's line on the 2D input's classes: share of thing pixels and mean confidence on thing and stuff
+    pixels, with a warning when ``losses.semantic_confidence = segmenter`` and the segmenter is much less sure of its
+    object masks than of the background (the weighted cross-entropy then pulls the field towards stuff; see
+    :func:`lift3d.losses.semantic_ray_weights`). Empty when the scene has no thing class or no semantic loss."""
+    if not thing_ids or losses.semantic_weight <= 0:
+        return []
+    is_thing = torch.isin(pixels.semantic, torch.as_tensor(sorted(thing_ids), dtype=pixels.semantic.dtype))
+    n_thing = int(is_thing.sum())
+    n_stuff = int(is_thing.numel() - n_thing)
+    if n_thing == 0 or n_stuff == 0:
+        return []
+    conf = pixels.confidence
+    c_thing = float(conf[is_thing].mean())
+    c_stuff = float(conf[~is_thing].mean())
+    lines = [
+        f"2D classes: {100 * n_thing / is_thing.numel():.3g}% thing pixels, mean confidence {c_thing:.2f} on things, "
+        f"{c_stuff:.2f} on stuff; semantic loss weights: {losses.semantic_confidence}"
+    ]
+    if losses.semantic_confidence == "segmenter" and c_thing < CONFIDENCE_IMBALANCE_WARNING * c_stuff:
+        lines.append(
+            f"warning: the 2D segmenter is much less sure of its object pixels ({c_thing:.2f}) than of the stuff "
+            f"({c_stuff:.2f}); the confidence-weighted semantic loss leans towards stuff and may render no object "
+            "(docs/results/cpu-small-n500-real). Set losses.semantic_confidence=class-balanced to weigh classes alike."
+        )
+    return lines
+
+
 @dataclass
 class StepInfo:
     """What a step callback is told after every training step."""
@@ -113,6 +146,8 @@ class Trainer:
         )
         log(self.backends.describe())
         for line in describe_inputs(self.train_pixels):
+            log(line)
+        for line in describe_class_confidence(self.train_pixels, scene.thing_ids, cfg.losses):
             log(line)
         self.model = LiftModel(
             cfg.model,
