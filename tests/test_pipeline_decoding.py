@@ -225,3 +225,11 @@ def test_a_segment_sampled_fit_clusters_per_segment_and_the_viewer_re_clusters_t
     mine = recluster(opened, cache, record["min_cluster_size"])
     for c, cc in fit_labeler.classes.items():
         np.testing.assert_allclose(mine.classes[c].centroids, cc.centroids)
+    # without the embedding (argmax decoders): the same points, an empty embedding
+    from lift3d.pipeline.decoding import clustering_sample
+
+    sem_e, emb_e, pos_e, n_e = clustering_sample(pixels, renders, things, opened.cfg.cluster)
+    sem_0, emb_0, pos_0, n_0 = clustering_sample(pixels, renders, things, opened.cfg.cluster, with_embedding=False)
+    np.testing.assert_array_equal(sem_0, sem_e)
+    np.testing.assert_array_equal(pos_0, pos_e)
+    assert n_0 == n_e and emb_e.shape == (len(sem_e), renders[0].embedding.shape[-1]) and emb_0.shape == (len(sem_e), 0)

@@ -102,10 +102,12 @@ def run_scene_tasks(
 ) -> int:
     """Dispatch :func:`scene_unit` for every ``n`` in ``objects`` that misses any of ``all_names`` (``done_of(n)``
     lists those it has); ``on_result`` receives each task's return value as it finishes. Returns the number of
-    tasks run. A task that fails stops the study with its error (:func:`lift3d.fanout.run_tasks`)."""
+    tasks run, largest N first (the longest task). A task that fails stops the study with its error
+    (:func:`lift3d.fanout.run_tasks`)."""
     from lift3d.fanout import RayOptions, run_tasks
 
-    todo = [n for n in objects if not all(name in done_of(n) for name in all_names)]
+    # largest scene first: it is the longest task, and starting it last would leave the other workers idle at the end
+    todo = sorted((n for n in objects if not all(name in done_of(n) for name in all_names)), reverse=True)
     if not todo:
         return 0
     ray = init_ray(address, workers)

@@ -150,18 +150,29 @@ def render_clustering_views(
 
 
 def clustering_sample(
-    pixels: PixelSet, renders: Sequence[ViewRender], thing_ids: Sequence[int], cluster: Any
+    pixels: PixelSet,
+    renders: Sequence[ViewRender],
+    thing_ids: Sequence[int],
+    cluster: Any,
+    with_embedding: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The pixels of the rendered clustering views that are clustered: every valid pixel (``PixelSet.valid``), or
     with ``cluster.sample = "segment"`` at most ``cluster.points_per_segment`` thing pixels of each 2D segment of
     each view (:func:`segment_balanced_rows`). The fit and the viewer's re-clustering both take their points here.
 
+    ``with_embedding = False`` (decoders that do not cluster, e.g. argmax over slots) leaves the embedding out:
+    ``[M, 0]``. Linear assignment's 550 slot logits over 960 views of 64 x 64 are 8.6 GB, and a concatenated copy
+    doubled the decode's peak memory (the N = 500 study was killed by the OOM killer there).
+
     Returns:
-        (semantic ``[M]``, embedding ``[M, D]``, surface point ``[M, 3]``, number of valid pixels rendered as a
-        thing class before the segment sample).
+        (semantic ``[M]``, embedding ``[M, D]`` (``[M, 0]`` without it), surface point ``[M, 3]``, number of valid
+        pixels rendered as a thing class before the segment sample).
     """
     sem = np.concatenate([r.semantic.reshape(-1) for r in renders])
-    emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    if with_embedding:
+        emb = np.concatenate([r.embedding.reshape(-1, r.embedding.shape[-1]) for r in renders])
+    else:
+        emb = np.zeros((sem.shape[0], 0), np.float32)
     pos = np.concatenate([r.position.reshape(-1, 3) for r in renders])
     view_of, segment = pixels.pixel_view.numpy(), pixels.instance.numpy()
     if pixels.valid is not None:
@@ -199,7 +210,10 @@ def cluster_from_training_views(
     views, pixels, renders = render_clustering_views(model, scene, cfg, progress, log, exact, fast)
     seconds_render = time.perf_counter() - t0
     things = scene.thing_ids
-    sem, emb, pos, num_rendered = clustering_sample(pixels, renders, things, cfg.cluster)
+    objective = build_objective(cfg.losses, cfg.model.embedding_dim)
+    sem, emb, pos, num_rendered = clustering_sample(
+        pixels, renders, things, cfg.cluster, with_embedding=objective.decoder == "clustering"
+    )
     inputs_sem = [pixels.semantic[pixels.view_rows(p)].reshape(pixels.sizes[p]).numpy() for p in range(len(views))]
     void: tuple[int, ...] = ()
     if pixels.valid is not None:  # masked pixels: no clustering sample, void in the sweep's score
@@ -245,7 +259,6 @@ def cluster_from_training_views(
         "sample": cfg.cluster.sample,
         "scored_views": len(scored),
     }
-    objective = build_objective(cfg.losses, cfg.model.embedding_dim)
     t0 = time.perf_counter()
     sweep = sweep_steps(cfg.cluster, cfg.sweep_sizes) if objective.decoder == "clustering" else 1
     with stage_progress("cluster: min_cluster_size sweep", sweep, "sizes", progress, log) as advance:
