@@ -62,7 +62,9 @@ def describe_class_confidence(pixels, thing_ids, losses) -> list[str]:
     :func:`lift3d.losses.semantic_ray_weights`). Empty when the scene has no thing class or no semantic loss."""
     if not thing_ids or losses.semantic_weight <= 0:
         return []
-    is_thing = torch.isin(pixels.semantic, torch.as_tensor(sorted(thing_ids), dtype=pixels.semantic.dtype))
+    is_thing = torch.isin(
+        pixels.semantic, torch.as_tensor(sorted(thing_ids), dtype=pixels.semantic.dtype, device=pixels.semantic.device)
+    )
     n_thing = int(is_thing.sum())
     n_stuff = int(is_thing.numel() - n_thing)
     if n_thing == 0 or n_stuff == 0:
