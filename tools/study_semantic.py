@@ -113,11 +113,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
     out["study_config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     out.setdefault("variants", {})
     scene_dir = args.work / f"N{args.objects}"
-    stats = prepare_scene(cfg, args.objects, scene_dir)
+    prepare_scene(cfg, args.objects, scene_dir)
     scene = load_scene(scene_dir)
     out["scene"] = {"path": str(scene_dir), "objects": args.objects, "views": len(scene.frames)}
     out["input_train"] = input_class_statistics(scene, list(scene.train_indices))
-    del stats
     for name, overrides in variants:
         if name in out["variants"]:
             print(f"{name}: done earlier, kept")
@@ -140,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             "iterations": fit.optim.iterations,
             "seconds_fit": round(seconds, 1),
             **_score_semantics(scene, trainer.model, list(scene.test_indices), fit.render_chunk),
-            "fit_summary_keys": sorted(summary)[:20],
+            "fit_iterations_per_second": summary.get("iterations_per_second"),
         }
         out["variants"][name] = entry
         print(
