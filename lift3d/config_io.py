@@ -62,8 +62,31 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
             obj = getattr(obj, p)
         if not dataclasses.is_dataclass(obj) or not hasattr(obj, last):
             raise ConfigOverrideError(f"override {item!r}: no field {last!r} in {type(obj).__name__}")
-        setattr(obj, last, parse_like(getattr(obj, last), raw, item))
+        value = parse_like(getattr(obj, last), raw, item)
+        choices = literal_choices(type(obj), last)
+        if choices and value not in choices:
+            raise ConfigOverrideError(f"override {item!r}: {value!r} is not one of {', '.join(map(str, choices))}")
+        setattr(obj, last, value)
     return cfg
+
+
+def literal_choices(cls: type, name: str) -> tuple:
+    """The allowed values of field ``name`` of dataclass ``cls`` when it is annotated ``Literal[...]`` (or
+    ``Optional[Literal[...]]``, None included); ``()`` for any other annotation."""
+    import typing
+
+    try:
+        hint = typing.get_type_hints(cls).get(name)
+    except Exception:  # an annotation that does not resolve: no check
+        return ()
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(hint)
+        lits = [a for a in args if typing.get_origin(a) is typing.Literal]
+        if lits and all(typing.get_origin(a) is typing.Literal or a is type(None) for a in args):
+            return tuple(v for a in lits for v in typing.get_args(a)) + ((None,) if type(None) in args else ())
+    return ()
 
 
 def parse_like(current: Any, raw: str, item: str) -> Any:

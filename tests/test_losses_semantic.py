@@ -149,3 +149,15 @@ def test_fit_log_flags_unsure_object_masks():
     # no thing class, or no semantic loss: nothing to say
     assert describe_class_confidence(pixels, set(), LossConfig()) == []
     assert describe_class_confidence(pixels, {1}, LossConfig(semantic_weight=0.0)) == []
+
+
+def test_an_override_outside_a_literal_field_is_refused_before_any_work():
+    import pytest
+
+    from lift3d.config_io import ConfigOverrideError, apply_overrides
+    from lift3d.presets import get_preset
+
+    cfg = apply_overrides(get_preset("tiny"), ["losses.semantic_confidence=class-balanced"])
+    assert cfg.losses.semantic_confidence == "class-balanced"
+    with pytest.raises(ConfigOverrideError, match="not one of segmenter, class-balanced, off"):
+        apply_overrides(get_preset("tiny"), ["losses.semantic_confidence=maybe"])

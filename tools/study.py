@@ -193,33 +193,6 @@ STUDY_CONFIGS: dict[str, StudyConfig] = {
         sweep_objects=25,
         threads=1,
     ),
-    # cpu-small with what makes N = 500 segment (docs/results/cpu-small-n500-cover): clustering on every training
-    # view with 8 pixels of every 2D segment, the sweep scored on 80 views, instance steps and shared-fit iterations
-    # growing with the training views (2000 -> 8000 steps, 1500 -> 6000 iterations at N = 500), the weight of the
-    # surface point in the clustering chosen by the sweep, and the semantic loss's confidences balanced per class
-    # (docs/results/cpu-small-n500-real)
-    "cpu-small-cover": StudyConfig(
-        preset="cpu-small",
-        objects=(25, 50, 100, 500),
-        resolution=64,
-        views_per_object=4.0,
-        min_views=100,
-        max_views=1200,
-        fit_overrides=("cluster.position_weight=None", "losses.semantic_confidence=class-balanced"),
-        shared_passes=1.6,
-        min_shared_iterations=1500,
-        max_shared_iterations=6000,
-        instance_steps_per_train_view=8.4,
-        min_instance_steps=2000,
-        max_instance_steps=8000,
-        cluster_view_fraction=1.0,
-        max_cluster_views=1200,
-        cluster_sample="segment",
-        cluster_points_per_segment=8,
-        max_score_views=80,
-        sweep_objects=25,
-        threads=1,
-    ),
     # paper-size scenes (600 views of 256x256, focal 2.5 as datasets/messy_rooms/configs): meant for a GPU
     "paper": StudyConfig(
         preset="contrastive-lift",
@@ -244,6 +217,28 @@ STUDY_CONFIGS: dict[str, StudyConfig] = {
         throughput_block=100,
     ),
 }
+
+
+# cpu-small with what makes N = 500 segment (docs/results/cpu-small-n500-cover): clustering on every training
+# view with 8 pixels of every 2D segment, the sweep scored on 80 views, instance steps and shared-fit iterations
+# growing with the training views (2000 -> 8000 steps, 1500 -> 6000 iterations at N = 500), the weight of the
+# surface point in the clustering chosen by the sweep, and the semantic loss's confidences balanced per class
+# (docs/results/cpu-small-n500-real)
+STUDY_CONFIGS["cpu-small-cover"] = dataclasses.replace(
+    STUDY_CONFIGS["cpu-small"],
+    fit_overrides=("cluster.position_weight=None", "losses.semantic_confidence=class-balanced"),
+    shared_passes=1.6,
+    min_shared_iterations=1500,
+    max_shared_iterations=6000,
+    instance_steps_per_train_view=8.4,
+    min_instance_steps=2000,
+    max_instance_steps=8000,
+    cluster_view_fraction=1.0,
+    max_cluster_views=1200,
+    cluster_sample="segment",
+    cluster_points_per_segment=8,
+    max_score_views=80,
+)
 
 
 # ---------------------------------------------------------------------------------------------- per-scene plan
