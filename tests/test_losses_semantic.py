@@ -142,10 +142,15 @@ def test_fit_log_flags_unsure_object_masks():
     lines = describe_class_confidence(pixels, {1}, LossConfig())
     assert lines[0].startswith("2D classes: 25% thing pixels, mean confidence 0.30 on things, 0.60 on stuff")
     assert len(lines) == 2 and "class-balanced" in lines[1]
-    # balanced weights, or confidences within 75 % of each other: no warning
+    # balanced weights, or object confidences at least 60 % of the stuff's: no warning
     assert len(describe_class_confidence(pixels, {1}, LossConfig(semantic_confidence="class-balanced"))) == 1
     pixels.confidence = torch.tensor([0.5, 0.5] + [0.6] * 6)
     assert len(describe_class_confidence(pixels, {1}, LossConfig())) == 1
+    # detic-like's ratio (0.54 vs 0.74 = 0.73): the lift segments with it, no warning; detic-real's (0.51): warned
+    pixels.confidence = torch.tensor([0.54, 0.54] + [0.74] * 6)
+    assert len(describe_class_confidence(pixels, {1}, LossConfig())) == 1
+    pixels.confidence = torch.tensor([0.27, 0.27] + [0.53] * 6)
+    assert len(describe_class_confidence(pixels, {1}, LossConfig())) == 2
     # no thing class, or no semantic loss: nothing to say
     assert describe_class_confidence(pixels, set(), LossConfig()) == []
     assert describe_class_confidence(pixels, {1}, LossConfig(semantic_weight=0.0)) == []
