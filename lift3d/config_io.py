@@ -73,6 +73,7 @@ def apply_overrides(cfg: C, overrides: Sequence[str]) -> C:
 def literal_choices(cls: type, name: str) -> tuple:
     """The allowed values of field ``name`` of dataclass ``cls`` when it is annotated ``Literal[...]`` (or
     ``Optional[Literal[...]]``, None included); ``()`` for any other annotation."""
+    import types
     import typing
 
     try:
@@ -81,7 +82,7 @@ def literal_choices(cls: type, name: str) -> tuple:
         return ()
     if typing.get_origin(hint) is typing.Literal:
         return typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         lits = [a for a in args if typing.get_origin(a) is typing.Literal]
         if lits and all(typing.get_origin(a) is typing.Literal or a is type(None) for a in args):
