@@ -1,6 +1,6 @@
 #!/bin/bash
 # Third run of paper 003 on generated scenes (docs/results/twod-copy-paste/README.md): the scenes, pretraining seeds 0 and 1
-# with table (a), then table (b) at 10% and 100% labels with 3000 fine-tuning steps. Run from the repository root.
+# with table (a), then table (b) at 10% and 100% labels with 3000 fine-tuning steps from each seed's pretrainings. Run from the repository root.
 set -e
 cd "$(git rev-parse --show-toplevel)"
 export PATH=$PWD/.venv/bin:$PATH
@@ -14,4 +14,6 @@ date -u +"seed1 pretrain %T"
 python -m tools.study_copy_paste $COMMON --seed 1 --work /work/cp-data/study7-seed1 --out /work/cp-data/study7-seed1.json --only pretrain unsupervised
 date -u +"seed0 finetune %T"
 python -m tools.study_copy_paste $COMMON --work /work/cp-data/study7 --out /work/cp-data/study7.json --only finetune
+date -u +"seed1 finetune %T"
+python -m tools.study_copy_paste $COMMON --seed 1 --work /work/cp-data/study7-seed1 --out /work/cp-data/study7-seed1.json --only finetune
 date -u +"done %T"
